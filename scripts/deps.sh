@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# System packages and the Python virtual environment dockyard needs, on Debian 12, as root.
+# Idempotent: a second run does no network work when everything is present.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
+      podman skopeo crun runc debootstrap hyperfine uidmap tmux)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Run the whole test suite (unit, golden, integration, cli, end-to-end) as root on Debian 12.
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -x
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/deps.sh"
+cd "$here"
+exec "$here/.venv/bin/python" -m pytest "${@:-tests}"

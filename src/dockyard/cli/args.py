@@ -1,0 +1,28 @@
+"""argparse, shaped like the Docker CLI: ``unknown flag`` errors exit 125, help goes to stdout."""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from dockyard.cli.main import UsageError
+
+
+class Parser(argparse.ArgumentParser):
+    def __init__(self, verb: str, usage: str, description: str = "") -> None:
+        super().__init__(prog=f"dockyard {verb}", usage=f"dockyard {verb} {usage}", description=description,
+                         allow_abbrev=False)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message = "unknown flag: " + message.split(":", 1)[1].strip()
+        raise UsageError(f'"{self.prog}" {message}')
+
+
+def kv_list(values: list[str] | None) -> dict[str, str]:
+    """``["a=b", "c"]`` -> ``{"a": "b", "c": ""}`` (labels, build args, filters)."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        k, _, val = v.partition("=")
+        out[k] = val
+    return out

@@ -1,0 +1,189 @@
+"""The ``dockyard`` command: global options, verb dispatch, and the one place errors become exit codes.
+
+Each verb lives in its own module under ``dockyard.cli`` and is imported only when used, so that
+``dockyard ps`` never pays for importing the build or network code. A verb module defines
+``main(ctx: Context, argv: list[str]) -> int``.
+
+Exit codes (as the Docker CLI): a verb's own status on success/failure (0/1); 125 for usage errors and for
+errors of dockyard itself in run/create/start/exec; 126/127 from the runtime when a command cannot be executed or
+is not found; a container's own exit status for ``run`` and ``start -a``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dockyard.state.db import Store
+
+# verb -> module under dockyard.cli
+VERBS: dict[str, str] = {
+    "images": "images", "tag": "images", "rmi": "images", "history": "images",
+    "import": "imageio", "save": "imageio", "load": "imageio",
+    "run": "run", "create": "run",
+    "start": "lifecycle", "stop": "lifecycle", "kill": "lifecycle", "restart": "lifecycle",
+    "rm": "lifecycle", "wait": "lifecycle", "pause": "lifecycle", "unpause": "lifecycle",
+    "rename": "lifecycle",
+    "ps": "ps", "logs": "logs", "exec": "exec", "inspect": "inspect",
+    "top": "top", "stats": "top",
+    "cp": "cp", "attach": "attach", "diff": "commit", "commit": "commit", "export": "commit",
+    "version": "version", "info": "version",
+}
+
+# management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
+MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
+    "image": {
+        "ls": ("images", "images"), "list": ("images", "images"), "rm": ("images", "rmi"),
+        "remove": ("images", "rmi"), "tag": ("images", "tag"), "history": ("images", "history"),
+        "inspect": ("images", "image-inspect"), "prune": ("images", "image-prune"),
+        "import": ("imageio", "import"), "save": ("imageio", "save"), "load": ("imageio", "load"),
+    },
+    "container": {
+        "ls": ("ps", "ps"), "list": ("ps", "ps"), "ps": ("ps", "ps"), "run": ("run", "run"),
+        "create": ("run", "create"), "start": ("lifecycle", "start"), "stop": ("lifecycle", "stop"),
+        "kill": ("lifecycle", "kill"), "restart": ("lifecycle", "restart"), "rm": ("lifecycle", "rm"),
+        "remove": ("lifecycle", "rm"), "wait": ("lifecycle", "wait"), "pause": ("lifecycle", "pause"),
+        "unpause": ("lifecycle", "unpause"), "rename": ("lifecycle", "rename"), "logs": ("logs", "logs"),
+        "exec": ("exec", "exec"), "inspect": ("inspect", "container-inspect"), "top": ("top", "top"),
+        "stats": ("top", "stats"), "cp": ("cp", "cp"), "attach": ("attach", "attach"),
+        "prune": ("lifecycle", "container-prune"), "diff": ("commit", "diff"),
+        "commit": ("commit", "commit"), "export": ("commit", "export"),
+    },
+}
+
+USAGE = """Usage:  dockyard [OPTIONS] COMMAND
+
+A daemonless, Docker-compatible container engine
+
+Options:
+      --root string     State directory (default "/var/lib/dockyard", env DOCKYARD_ROOT)
+      --debug           Show tracebacks for errors
+  -v, --version         Print version information and quit
+
+Commands:
+  run, create, start, stop, kill, restart, rm, ps, logs, exec, inspect, wait, pause, unpause,
+  rename, top, stats, cp, attach, diff, commit, export,
+  images, tag, rmi, history, import, save, load, version, info
+
+Management Commands:
+  image       Manage images (ls, rm, tag, history, inspect, prune, import, save, load)
+  container   Manage containers
+"""
+
+
+@dataclass
+class Context:
+    """What every verb gets: the state root and the verb name it was called as."""
+
+    root: str
+    verb: str
+    debug: bool = False
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from dockyard.state.db import Store
+
+            self._store = Store(self.root)
+        return self._store
+
+
+class UsageError(Exception):
+    """Bad flags or arguments: printed with a pointer to --help, exit 125."""
+
+
+def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
+    opts: dict[str, object] = {"root": None, "debug": False}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        a = argv[i]
+        if a == "--root":
+            if i + 1 >= len(argv):
+                raise UsageError("flag needs an argument: --root")
+            opts["root"] = argv[i + 1]
+            i += 2
+            continue
+        if a.startswith("--root="):
+            opts["root"] = a.split("=", 1)[1]
+        elif a in ("-D", "--debug"):
+            opts["debug"] = True
+        elif a in ("-v", "--version"):
+            opts["version"] = True
+        elif a in ("-h", "--help"):
+            opts["help"] = True
+        else:
+            raise UsageError(f"unknown flag: {a}")
+        i += 1
+    return opts, argv[i:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    debug = False
+    verb = ""
+    try:
+        g, rest = _parse_globals(args)
+        debug = bool(g["debug"])
+        if g.get("version"):
+            from dockyard import __version__
+
+            print(f"dockyard version {__version__}")
+            return 0
+        if g.get("help") or not rest:
+            sys.stdout.write(USAGE)
+            return 0
+        verb, rest = rest[0], rest[1:]
+        if verb in MANAGEMENT:
+            sub = MANAGEMENT[verb]
+            if not rest or rest[0] in ("-h", "--help"):
+                print(f"Usage:  dockyard {verb} COMMAND\n\nCommands:\n  " + ", ".join(sub))
+                return 0
+            if rest[0] not in sub:
+                raise UsageError(f"unknown command: dockyard {verb} {rest[0]}")
+            module, verb = sub[rest[0]]
+            rest = rest[1:]
+        elif verb in VERBS:
+            module = VERBS[verb]
+        else:
+            sys.stderr.write(f"dockyard: '{verb}' is not a dockyard command.\nSee 'dockyard --help'\n")
+            return 1
+        root = str(g["root"] or os.environ.get("DOCKYARD_ROOT") or "/var/lib/dockyard")
+        ctx = Context(root=os.path.abspath(root), verb=verb, debug=debug)
+        import importlib
+
+        mod = importlib.import_module(f"dockyard.cli.{module}")
+        return int(mod.main(ctx, rest) or 0)
+    except UsageError as e:
+        sys.stderr.write(f"{e}\nSee 'dockyard {verb + ' ' if verb else ''}--help'.\n")
+        return 125
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # the one place errors become exit codes
+        from dockyard.errors import ContainerExit, DockyardError
+
+        if isinstance(e, ContainerExit):
+            return e.status
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(e, DockyardError):
+            sys.stderr.write(f"Error: {e}\n")
+            return 125 if verb in ENGINE_EXIT_125 else 1
+        if isinstance(e, OSError):
+            from dockyard.errors import from_oserror
+
+            sys.stderr.write(f"Error: {from_oserror(e.filename or verb, e)}\n")
+            return 125 if verb in ENGINE_EXIT_125 else 1
+        sys.stderr.write(f"Error: internal error: {type(e).__name__}: {e} (rerun with --debug)\n")
+        return 125 if verb in ENGINE_EXIT_125 else 1
+
+
+# verbs whose own failures exit 125, so that 1..124 can only be the container's status
+ENGINE_EXIT_125 = {"run", "create", "start", "exec"}

@@ -1,0 +1,60 @@
+"""Identifiers: random container IDs, name validation and digest helpers.
+
+Vocabulary used across dockyard:
+- *digest*: ``sha256:<64 hex>`` of the bytes of a blob as stored (a compressed layer, a manifest, a config).
+- *diff_id*: digest of an *uncompressed* layer tar; listed in the image config's ``rootfs.diff_ids``.
+- *chain_id*: identifies a layer *stack*: ``chain(L1) = diff_id(L1)``,
+  ``chain(L1..Ln) = sha256(chain(L1..Ln-1) + " " + diff_id(Ln))``. Snapshots are keyed by chain ID.
+- *image ID*: the digest of the image's config blob (Docker shows its first 12 hex digits).
+- *container ID*: 64 random hex digits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+from dockyard.errors import InvalidArgument
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def new_id() -> str:
+    return os.urandom(32).hex()
+
+
+def short(digest_or_id: str) -> str:
+    """The 12-hex-digit form Docker shows in tables."""
+    return digest_or_id.split(":", 1)[-1][:12]
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def validate_digest(digest: str) -> str:
+    if not DIGEST_RE.match(digest):
+        raise InvalidArgument(f"invalid digest: {digest!r}")
+    return digest
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """Chain IDs for each prefix of ``diff_ids`` (OCI image spec, "ChainID")."""
+    out: list[str] = []
+    for d in diff_ids:
+        if not out:
+            out.append(d)
+        else:
+            out.append(sha256_digest(f"{out[-1]} {d}".encode()))
+    return out
+
+
+def validate_name(name: str, what: str = "container") -> str:
+    if not NAME_RE.match(name):
+        raise InvalidArgument(
+            f'Invalid {what} name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
+        )
+    return name

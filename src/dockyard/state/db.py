@@ -1,0 +1,145 @@
+"""The crash-safe metadata store: one SQLite database in WAL mode, shared by every dockyard process.
+
+There is no daemon: every CLI command, every container monitor and the optional API service open the same database
+file and change it only inside transactions (``with store.write() as cur: ...``, which is ``BEGIN IMMEDIATE``), so
+a ``kill -9`` at any instant leaves either the old or the new state, never a half one. Files that metadata points
+at (blobs, snapshots) are written *before* the transaction that makes them visible; a crash in between leaves only
+unreferenced files, which garbage collection removes.
+
+Layout of a root directory (``--root``, ``$DOCKYARD_ROOT``, default ``/var/lib/dockyard``)::
+
+    dockyard.db            this database
+    content/blobs/sha256/  content-addressed blobs (content.store)
+    snapshots/<hex>/       unpacked layers, keyed by chain ID (snapshots.store)
+    containers/<id>/       per-container bundle, upper dir, log, monitor files
+    volumes/<name>/_data   named volumes
+    tmp/                   staging area on the same filesystem, for atomic renames
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+DEFAULT_ROOT = "/var/lib/dockyard"
+
+# Each entry is applied once, in order; user_version records how many ran. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,              -- image ID = config digest
+        config TEXT NOT NULL,             -- the config blob, as stored (JSON text)
+        manifest_digest TEXT,             -- digest of the manifest we hold for it
+        layers TEXT NOT NULL,             -- JSON list of {digest, diff_id, size, media_type}
+        size INTEGER NOT NULL,            -- sum of uncompressed layer sizes
+        created TEXT NOT NULL,            -- config.created (RFC 3339)
+        added REAL NOT NULL               -- when it entered this store (unix time)
+    );
+    CREATE TABLE tags (
+        ref TEXT PRIMARY KEY,             -- fully normalised, e.g. docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE repo_digests (
+        ref TEXT PRIMARY KEY,             -- repo@sha256:... (manifest digest)
+        image_id TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE TABLE snapshots (
+        chain_id TEXT PRIMARY KEY,
+        parent TEXT,                      -- chain ID of the layer below, NULL for the base layer
+        diff_id TEXT NOT NULL,
+        size INTEGER NOT NULL
+    );
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image_id TEXT,                    -- NULL only for containers whose image was force-removed
+        image_ref TEXT NOT NULL,          -- what the user typed, as docker ps shows it
+        state TEXT NOT NULL,              -- created|running|paused|restarting|exited|removing|dead
+        config TEXT NOT NULL,             -- JSON: the create options (engine.options.ContainerSpec)
+        created REAL NOT NULL,
+        started REAL,
+        finished REAL,
+        pid INTEGER,                      -- the container's init process, as seen from the host
+        monitor_pid INTEGER,
+        exit_code INTEGER,
+        oom_killed INTEGER NOT NULL DEFAULT 0,
+        error TEXT NOT NULL DEFAULT '',
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        labels TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    """,
+]
+
+
+@dataclass
+class Store:
+    """A handle on one root directory and its database. Cheap to create; open one per process."""
+
+    root: str
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def tmp(self) -> str:
+        return self.path("tmp")
+
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            os.makedirs(self.root, mode=0o711, exist_ok=True)
+            os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+            c = sqlite3.connect(self.path("dockyard.db"), timeout=60, isolation_level=None,
+                                check_same_thread=False)
+            c.execute("PRAGMA busy_timeout=60000")
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=NORMAL")
+            c.execute("PRAGMA foreign_keys=ON")
+            c.row_factory = sqlite3.Row
+            self._migrate(c)
+            self._local.conn = c
+        return c
+
+    @staticmethod
+    def _migrate(c: sqlite3.Connection) -> None:
+        (version,) = c.execute("PRAGMA user_version").fetchone()
+        if version >= len(MIGRATIONS):
+            return
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = c.execute("PRAGMA user_version").fetchone()
+            for i in range(version, len(MIGRATIONS)):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+            c.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (BEGIN IMMEDIATE: writers queue instead of deadlocking)."""
+        c = self.conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c.cursor()
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return self.conn().execute(sql, args).fetchall()
+
+
+def open_store(root: str | None = None) -> Store:
+    return Store(root or os.environ.get("DOCKYARD_ROOT") or DEFAULT_ROOT)
