@@ -74,6 +74,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX containers_image ON containers(image_id);
     """,
+    # 1: pid start times guard against pid reuse when judging whether a container still runs
+    """
+    ALTER TABLE containers ADD COLUMN pid_start INTEGER;
+    ALTER TABLE containers ADD COLUMN monitor_start INTEGER;
+    """,
+    # 2: the image an image was committed/built from (docker's Parent; rmi's "dependent child images")
+    """
+    ALTER TABLE images ADD COLUMN parent TEXT;
+    CREATE INDEX images_parent ON images(parent);
+    """,
 ]
 
 

@@ -1,0 +1,128 @@
+"""``exec``: run a command in a running container, as a child of this command (no monitor involved)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from dockyard.cli.args import Parser
+from dockyard.cli.main import Context
+from dockyard.errors import InvalidArgument
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    p = Parser("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-u", "--user", default="")
+    p.add_argument("-w", "--workdir", default="")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("--detach-keys", default="")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    o = p.parse_args(argv)
+    if not o.command:
+        raise InvalidArgument("exec requires at least 2 arguments")
+    from dockyard.engine.containers import ContainerStore
+
+    c = ContainerStore(ctx.store).get(o.container)
+    c.can_exec()
+    from dockyard.cli.run import _env, _read_kv_files
+    from dockyard.engine import specgen
+
+    cdir = c.dir(ctx.store)
+    with open(os.path.join(cdir, "config.json"), "rb") as f:
+        spec = json.load(f)
+    proc = dict(spec["process"])
+    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
+    for e in _env(_read_kv_files(o.env_file) + o.env):
+        k, _, v = e.partition("=")
+        env[k] = v
+    if o.tty:
+        env.setdefault("TERM", "xterm")
+    proc["env"] = [f"{k}={v}" for k, v in env.items()]
+    proc["args"] = o.command
+    proc["terminal"] = o.tty
+    if o.workdir:
+        proc["cwd"] = o.workdir
+    if o.user:
+        proc["user"] = specgen.resolve_user(o.user, os.path.join(cdir, "rootfs"))
+    if o.privileged:
+        from dockyard.runtime.caps import CAP_NAMES
+
+        proc["capabilities"] = {k: list(CAP_NAMES) for k in ("bounding", "effective", "permitted")}
+    from dockyard.engine.monitor import RUNTIME_STATE
+    from dockyard.runtime.base import Stdio, get_runtime
+
+    rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
+    if o.detach:
+        null = os.open(os.devnull, os.O_RDWR)
+        rt.exec(c.id, proc, Stdio(null, null, null))
+        return 0
+    if o.tty:
+        return _exec_tty(rt, c.id, proc, o.interactive)
+    stdin = 0 if o.interactive else os.open(os.devnull, os.O_RDONLY)
+    sys.stdout.flush()
+    pid = rt.exec(c.id, proc, Stdio(stdin, 1, 2))
+    _, st = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(st)
+    return code if code >= 0 else 128 - code
+
+
+def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ignore[no-untyped-def]
+    import selectors
+    import termios
+    import tty
+
+    master, slave = os.openpty()
+    from dockyard.cli.stream import _winsize
+
+    ws = _winsize(1)
+    if ws:
+        import fcntl
+        import struct
+
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", ws[0], ws[1], 0, 0))
+    from dockyard.runtime.base import Stdio
+
+    pid = rt.exec(cid, proc, Stdio(slave, slave, slave, terminal_fd=slave))
+    os.close(slave)
+    saved = None
+    if interactive and os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ, "m")
+    if interactive:
+        sel.register(0, selectors.EVENT_READ, "i")
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "m":
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        raise StopIteration
+                    os.write(1, data)
+                else:
+                    data = os.read(0, 65536)
+                    if not data:
+                        sel.unregister(0)
+                        continue
+                    os.write(master, data)
+    except StopIteration:
+        pass
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+    _, st = os.waitpid(pid, 0)
+    os.close(master)
+    code = os.waitstatus_to_exitcode(st)
+    return code if code >= 0 else 128 - code

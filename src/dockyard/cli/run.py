@@ -1,0 +1,239 @@
+"""``run`` and ``create``: Docker's flags -> ContainerSpec -> engine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dockyard.cli.args import Parser
+from dockyard.cli.main import Context, UsageError
+from dockyard.errors import InvalidArgument
+
+
+def _parser(verb: str) -> Parser:
+    p = Parser(verb, "[OPTIONS] IMAGE [COMMAND] [ARG...]")
+    a = p.add_argument
+    a("-d", "--detach", action="store_true")
+    a("-i", "--interactive", action="store_true")
+    a("-t", "--tty", action="store_true")
+    a("--rm", action="store_true")
+    a("--name")
+    a("-e", "--env", action="append", default=[])
+    a("--env-file", action="append", default=[])
+    a("-w", "--workdir", default="")
+    a("-u", "--user", default="")
+    a("--entrypoint")
+    a("-h", "--hostname", default="")
+    a("--domainname", default="")
+    a("-l", "--label", action="append", default=[])
+    a("--label-file", action="append", default=[])
+    a("--read-only", action="store_true")
+    a("--tmpfs", action="append", default=[])
+    a("--init", action="store_true")
+    a("--restart", default="no")
+    a("--stop-signal", default="")
+    a("--stop-timeout", type=int)
+    a("--cap-add", action="append", default=[])
+    a("--cap-drop", action="append", default=[])
+    a("--security-opt", action="append", default=[])
+    a("--ulimit", action="append", default=[])
+    a("--shm-size", default="")
+    a("--add-host", action="append", default=[])
+    a("--dns", action="append", default=[])
+    a("--cidfile", default="")
+    a("--privileged", action="store_true")
+    a("-m", "--memory", default="")
+    a("--memory-swap", default="")
+    a("--memory-reservation", default="")
+    a("--oom-kill-disable", action="store_true")
+    a("--cpus", default="")
+    a("-c", "--cpu-shares", type=int, default=0)
+    a("--cpu-period", type=int, default=0)
+    a("--cpu-quota", type=int, default=0)
+    a("--cpuset-cpus", default="")
+    a("--cpuset-mems", default="")
+    a("--pids-limit", type=int, default=0)
+    a("--network", "--net", default="default")
+    a("-v", "--volume", action="append", default=[])
+    a("--mount", action="append", default=[])
+    a("--runtime", default="dockyard")
+    a("--sysctl", action="append", default=[])
+    a("--platform", default="")
+    a("--pull", default="missing")
+    a("-q", "--quiet", action="store_true")
+    a("-a", "--attach", action="append", default=[])
+    a("--sig-proxy", default="true")
+    a("--detach-keys", default="")
+    a("image")
+    a("command", nargs=argparse.REMAINDER)
+    return p
+
+
+def _read_kv_files(paths: list[str]) -> list[str]:
+    out = []
+    for p in paths:
+        try:
+            with open(p, encoding="utf-8") as f:
+                for ln in f:
+                    ln = ln.strip()
+                    if ln and not ln.startswith("#"):
+                        out.append(ln)
+        except OSError as e:
+            raise InvalidArgument(f"open {p}: {os.strerror(e.errno or 0).lower()}") from None
+    return out
+
+
+def _env(values: list[str]) -> list[str]:
+    out = []
+    for v in values:
+        if "=" in v:
+            out.append(v)
+        elif v in os.environ:  # -e NAME passes the caller's value, as Docker does
+            out.append(f"{v}={os.environ[v]}")
+    return out
+
+
+def _volumes(specs: list[str], mounts: list[str]) -> list:
+    from dockyard.engine.options import MountSpec
+
+    out = []
+    for v in specs:
+        parts = v.split(":")
+        if len(parts) == 1:
+            raise InvalidArgument(f"anonymous volumes are not supported yet: {v}")
+        src, dst = parts[0], parts[1]
+        mode = parts[2] if len(parts) > 2 else ""
+        if not dst.startswith("/"):
+            raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: \'{dst}\' '
+                                  "mount path must be absolute")
+        if not src.startswith("/"):
+            raise InvalidArgument(f"named volumes are not supported yet: {src}")
+        os.makedirs(src, exist_ok=True)  # -v creates a missing host directory (Docker's legacy behaviour)
+        out.append(MountSpec(type="bind", source=src, target=dst, readonly="ro" in mode.split(",")))
+    for m in mounts:
+        kv = {}
+        for item in m.split(","):
+            k, _, val = item.partition("=")
+            kv[k.strip()] = val
+        typ = kv.pop("type", "volume")
+        src = kv.pop("source", kv.pop("src", ""))
+        dst = kv.pop("target", kv.pop("dst", kv.pop("destination", "")))
+        ro = "readonly" in kv or "ro" in kv
+        kv.pop("readonly", None)
+        kv.pop("ro", None)
+        if not dst:
+            raise InvalidArgument(f"invalid argument \"{m}\" for \"--mount\" flag: target is required")
+        if typ == "bind":
+            if not src:
+                raise InvalidArgument(f"invalid argument \"{m}\" for \"--mount\" flag: source is required "
+                                      "when type is bind")
+            if not os.path.exists(src):
+                raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not "
+                                      f"exist: {src}")
+            out.append(MountSpec(type="bind", source=src, target=dst, readonly=ro))
+        elif typ == "tmpfs":
+            opts = []
+            if "tmpfs-size" in kv:
+                opts.append(f"size={kv.pop('tmpfs-size')}")
+            if "tmpfs-mode" in kv:
+                opts.append(f"mode={kv.pop('tmpfs-mode')}")
+            out.append(MountSpec(type="tmpfs", target=dst, options=opts, readonly=ro))
+        else:
+            raise InvalidArgument(f"mount type {typ} is not supported yet")
+    return out
+
+
+def build_spec(o: argparse.Namespace) -> tuple:
+    from dockyard.cli import units
+    from dockyard.engine.options import ContainerSpec, Resources, RestartPolicy
+
+    labels = {}
+    for item in _read_kv_files(o.label_file) + o.label:
+        k, _, v = item.partition("=")
+        labels[k] = v
+    rname, rmax = units.restart_policy(o.restart)
+    if o.rm and rname != "no":
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    tmpfs = {}
+    for t in o.tmpfs:
+        path, _, opts = t.partition(":")
+        tmpfs[path] = opts
+    sysctls = {}
+    for s in o.sysctl:
+        k, _, v = s.partition("=")
+        sysctls[k] = v
+    res = Resources(
+        memory=units.ram_bytes(o.memory) if o.memory else 0,
+        memory_swap=units.ram_bytes(o.memory_swap) if o.memory_swap else 0,
+        memory_reservation=units.ram_bytes(o.memory_reservation) if o.memory_reservation else 0,
+        nano_cpus=units.nano_cpus(o.cpus) if o.cpus else 0, cpu_shares=o.cpu_shares, cpu_period=o.cpu_period,
+        cpu_quota=o.cpu_quota, cpuset_cpus=o.cpuset_cpus, cpuset_mems=o.cpuset_mems, pids_limit=o.pids_limit,
+        oom_kill_disable=o.oom_kill_disable)
+    if o.memory_swap and not o.memory and res.memory_swap != -1:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage.")
+    if res.memory and 0 < res.memory < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    net = o.network
+    if net in ("default", "bridge"):
+        net = "none"  # loopback only until the network layer lands (see docs/decisions.md)
+    elif net not in ("none", "host"):
+        raise InvalidArgument(f"network {net} not found")
+    spec = ContainerSpec(
+        image=o.image, cmd=o.command or None,
+        entrypoint=None if o.entrypoint is None else ([o.entrypoint] if o.entrypoint else []),
+        env=_env(_read_kv_files(o.env_file) + o.env), workdir=o.workdir, user=o.user, hostname=o.hostname,
+        domainname=o.domainname, labels=labels, tty=o.tty, open_stdin=o.interactive, auto_remove=o.rm,
+        read_only=o.read_only, privileged=o.privileged, init=o.init, cap_add=o.cap_add, cap_drop=o.cap_drop,
+        security_opt=o.security_opt, ulimits=[units.ulimit(u) for u in o.ulimit],
+        shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
+        mounts=_volumes(o.volume, o.mount), extra_hosts=o.add_host, dns=o.dns, network_mode=net,
+        stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
+        restart=RestartPolicy(rname, rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
+    if o.entrypoint is not None and o.command:
+        spec.cmd = o.command
+    if o.workdir and not o.workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
+    return spec
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    from dockyard.engine import local
+
+    p = _parser(ctx.verb)
+    o = p.parse_args(argv)
+    if o.detach and o.attach:
+        raise UsageError("Conflicting options: -a and -d")
+    if o.cidfile and os.path.exists(o.cidfile):
+        raise InvalidArgument(f"Container ID file found, make sure the other container isn't running or delete "
+                              f"{o.cidfile}")
+    spec = build_spec(o)
+    c = local.create(ctx.store, spec, o.name)
+    if o.cidfile:
+        with open(o.cidfile, "x") as f:
+            f.write(c.id)
+    if ctx.verb == "create":
+        print(c.id)
+        return 0
+    if o.detach:
+        local.start(ctx.store, c)
+        print(c.id)
+        return 0
+    from dockyard.cli import stream
+
+    local.start(ctx.store, c, wait_attach=True)
+    status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True,
+                           detach_keys=stream.parse_detach_keys(o.detach_keys))
+    if status is None:
+        from dockyard.engine.containers import ContainerStore
+        from dockyard.errors import NotFound
+
+        try:
+            c2 = ContainerStore(ctx.store).get(c.id)
+        except NotFound:
+            return 0
+        if c2.running:
+            return 0  # detached with the detach keys
+        status = c2.exit_code or 0
+    sys.stdout.flush()
+    return status

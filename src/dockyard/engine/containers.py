@@ -1,0 +1,177 @@
+"""Container records and their state machine.
+
+A container's life: ``created`` (a row and a bundle directory, nothing running) -> ``running`` (its monitor started
+the process) <-> ``paused`` -> ``exited`` (the monitor recorded the status) -> removed. ``restarting`` while the
+monitor applies a restart policy; ``removing`` during ``rm``; ``dead`` when removal failed half way.
+
+Every action checks ``can_*`` first and raises Docker's Conflict message when the state forbids it. The database
+row is the truth, but a row claiming ``running`` is checked against the kernel (``refresh``): if the container's
+init process is gone and its monitor too (``kill -9``), the row is corrected to ``exited`` with status 255
+rather than shown as running.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.engine.options import ContainerSpec
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.state.db import Store
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = data[data.rindex(b")") + 2:].split()
+    if rest[0] == b"Z":  # a zombie has finished running
+        return None
+    return int(rest[19])
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    return bool(pid) and proc_start_time(pid) == start  # type: ignore[arg-type]
+
+
+@dataclass
+class Container:
+    id: str
+    name: str
+    image_id: str | None
+    image_ref: str
+    state: str
+    spec: ContainerSpec
+    created: float
+    started: float | None = None
+    finished: float | None = None
+    pid: int | None = None
+    pid_start: int | None = None
+    monitor_pid: int | None = None
+    monitor_start: int | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    restart_count: int = 0
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r: Any) -> Container:
+        return cls(id=r["id"], name=r["name"], image_id=r["image_id"], image_ref=r["image_ref"], state=r["state"],
+                   spec=ContainerSpec.from_json(json.loads(r["config"])), created=r["created"],
+                   started=r["started"], finished=r["finished"], pid=r["pid"], pid_start=r["pid_start"],
+                   monitor_pid=r["monitor_pid"], monitor_start=r["monitor_start"], exit_code=r["exit_code"],
+                   oom_killed=bool(r["oom_killed"]), error=r["error"], restart_count=r["restart_count"],
+                   labels=json.loads(r["labels"]))
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "paused", "restarting")
+
+    def can_start(self) -> None:
+        if self.state == "paused":
+            raise Conflict(f"cannot start a paused container {self.name}, try unpause instead")
+        if self.state in ("removing", "dead"):
+            raise Conflict(f"container {self.name} is marked for removal and cannot be started")
+
+    def can_remove(self, force: bool) -> None:
+        if self.running and not force:
+            verb = "paused" if self.state == "paused" else "running"
+            raise Conflict(f"cannot remove container \"/{self.name}\": container is {verb}: stop the container "
+                           "before removing or force remove")
+
+    def can_exec(self) -> None:
+        if self.state == "paused":
+            raise Conflict(f"Container {self.id} is paused, unpause the container before exec")
+        if self.state != "running":
+            raise Conflict(f"container {self.id} is not running")
+
+    def dir(self, store: Store) -> str:
+        return store.path("containers", self.id)
+
+
+class ContainerStore:
+    """Rows of the ``containers`` table, looked up by name, full ID or unique ID prefix."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def insert(self, c: Container) -> None:
+        from sqlite3 import IntegrityError
+
+        try:
+            with self.store.write() as cur:
+                cur.execute(
+                    "INSERT INTO containers (id, name, image_id, image_ref, state, config, created, labels)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    (c.id, c.name, c.image_id, c.image_ref, c.state, json.dumps(c.spec.to_json()), c.created,
+                     json.dumps(c.labels)))
+        except IntegrityError:
+            other = self.store.query("SELECT id FROM containers WHERE name=?", (c.name,))
+            oid = other[0]["id"] if other else "?"
+            raise Conflict(f'Conflict. The container name "/{c.name}" is already in use by container "{oid}". '
+                           "You have to remove (or rename) that container to be able to reuse that name.") from None
+
+    def get(self, ref: str) -> Container:
+        ref = ref.lstrip("/") if ref.startswith("/") else ref
+        rows = self.store.query("SELECT * FROM containers WHERE id=? OR name=?", (ref, ref))
+        if not rows and ref and all(ch in "0123456789abcdef" for ch in ref):
+            rows = self.store.query("SELECT * FROM containers WHERE id LIKE ?", (ref + "%",))
+            if len(rows) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        if not rows:
+            raise NotFound(f"No such container: {ref}")
+        if len(rows) > 1:  # a name equal to another container's ID: the ID wins, as in Docker
+            rows = [r for r in rows if r["id"] == ref] or rows[:1]
+        return self.refresh(Container.from_row(rows[0]))
+
+    def list(self, all: bool = True) -> list[Container]:
+        rows = self.store.query("SELECT * FROM containers ORDER BY created DESC")
+        out = [self.refresh(Container.from_row(r)) for r in rows]
+        return out if all else [c for c in out if c.running]
+
+    def update(self, cid: str, **values: Any) -> None:
+        if not values:
+            return
+        cols = ", ".join(f"{k}=?" for k in values)
+        with self.store.write() as cur:
+            cur.execute(f"UPDATE containers SET {cols} WHERE id=?", (*values.values(), cid))
+
+    def delete(self, cid: str) -> None:
+        with self.store.write() as cur:
+            cur.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    def refresh(self, c: Container) -> Container:
+        """Correct a row that claims the container runs when neither it nor its monitor is alive."""
+        if c.state in ("running", "paused", "restarting") and not alive(c.pid, c.pid_start):
+            if alive(c.monitor_pid, c.monitor_start):
+                return c  # the monitor is about to record the exit (or restart it)
+            now = time.time()
+            with self.store.write() as cur:
+                cur.execute("UPDATE containers SET state='exited', exit_code=255, finished=?, error=?, pid=NULL"
+                            " WHERE id=? AND state IN ('running','paused','restarting')",
+                            (now, "container monitor died before recording the exit status", c.id))
+            c.state, c.exit_code, c.finished = "exited", 255, now
+            c.error = "container monitor died before recording the exit status"
+        return c
+
+
+def remove_files(store: Store, c: Container) -> None:
+    """Unmount whatever is left of the container's rootfs and remove its directory."""
+    from dockyard.fsutil import rmtree
+    from dockyard.runtime import syscalls
+
+    d = c.dir(store)
+    for sub in ("rootfs",):
+        p = os.path.join(d, sub)
+        try:
+            syscalls.umount2(p, syscalls.MNT_DETACH)
+        except OSError:
+            pass
+    rmtree(d)

@@ -1,0 +1,227 @@
+"""The engine interface, local implementation: every container verb of the CLI (and later the API) calls these.
+
+Functions take a ``Store`` and plain options and return plain data; they never print. Container processes are
+never children of the caller except for ``exec``: each started container belongs to its monitor
+(``engine.monitor``), so killing any dockyard command leaves containers running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from dockyard.engine.containers import Container, ContainerStore, alive, remove_files
+from dockyard.engine.options import ContainerSpec
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
+from dockyard.ids import new_id, validate_name
+from dockyard.state.db import Store
+
+
+def create(store: Store, spec: ContainerSpec, name: str | None = None) -> Container:
+    """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet."""
+    from dockyard.images.store import ImageStore
+
+    img = ImageStore(store).resolve(spec.image)
+    cfg = (img.config.get("config") or {})
+    # Docker merges the image's command into the container's config at create time
+    from dockyard.engine.specgen import command
+
+    command(spec, cfg)  # "no command specified"
+    if spec.entrypoint is None:
+        spec.entrypoint = list(cfg.get("Entrypoint") or [])
+        if spec.cmd is None:
+            spec.cmd = list(cfg.get("Cmd") or [])
+    elif spec.cmd is None:
+        spec.cmd = []
+    if spec.stop_timeout is None and cfg.get("StopTimeout") is not None:
+        spec.stop_timeout = int(cfg["StopTimeout"])
+    labels = dict(cfg.get("Labels") or {})
+    labels.update(spec.labels)
+    cs = ContainerStore(store)
+    cid = new_id()
+    auto_name = name is None
+    if name is not None:
+        validate_name(name.lstrip("/"))
+        name = name.lstrip("/")
+    from dockyard.engine.names import random_name
+
+    for attempt in range(10):
+        cname = name if name is not None else random_name(attempt)
+        c = Container(id=cid, name=cname, image_id=img.id, image_ref=spec.image, state="created", spec=spec,
+                      created=time.time(), labels=labels)
+        try:
+            os.makedirs(c.dir(store), mode=0o710)
+            cs.insert(c)
+            return c
+        except Conflict:
+            os.rmdir(c.dir(store))
+            if not auto_name:
+                raise
+    raise Conflict("could not find a free container name")
+
+
+def start(store: Store, c: Container, wait_attach: bool = False) -> dict[str, Any]:
+    """Start a created or exited container under a new monitor."""
+    from dockyard.engine import monitor
+
+    c.can_start()
+    if c.state in ("running", "restarting"):
+        return {"pid": c.pid}
+    return monitor.spawn(store, c, wait_attach)
+
+
+def _wait_state(store: Store, cid: str, done: Any, timeout: float) -> Container | None:
+    cs = ContainerStore(store)
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            c = cs.get(cid)
+        except NotFound:
+            return None
+        if done(c):
+            return c
+        if time.monotonic() >= deadline:
+            return c
+        time.sleep(delay)  # polling the store with a deadline; the monitor records the exit
+        delay = min(delay * 2, 0.05)
+
+
+def signal_container(c: Container, sig: int) -> None:
+    if c.pid and alive(c.pid, c.pid_start):
+        try:
+            os.kill(c.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None = None) -> None:
+    """Docker's stop: the stop signal, then SIGKILL after ``timeout`` seconds (default 10)."""
+    from dockyard.engine.specgen import stop_signal
+
+    if not c.running:
+        return
+    cs = ContainerStore(store)
+    cs.update(c.id, error="stopping")  # tells the monitor not to apply the restart policy
+    if c.state == "paused":
+        unpause(store, c)
+    if sig is None:
+        from dockyard.engine.rootfs import image_config
+
+        try:
+            sig = stop_signal(c.spec, image_config(store, c)[0])
+        except NotFound:
+            sig = signal.SIGTERM
+    t = timeout if timeout is not None else (c.spec.stop_timeout if c.spec.stop_timeout is not None else 10)
+    signal_container(c, sig)
+    c2 = _wait_state(store, c.id, lambda x: not x.running, max(t, 0))
+    if c2 is not None and c2.running:
+        signal_container(c2, signal.SIGKILL)
+        _wait_state(store, c.id, lambda x: not x.running, 30)
+
+
+def kill(store: Store, c: Container, sig: int = signal.SIGKILL) -> None:
+    if not c.running:
+        raise Conflict(f"Cannot kill container: {c.id[:12]}: Container {c.id} is not running")
+    if c.state == "paused" and sig == signal.SIGKILL:
+        ContainerStore(store).update(c.id, error="stopping")
+    elif sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        pass
+    signal_container(c, sig)
+    if sig == signal.SIGKILL:
+        if c.state == "paused":
+            unpause(store, c)
+        _wait_state(store, c.id, lambda x: not x.running, 10)
+
+
+def remove(store: Store, c: Container, force: bool = False, volumes: bool = False) -> None:
+    c.can_remove(force)
+    cs = ContainerStore(store)
+    if c.running:
+        cs.update(c.id, error="stopping")
+        if c.state == "paused":
+            unpause(store, c)
+        signal_container(c, signal.SIGKILL)
+        _wait_state(store, c.id, lambda x: not x.running, 10)
+    cs.update(c.id, state="removing")
+    from dockyard.engine.rootfs import unmount
+
+    unmount(store, c)
+    try:
+        from dockyard.runtime.base import get_runtime
+        from dockyard.engine.monitor import RUNTIME_STATE
+
+        get_runtime(c.spec.runtime, RUNTIME_STATE).delete(c.id, force=True)
+    except Exception:  # noqa: BLE001 - nothing of the runtime's may be left, but absence is fine
+        pass
+    remove_files(store, c)
+    cs.delete(c.id)
+
+
+def wait(store: Store, c: Container) -> int:
+    """Block until the container is not running; returns its exit code (Docker's ``wait``)."""
+    from dockyard.engine import attach as proto
+
+    if c.running:
+        s = proto.connect(c.id)
+        if s is not None:
+            s.sendall(b'{"stdout": false, "stderr": false}\n')
+            r = proto.FrameReader()
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                for kind, payload in r.feed(data):
+                    if kind == proto.EXIT:
+                        s.close()
+                        return int(payload)
+            s.close()
+        c2 = _wait_state(store, c.id, lambda x: not x.running, 1e9)
+        if c2 is None:
+            return c.exit_code or 0
+        c = c2
+    return c.exit_code if c.exit_code is not None else 0
+
+
+def pause(store: Store, c: Container) -> None:
+    from dockyard.engine.monitor import RUNTIME_STATE
+    from dockyard.runtime.base import get_runtime
+
+    if c.state == "paused":
+        raise Conflict(f"Container {c.id} is already paused")
+    if c.state != "running":
+        raise Conflict(f"Container {c.id} is not running")
+    get_runtime(c.spec.runtime, RUNTIME_STATE).pause(c.id)
+    ContainerStore(store).update(c.id, state="paused")
+
+
+def unpause(store: Store, c: Container) -> None:
+    from dockyard.engine.monitor import RUNTIME_STATE
+    from dockyard.runtime.base import get_runtime
+
+    if c.state != "paused":
+        raise Conflict(f"Container {c.id} is not paused")
+    get_runtime(c.spec.runtime, RUNTIME_STATE).resume(c.id)
+    ContainerStore(store).update(c.id, state="running")
+
+
+def rename(store: Store, c: Container, new: str) -> None:
+    validate_name(new)
+    if new == c.name:
+        raise InvalidArgument(f"Renaming a container with the same name as its current name")
+    from sqlite3 import IntegrityError
+
+    try:
+        ContainerStore(store).update(c.id, name=new)
+    except IntegrityError:
+        raise Conflict(f'Conflict. The container name "/{new}" is already in use') from None
+
+
+def resolve(store: Store, ref: str) -> Container:
+    return ContainerStore(store).get(ref)
+
+
+__all__ = ["create", "start", "stop", "kill", "remove", "wait", "pause", "unpause", "rename", "resolve",
+           "DockyardError"]

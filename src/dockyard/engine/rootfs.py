@@ -1,0 +1,108 @@
+"""A container's root filesystem and the files Docker writes for it (/etc/hostname, /etc/hosts, resolv.conf).
+
+The root is an overlay mount at ``containers/<id>/rootfs``: the image's snapshots as lower dirs (topmost first),
+``containers/<id>/diff`` as the upper dir (the container's changes, what ``diff``/``commit`` read) and
+``containers/<id>/work`` as overlay's work dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from dockyard.engine.containers import Container
+from dockyard.errors import NotFound, from_oserror
+from dockyard.state.db import Store
+
+
+def image_config(store: Store, c: Container) -> tuple[dict[str, Any], str | None]:
+    """(the image's ``config`` section, its top chain ID) for a container."""
+    rows = store.query("SELECT config, layers FROM images WHERE id=?", (c.image_id,))
+    if not rows:
+        raise NotFound(f"No such image: {c.image_ref}")
+    from dockyard.ids import chain_ids
+
+    cfg = json.loads(rows[0]["config"])
+    diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
+    top = chain_ids(diff_ids)[-1] if diff_ids else None
+    return cfg.get("config") or {}, top
+
+
+def mount(store: Store, c: Container) -> dict[str, Any]:
+    """Mount the container's overlay root (if not mounted yet); returns the image's config section."""
+    from dockyard.runtime import syscalls
+    from dockyard.snapshots.store import SnapshotStore, rootfs_mounts
+
+    cfg, top = image_config(store, c)
+    cdir = c.dir(store)
+    target = os.path.join(cdir, "rootfs")
+    for sub in ("rootfs", "diff", "work"):
+        os.makedirs(os.path.join(cdir, sub), exist_ok=True)
+    if os.path.ismount(target):
+        return cfg
+    lowers = SnapshotStore(store).lowerdirs(top)
+    for m in rootfs_mounts(lowers, os.path.join(cdir, "diff"), os.path.join(cdir, "work"), target):
+        flags = 0
+        opts = []
+        for o in m.options:
+            if o == "ro":
+                flags |= syscalls.MS_RDONLY
+            elif o in ("bind", "rbind"):
+                flags |= syscalls.MS_BIND | (syscalls.MS_REC if o == "rbind" else 0)
+            else:
+                opts.append(o)
+        try:
+            syscalls.mount(m.source, m.target, m.type, flags, ",".join(opts))
+        except OSError as e:
+            raise from_oserror(f"cannot mount {m.type} on {m.target}", e) from None
+    return cfg
+
+
+def unmount(store: Store, c: Container) -> None:
+    from dockyard.runtime import syscalls
+
+    target = os.path.join(c.dir(store), "rootfs")
+    while os.path.ismount(target):
+        try:
+            syscalls.umount2(target, syscalls.MNT_DETACH)
+        except OSError:
+            break
+
+
+def _host_resolv(dns: list[str]) -> str:
+    try:
+        with open("/etc/resolv.conf") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        lines = []
+    keep = []
+    servers = []
+    for ln in lines:
+        parts = ln.split()
+        if parts[:1] == ["nameserver"]:
+            if len(parts) > 1 and not parts[1].startswith("127.") and parts[1] != "::1":
+                servers.append(parts[1])
+        elif ln.strip() and not ln.startswith("#"):
+            keep.append(ln)
+    if dns:
+        servers = dns
+    if not servers:
+        servers = ["8.8.8.8", "8.8.4.4"]  # Docker's fallback when the host only has a local resolver
+    return "".join(f"nameserver {s}\n" for s in servers) + "".join(ln + "\n" for ln in keep)
+
+
+def write_etc_files(store: Store, c: Container, hostname: str, ip: str | None = None) -> None:
+    from dockyard.fsutil import atomic_write
+
+    cdir = c.dir(store)
+    hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
+             "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+    for h in c.spec.extra_hosts:
+        name, _, addr = h.partition(":")
+        hosts += f"{addr}\t{name}\n"
+    if ip:
+        hosts += f"{ip}\t{hostname}\n"
+    atomic_write(os.path.join(cdir, "hosts"), hosts.encode())
+    atomic_write(os.path.join(cdir, "hostname"), (hostname + "\n").encode())
+    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(c.spec.dns).encode())

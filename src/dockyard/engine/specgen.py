@@ -1,0 +1,264 @@
+"""The one translator from run options + image config to an OCI runtime spec (config.json).
+
+``run``, ``create``, ``build``'s RUN steps and the API all come here. The result is a plain dict following the OCI
+runtime spec 1.0; the runtime (built-in or runc/crun) never sees images or Docker options.
+
+Docker's rules applied here:
+- command: ENTRYPOINT + CMD; arguments after the image replace CMD; ``--entrypoint`` replaces ENTRYPOINT and clears
+  the image's CMD. An empty result is Docker's "no command specified" error.
+- environment: image ENV, then ``-e``; PATH defaults to Docker's; HOSTNAME set; TERM=xterm with ``-t``.
+- user: ``name|uid[:group|gid]`` resolved against the container's /etc/passwd and /etc/group.
+- working dir: ``-w``, else the image's WORKDIR, else ``/``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from dockyard.engine.options import ContainerSpec
+from dockyard.errors import InvalidArgument
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def command(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
+    if spec.entrypoint is not None:
+        entry = list(spec.entrypoint)
+        cmd = list(spec.cmd) if spec.cmd is not None else []
+    else:
+        entry = list(image_config.get("Entrypoint") or [])
+        cmd = list(spec.cmd) if spec.cmd is not None else list(image_config.get("Cmd") or [])
+    args = entry + cmd
+    if not args:
+        raise InvalidArgument("no command specified")
+    return args
+
+
+def environment(spec: ContainerSpec, image_config: dict[str, Any], hostname: str) -> list[str]:
+    env: dict[str, str] = {}
+    for item in list(image_config.get("Env") or []) + spec.env:
+        k, sep, v = item.partition("=")
+        if not sep:  # "-e NAME" without a value takes the caller's value, if any (resolved at the CLI)
+            continue
+        env[k] = v
+    env.setdefault("PATH", DEFAULT_PATH.split("=", 1)[1])
+    env.setdefault("HOSTNAME", hostname)
+    if spec.tty:
+        env.setdefault("TERM", "xterm")
+    # Docker puts PATH first, then HOSTNAME, then the rest in order
+    order = ["PATH", "HOSTNAME"] + [k for k in env if k not in ("PATH", "HOSTNAME")]
+    return [f"{k}={env[k]}" for k in order]
+
+
+def _read_db(rootfs: str, name: str) -> list[list[str]]:
+    try:
+        with open(os.path.join(rootfs, "etc", name), encoding="utf-8", errors="replace") as f:
+            return [ln.rstrip("\n").split(":") for ln in f if ln.strip() and not ln.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(user: str, rootfs: str) -> dict[str, Any]:
+    """``name|uid[:group|gid]`` -> OCI process.user, with supplementary groups from /etc/group."""
+    if not user:
+        user = "0"
+    name, _, group = user.partition(":")
+    passwd = _read_db(rootfs, "passwd")
+    uid: int | None = None
+    gid: int | None = None
+    username = ""
+    for ent in passwd:
+        if len(ent) >= 4 and (ent[0] == name or (name.isdigit() and ent[2] == name)):
+            uid, gid, username = int(ent[2]), int(ent[3]), ent[0]
+            break
+    if uid is None:
+        if not name.isdigit():
+            raise InvalidArgument(f"unable to find user {name}: no matching entries in passwd file")
+        uid, gid = int(name), 0
+    groups = _read_db(rootfs, "group")
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            match = [g for g in groups if len(g) >= 3 and g[0] == group]
+            if not match:
+                raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
+            gid = int(match[0][2])
+    extra = sorted({int(g[2]) for g in groups
+                    if len(g) >= 4 and username and username in g[3].split(",") and g[2].isdigit()} - {gid})
+    return {"uid": uid, "gid": gid or 0, "additionalGids": extra}
+
+
+def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
+    return parse_signal(spec.stop_signal or image_config.get("StopSignal") or "SIGTERM")
+
+
+def parse_signal(s: str | int) -> int:
+    if isinstance(s, int) or str(s).isdigit():
+        return int(s)
+    name = str(s).upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"Invalid signal: {s}") from None
+
+
+def _mounts(spec: ContainerSpec, cdir: str) -> list[dict[str, Any]]:
+    from dockyard.runtime import defaults
+
+    mounts = defaults.default_mounts(spec.shm_size)
+    if spec.privileged:
+        for m in mounts:
+            if m["destination"] in ("/sys", "/sys/fs/cgroup"):
+                m["options"] = [o for o in m["options"] if o != "ro"] + ["rw"]
+    # per-container files Docker bind-mounts into every container
+    for name in ("resolv.conf", "hostname", "hosts"):
+        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(cdir, name),
+                       "options": ["rbind", "rprivate"] + (["ro"] if spec.read_only else [])})
+    for path, opts in spec.tmpfs.items():
+        o = ["nosuid", "nodev", "noexec"] if not opts else [x for x in opts.split(",") if x]
+        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o})
+    for ms in spec.mounts:
+        if ms.type == "tmpfs":
+            mounts.append({"destination": ms.target, "type": "tmpfs", "source": "tmpfs",
+                           "options": ["nosuid", "nodev", "noexec"] + ms.options})
+        else:
+            mounts.append({"destination": ms.target, "type": "bind", "source": ms.source,
+                           "options": ["rbind"] + (["ro"] if ms.readonly else []) + ms.options})
+    return mounts
+
+
+def _caps(spec: ContainerSpec) -> list[str]:
+    from dockyard.runtime import defaults
+    from dockyard.runtime.caps import CAP_NAMES
+
+    if spec.privileged:
+        return list(CAP_NAMES)
+    caps = list(defaults.DEFAULT_CAPS)
+
+    def norm(c: str) -> str:
+        c = c.upper()
+        return c if c.startswith("CAP_") or c == "ALL" else "CAP_" + c
+
+    drop = [norm(c) for c in spec.cap_drop]
+    add = [norm(c) for c in spec.cap_add]
+    for c in add + drop:
+        if c != "ALL" and c not in CAP_NAMES:
+            raise InvalidArgument(f"invalid capability: {c}")
+    if "ALL" in drop:
+        caps = []
+    caps = [c for c in caps if c not in drop]
+    if "ALL" in add:
+        caps = list(CAP_NAMES)
+    caps += [c for c in add if c != "ALL" and c not in caps]
+    return caps
+
+
+_RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
+            "rtprio", "rttime", "sigpending", "stack", "as"}
+
+
+def _rlimits(spec: ContainerSpec) -> list[dict[str, Any]]:
+    from dockyard.runtime import defaults
+
+    out = [dict(r) for r in defaults.RLIMITS
+           if r["type"].lower()[7:] not in {str(u["Name"]).lower() for u in spec.ulimits}]
+    for u in spec.ulimits:
+        name = str(u["Name"]).lower()
+        if name not in _RLIMITS:
+            raise InvalidArgument(f"invalid ulimit type: {name}")
+        out.append({"type": "RLIMIT_" + name.upper(), "soft": int(u["Soft"]), "hard": int(u["Hard"])})
+    return out
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    from dockyard.runtime import defaults
+
+    r = spec.resources
+    res: dict[str, Any] = {"devices": [dict(d) for d in defaults.DEVICE_RULES]}
+    if spec.privileged:
+        res["devices"] = [{"allow": True, "access": "rwm"}]
+    mem: dict[str, Any] = {}
+    if r.memory:
+        mem["limit"] = r.memory
+        if r.memory_swap == 0:
+            mem["swap"] = r.memory * 2  # Docker: swap defaults to the same again (limit counts memory+swap)
+        elif r.memory_swap > 0:
+            mem["swap"] = r.memory_swap
+        else:
+            mem["swap"] = -1
+    if r.memory_reservation:
+        mem["reservation"] = r.memory_reservation
+    if r.oom_kill_disable:
+        mem["disableOOMKiller"] = True
+    if mem:
+        res["memory"] = mem
+    cpu: dict[str, Any] = {}
+    if r.nano_cpus:
+        cpu["period"] = 100000
+        cpu["quota"] = r.nano_cpus * 100000 // 1_000_000_000
+    if r.cpu_period:
+        cpu["period"] = r.cpu_period
+    if r.cpu_quota:
+        cpu["quota"] = r.cpu_quota
+    if r.cpu_shares:
+        cpu["shares"] = r.cpu_shares
+    if r.cpuset_cpus:
+        cpu["cpus"] = r.cpuset_cpus
+    if r.cpuset_mems:
+        cpu["mems"] = r.cpuset_mems
+    if cpu:
+        res["cpu"] = cpu
+    if r.pids_limit:
+        res["pids"] = {"limit": r.pids_limit}
+    return res
+
+
+def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id: str, rootfs: str, cdir: str,
+             hostname: str, netns: str | None = None) -> dict[str, Any]:
+    """The OCI runtime spec for a container. ``rootfs`` must be mounted (users are resolved inside it)."""
+    from dockyard.runtime import defaults
+
+    args = command(spec, image_config)
+    caps = _caps(spec)
+    nnp = any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
+              for o in spec.security_opt)
+    process: dict[str, Any] = {
+        "terminal": spec.tty,
+        "user": resolve_user(spec.user or image_config.get("User") or "", rootfs),
+        "args": args,
+        "env": environment(spec, image_config, hostname),
+        "cwd": spec.workdir or image_config.get("WorkingDir") or "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": nnp,
+        "oomScoreAdj": 0,
+    }
+    rl = _rlimits(spec)
+    if rl:
+        process["rlimits"] = rl
+    namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    if spec.network_mode != "host":
+        namespaces.append({"type": "network", "path": netns} if netns else {"type": "network"})
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "cgroupsPath": f"/dockyard/{container_id}",
+        "resources": _resources(spec),
+    }
+    if not spec.privileged:
+        linux["maskedPaths"] = list(defaults.MASKED_PATHS)
+        linux["readonlyPaths"] = list(defaults.READONLY_PATHS)
+    if spec.sysctls:
+        linux["sysctl"] = dict(spec.sysctls)
+    return {
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": rootfs, "readonly": spec.read_only},
+        "hostname": hostname,
+        "mounts": _mounts(spec, cdir),
+        "linux": linux,
+        "annotations": {"org.dockyard.container.id": container_id},
+    }
