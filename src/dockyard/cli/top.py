@@ -1,0 +1,113 @@
+"""``top`` (processes of a container, as ps shows them) and ``stats --no-stream`` (cgroup figures)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dockyard.cli.args import Parser
+from dockyard.cli.main import Context
+from dockyard.errors import Conflict
+
+
+def _pids_in_container(pid: int) -> list[int]:
+    """Host pids of every process in the pid namespace of ``pid``."""
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink(f"/proc/{d}/ns/pid") == ns:
+                    out.append(int(d))
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def _proc_row(pid: int) -> list[str] | None:
+    import pwd
+    import time
+
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        st = os.stat(f"/proc/{pid}")
+    except OSError:
+        return None
+    rest = stat[stat.rindex(b")") + 2:].split()
+    ppid = rest[1].decode()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(rest[11]) + int(rest[12])) // ticks
+    start_ticks = int(rest[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    started = time.time() - uptime + start_ticks / ticks
+    try:
+        user = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        user = str(st.st_uid)
+    if not cmd:
+        cmd = "[" + stat[stat.index(b"(") + 1:stat.rindex(b")")].decode() + "]"
+    return [user, str(pid), ppid, "0", time.strftime("%H:%M", time.localtime(started)), "?",
+            f"{cpu // 3600:02d}:{cpu // 60 % 60:02d}:{cpu % 60:02d}", cmd]
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    from dockyard.engine.containers import ContainerStore
+
+    cs = ContainerStore(ctx.store)
+    if ctx.verb == "top":
+        p = Parser("top", "CONTAINER [ps OPTIONS]")
+        p.add_argument("container")
+        p.add_argument("ps_args", nargs="*")
+        o = p.parse_args(argv)
+        c = cs.get(o.container)
+        if c.state not in ("running", "paused") or not c.pid:
+            raise Conflict(f"container {c.id} is not running")
+        rows = [["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]]
+        rows += [r for r in (_proc_row(p) for p in _pids_in_container(c.pid)) if r]
+        from dockyard.cli.template import tabwrite
+
+        sys.stdout.write("".join(ln + "\n" for ln in tabwrite(["\t".join(r) for r in rows], 10, 3)))
+        return 0
+    p = Parser("stats", "[OPTIONS] [CONTAINER...]")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--format", default="")
+    p.add_argument("containers", nargs="*")
+    o = p.parse_args(argv)
+    from dockyard.cli.humanize import bytes_size
+    from dockyard.cli.template import format_rows
+    from dockyard.engine.monitor import RUNTIME_STATE
+    from dockyard.runtime.base import get_runtime
+
+    cons = [cs.get(r) for r in o.containers] if o.containers else cs.list(all=o.all)
+    rows = []
+    for c in cons:
+        s: dict = {}
+        if c.state in ("running", "paused"):
+            try:
+                s = get_runtime(c.spec.runtime, RUNTIME_STATE).stats(c.id)
+            except Exception:  # noqa: BLE001
+                s = {}
+        mem = int(s.get("memory_usage", 0) or 0)
+        limit = int(s.get("memory_limit", 0) or 0)
+        if not limit or limit >= 1 << 60:
+            limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        rows.append({"Container": c.id[:12], "ID": c.id if o.no_trunc else c.id[:12], "Name": c.name,
+                     "CPUPerc": "0.00%", "MemUsage": f"{bytes_size(mem)} / {bytes_size(limit)}",
+                     "MemPerc": f"{100.0 * mem / limit:.2f}%" if limit else "0.00%", "NetIO": "0B / 0B",
+                     "BlockIO": "0B / 0B", "PIDs": str(s.get("pids_current", 0) or 0)})
+    fmt = o.format or ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}"
+                       "\t{{.BlockIO}}\t{{.PIDs}}")
+    headers = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",
+               "MemUsage": "MEM USAGE / LIMIT", "MemPerc": "MEM %", "NetIO": "NET I/O", "BlockIO": "BLOCK I/O",
+               "PIDs": "PIDS"}
+    sys.stdout.write(format_rows(fmt, rows, headers))
+    return 0
