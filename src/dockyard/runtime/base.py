@@ -1,0 +1,74 @@
+"""The runtime interface: what the engine asks of an OCI runtime.
+
+Vocabulary and lifecycle (the OCI runtime spec's):
+
+- A *bundle* is a directory holding ``config.json`` (the OCI runtime spec). ``root.path`` names an already-mounted
+  root filesystem (e.g. the engine's overlay mount). The runtime never sees images.
+- ``create(id, bundle, stdio)`` builds the container: namespaces, cgroup with limits, mounts, pivot_root, user,
+  capabilities... and leaves its init process stopped just before ``execve`` (state ``created``). It returns the
+  init's host pid. The caller is expected to be a child subreaper and ``waitpid()`` that pid.
+- ``start(id)`` lets the init ``execve`` ``process.args`` (state ``running``); when it exits: ``stopped``.
+- ``delete(id)`` removes the cgroup and the runtime's state.
+
+Example::
+
+    rt = get_runtime()                                   # built-in; get_runtime("runc") for runc
+    pid = rt.create("c1", "/path/to/bundle", Stdio(0, 1, 2))
+    rt.start("c1")
+    os.waitpid(pid, 0)
+    rt.delete("c1")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Stdio:
+    """File descriptors (open in the caller) that the container process gets as 0, 1 and 2.
+
+    ``None`` means /dev/null. With ``terminal_fd`` (a pty *slave*), that fd becomes the controlling terminal and
+    0, 1 and 2, and is bind-mounted on the container's /dev/console.
+    """
+
+    stdin: int | None = None
+    stdout: int | None = None
+    stderr: int | None = None
+    terminal_fd: int | None = None
+
+
+class Runtime(Protocol):
+    name: str
+
+    def create(self, container_id: str, bundle: str, stdio: Stdio) -> int: ...
+
+    def start(self, container_id: str) -> None: ...
+
+    def state(self, container_id: str) -> dict[str, Any]: ...
+
+    def kill(self, container_id: str, sig: int, all: bool = False) -> None: ...
+
+    def pause(self, container_id: str) -> None: ...
+
+    def resume(self, container_id: str) -> None: ...
+
+    def delete(self, container_id: str, force: bool = False) -> None: ...
+
+    def exec(self, container_id: str, process: dict[str, Any], stdio: Stdio) -> int: ...
+
+    def stats(self, container_id: str) -> dict[str, Any]: ...
+
+    def oom_killed(self, container_id: str) -> bool: ...
+
+
+def get_runtime(name: str = "dockyard", state_root: str = "/run/dockyard/runtime") -> Runtime:
+    """``"dockyard"``: the built-in runtime; ``"runc"``, ``"crun"`` or a path: that OCI runtime binary."""
+    if name in ("dockyard", "builtin", ""):
+        from dockyard.runtime.builtin import BuiltinRuntime
+
+        return BuiltinRuntime(state_root)
+    from dockyard.runtime.ocibin import OCIBinaryRuntime
+
+    return OCIBinaryRuntime(name, state_root)

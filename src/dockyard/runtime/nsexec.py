@@ -1,0 +1,214 @@
+"""Forking into a container: the parent side (``spawn``) and the two child bodies (init of ``create``, process of
+``exec``). See ``linux`` for the message protocol on the sync pipe."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+from dockyard.errors import DockyardError
+from dockyard.runtime import linux as L
+from dockyard.runtime import mounts
+from dockyard.runtime import syscalls as S
+from dockyard.runtime.base import Stdio
+
+
+class SpawnError(Exception):
+    def __init__(self, message: str, pid: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+def _report(w: int, e: BaseException) -> None:
+    if isinstance(e, (L.SetupError, mounts.MountError, DockyardError)):
+        msg = str(e)
+    elif isinstance(e, OSError):
+        msg = f"{e.filename + ': ' if e.filename else ''}{os.strerror(e.errno or 0).lower()}"
+    else:
+        msg = f"{type(e).__name__}: {e}"
+    try:
+        L.send(w, "error " + msg)
+    except OSError:
+        pass
+
+
+def spawn(prepare: Callable[[], None], body: Callable[[int], None], final: str) -> int:
+    """Fork an intermediate that runs ``prepare`` (join cgroup/namespaces), forks ``body(w)`` and exits.
+    Returns the pid of the body process once it has sent ``final``; raises SpawnError with its message."""
+    r, w = os.pipe()
+    mid = os.fork()
+    if mid == 0:  # intermediate
+        try:
+            os.close(r)
+            prepare()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    body(w)
+                except BaseException as e:  # noqa: BLE001
+                    _report(w, e)
+                finally:
+                    os._exit(1)
+            L.send(w, f"pid {pid}")
+        except BaseException as e:  # noqa: BLE001
+            _report(w, e)
+            os._exit(1)
+        finally:
+            os._exit(0)
+    os.close(w)
+    pid: int | None = None
+    buf = b""
+    try:
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith("pid "):
+                    pid = int(text[4:])
+                elif text == final:
+                    return pid  # type: ignore[return-value]
+                elif text.startswith("error "):
+                    raise SpawnError(text[6:], pid)
+        raise SpawnError("container process exited during setup", pid)
+    finally:
+        os.close(r)
+        try:
+            os.waitpid(mid, 0)
+        except ChildProcessError:
+            pass
+
+
+# ----- create -------------------------------------------------------------------------------------------------
+def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
+    def prepare() -> None:
+        if cgroup is not None:
+            cgroup.add(0)
+        flags = 0
+        for ns in (spec.get("linux") or {}).get("namespaces") or []:
+            t = ns.get("type")
+            if t not in L.NS_FLAGS:
+                raise L.SetupError(f"unknown namespace type: {t}")
+            if t == "user":
+                raise L.SetupError("user namespaces are not supported by the built-in runtime yet")
+            if ns.get("path"):
+                try:
+                    fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        S.setns(fd, L.NS_FLAGS[t])
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    raise L.SetupError(f"cannot join {t} namespace {ns['path']}: "
+                                       f"{os.strerror(e.errno or 0).lower()}") from None
+            else:
+                flags |= L.NS_FLAGS[t]
+        if flags:
+            try:
+                S.unshare(flags)
+            except OSError as e:
+                raise L.SetupError(f"cannot create namespaces: {os.strerror(e.errno or 0).lower()}") from None
+    return prepare
+
+
+def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str) -> Callable[[int], None]:
+    def body(w: int) -> None:
+        linux = spec.get("linux") or {}
+        new = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
+        process = spec.get("process") or {}
+        os.setsid()
+        L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
+        if "network" in new:
+            try:
+                S.ioctl_lo_up()
+            except OSError as e:
+                raise L.SetupError(f"cannot bring up the loopback interface: {os.strerror(e.errno or 0)}")
+        if spec.get("hostname") or spec.get("domainname"):
+            if "uts" not in new:
+                raise L.SetupError("unable to set hostname without a private UTS namespace")
+            try:
+                if spec.get("hostname"):
+                    S.sethostname(spec["hostname"])
+                if spec.get("domainname"):
+                    S.setdomainname(spec["domainname"])
+            except OSError as e:
+                raise L.SetupError(f"cannot set hostname: {os.strerror(e.errno or 0).lower()}") from None
+        console = None
+        if stdio.terminal_fd is not None:
+            try:
+                console = os.ttyname(stdio.terminal_fd)
+            except OSError:
+                console = f"/proc/self/fd/{stdio.terminal_fd}"
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        mounts.prepare(spec, rootfs, console, cgroup_dirs=cgroup.dirs if cgroup else {},
+                       new_cgroupns="cgroup" in new)
+        mounts.pivot(rootfs)
+        for k, v in (linux.get("sysctl") or {}).items():
+            try:
+                with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
+                    f.write(str(v))
+            except OSError as e:
+                raise L.SetupError(f"cannot set sysctl {k}={v}: {os.strerror(e.errno or 0).lower()}") from None
+        cwd = process.get("cwd") or "/"
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError as e:
+            raise L.SetupError(f"cannot create working directory {cwd}: {os.strerror(e.errno or 0).lower()}")
+        mounts.finalize(spec)
+        L.set_oom_score_adj(process.get("oomScoreAdj"))
+        L.set_rlimits(process.get("rlimits"))
+        L.set_user_and_caps(process)
+        L.chdir(cwd)
+        L.send(w, "ready")
+        os.close(w)
+        # created: wait here until `start` opens the fifo for reading
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        L.close_fds_except(set())
+        L.exec_process(process)
+    return body
+
+
+# ----- exec ---------------------------------------------------------------------------------------------------
+def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
+    def prepare() -> None:
+        if cgroup is not None:
+            cgroup.add(0)
+        fds = []
+        try:
+            for t in L.JOIN_ORDER:
+                p = f"/proc/{init_pid}/ns/{L.NS_PROC[t]}"
+                try:
+                    if os.stat(p).st_ino == os.stat(f"/proc/self/ns/{L.NS_PROC[t]}").st_ino:
+                        continue
+                    fds.append((t, os.open(p, os.O_RDONLY | os.O_CLOEXEC)))
+                except FileNotFoundError:
+                    continue
+            for t, fd in fds:
+                try:
+                    S.setns(fd, L.NS_FLAGS[t])
+                except OSError as e:
+                    raise L.SetupError(f"cannot join {t} namespace: {os.strerror(e.errno or 0).lower()}") from None
+        finally:
+            for _, fd in fds:
+                os.close(fd)
+    return prepare
+
+
+def exec_body(process: dict[str, Any], stdio: Stdio) -> Callable[[int], None]:
+    def body(w: int) -> None:
+        os.setsid()
+        L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
+        L.set_oom_score_adj(process.get("oomScoreAdj"))
+        L.set_rlimits(process.get("rlimits"))
+        L.set_user_and_caps(process)
+        L.chdir(process.get("cwd") or "/")
+        L.send(w, "exec")
+        os.close(w)
+        L.close_fds_except(set())
+        L.exec_process(process)
+    return body
