@@ -1,0 +1,116 @@
+"""Sizes and times printed the way the Docker CLI prints them (go-units HumanSize / HumanDuration)."""
+
+from __future__ import annotations
+
+import time
+
+_DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _go_g(value: float, precision: int) -> str:
+    s = f"{value:.{precision}g}"
+    if "e" in s:  # Go prints 1e+03 as Python does, but values here are < 1000 unless huge
+        mant, _, exp = s.partition("e")
+        s = f"{mant}e{exp[0]}{int(exp[1:]):02d}"
+    return s
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """``4261325`` -> ``4.26MB`` (decimal units, 3 significant digits, as ``docker images``)."""
+    i = 0
+    size = float(size)
+    while size >= 1000.0 and i < len(_DECIMAL) - 1:
+        size /= 1000.0
+        i += 1
+    return _go_g(size, precision) + _DECIMAL[i]
+
+
+def bytes_size(size: float) -> str:
+    """Binary units: ``1048576`` -> ``1MiB`` (as ``docker stats``)."""
+    i = 0
+    size = float(size)
+    while size >= 1024.0 and i < len(_BINARY) - 1:
+        size /= 1024.0
+        i += 1
+    return _go_g(size, 4) + _BINARY[i]
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration: ``Less than a second``, ``About a minute``, ``3 hours``, ``2 weeks``..."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def since(ts: float, now: float | None = None) -> str:
+    """``2 hours ago`` for a unix time."""
+    n = time.time() if now is None else now
+    return human_duration(max(0.0, n - ts)) + " ago"
+
+
+def go_time_string(ts: float) -> str:
+    """Go's ``time.Time.String()`` in local time: ``2024-01-02 03:04:05 +0000 UTC``."""
+    import datetime
+
+    d = datetime.datetime.fromtimestamp(ts).astimezone()
+    return d.strftime("%Y-%m-%d %H:%M:%S %z ") + (d.tzname() or "")
+
+
+def parse_rfc3339(s: str) -> float:
+    """RFC 3339 (with nanoseconds, ``Z`` or an offset) -> unix time; 0.0 when unparsable."""
+    import datetime
+
+    if not s:
+        return 0.0
+    try:
+        main, frac, tz = s, "", ""
+        if s.endswith("Z") or s.endswith("z"):
+            main, tz = s[:-1], "+00:00"
+        else:
+            for i in range(len(s) - 1, 9, -1):
+                if s[i] in "+-":
+                    main, tz = s[:i], s[i:]
+                    break
+        if "." in main:
+            main, frac = main.split(".", 1)
+        d = datetime.datetime.fromisoformat(main.replace("t", "T") + (tz or "+00:00"))
+        return d.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+    except ValueError:
+        return 0.0
+
+
+def rfc3339_nano(ts: float) -> str:
+    """Unix time -> ``2024-01-02T03:04:05.123456789Z`` (Go's RFC3339Nano in UTC, trailing zeros trimmed)."""
+    import datetime
+
+    sec = int(ts // 1)
+    ns = int(round((ts - sec) * 1e9))
+    if ns >= 1_000_000_000:
+        sec, ns = sec + 1, ns - 1_000_000_000
+    d = datetime.datetime.fromtimestamp(sec, datetime.timezone.utc)
+    s = d.strftime("%Y-%m-%dT%H:%M:%S")
+    if ns:
+        s += "." + f"{ns:09d}".rstrip("0")
+    return s + "Z"

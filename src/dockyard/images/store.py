@@ -1,0 +1,367 @@
+"""The image store: image records, tags and repo digests in SQLite, over the content and snapshot stores.
+
+Vocabulary (see also ``dockyard.ids``):
+
+- an *image* is a config blob (its digest is the *image ID*, ``sha256:<hex>``), a manifest blob and an ordered
+  list of layer blobs. Each layer has a *digest* (of the blob as stored, maybe gzip) and a *diff_id* (of the
+  uncompressed tar); the *chain ID* of the stack up to a layer keys its unpacked snapshot.
+- a *tag* maps a normalised reference (``docker.io/library/busybox:latest``) to an image ID; a *repo digest*
+  maps ``repo@sha256:<manifest digest>`` to an image ID.
+
+Lifecycle, e.g. for ``load``::
+
+    cs, ss, images = ContentStore(store), SnapshotStore(store), ImageStore(store)
+    digest, size = cs.ingest(layer_stream)                       # 1. blobs (atomic, verified)
+    snap = ss.apply_layer(None, cs.open(digest), digest)         # 2. snapshots (atomic)
+    image_id, _ = images.add(config_bytes, [LayerRecord(digest, digest, size, OCI_LAYER)],
+                             tags=["busybox:latest"])            # 3. ONE transaction makes it visible
+
+``add`` checks inside its transaction that every blob and snapshot it references still exists (a concurrent
+``rmi`` may have removed shared ones); if not it raises ``MissingContent`` and the caller re-runs steps 1-2
+(``with_retry``). ``remove`` deletes blobs and snapshots no image references inside *its* transaction, so the two
+never interleave into an image whose files are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
+from dockyard.ids import chain_ids, sha256_digest
+from dockyard.images import reference as refs
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from dockyard.state.db import Store
+
+_HEX_PREFIX = re.compile(r"^[a-f0-9]{1,64}$")
+RUNNING_STATES = ("running", "paused", "restarting")
+T = TypeVar("T")
+
+
+class MissingContent(DockyardError):
+    """A blob or snapshot an image needs vanished before the image was recorded (retry the ingest)."""
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One layer of an image as recorded: blob digest, uncompressed diff_id, blob size, media type."""
+
+    digest: str
+    diff_id: str
+    size: int
+    media_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "diff_id": self.diff_id, "size": self.size, "media_type": self.media_type}
+
+
+@dataclass
+class Image:
+    """An image as the store knows it. ``config`` is the parsed config blob (``config["config"]`` holds Env,
+    Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, StopSignal, Labels...)."""
+
+    id: str                                  # sha256:<hex> = config digest
+    config_text: str
+    layers_text: str
+    size: int                                # bytes of the unpacked layers
+    created: str                             # RFC 3339, from the config
+    added: float
+    manifest_digest: str | None
+    parent: str | None = None
+    repo_tags: list[str] = field(default_factory=list)      # familiar: busybox:latest
+    repo_digests: list[str] = field(default_factory=list)   # familiar: busybox@sha256:...
+    tag_refs: list[str] = field(default_factory=list)       # normalised, as stored
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        c: dict[str, Any] = json.loads(self.config_text)
+        return c
+
+    @cached_property
+    def layers(self) -> list[LayerRecord]:
+        return [LayerRecord(d["digest"], d["diff_id"], int(d["size"]), d["media_type"])
+                for d in json.loads(self.layers_text)]
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return [ly.diff_id for ly in self.layers]
+
+    @property
+    def chain_ids(self) -> list[str]:
+        return chain_ids(self.diff_ids)
+
+    @property
+    def top_chain_id(self) -> str | None:
+        """Chain ID of the topmost layer (the snapshot to mount as lower dirs); None for an empty image."""
+        c = self.chain_ids
+        return c[-1] if c else None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[7:19]
+
+    @property
+    def created_ts(self) -> float:
+        from dockyard.cli.humanize import parse_rfc3339
+
+        return parse_rfc3339(self.created)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.config.get("config") or {}).get("Labels") or {})
+
+    @property
+    def dangling(self) -> bool:
+        return not self.repo_tags
+
+
+def _image_from_row(r: sqlite3.Row) -> Image:
+    return Image(id=r["id"], config_text=r["config"], layers_text=r["layers"], size=r["size"],
+                 created=r["created"], added=r["added"], manifest_digest=r["manifest_digest"],
+                 parent=r["parent"])
+
+
+def with_retry(prepare_and_add: Callable[[], T], attempts: int = 4) -> T:
+    """Run ``prepare_and_add`` again when a concurrent removal took content it needed (MissingContent)."""
+    for i in range(attempts):
+        try:
+            return prepare_and_add()
+        except MissingContent:
+            if i == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class ImageStore:
+    """Names -> images. All writes are single SQLite transactions; see the module docstring."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- lookup -----------------------------------------------------------------------------------------------
+
+    def _attach_refs(self, c: sqlite3.Connection, images: list[Image]) -> None:
+        by_id = {im.id: im for im in images}
+        if len(images) == 1:
+            q = (images[0].id,)
+            tags = c.execute("SELECT ref, image_id FROM tags WHERE image_id=?", q).fetchall()
+            digs = c.execute("SELECT ref, image_id FROM repo_digests WHERE image_id=?", q).fetchall()
+        else:
+            tags = c.execute("SELECT ref, image_id FROM tags").fetchall()
+            digs = c.execute("SELECT ref, image_id FROM repo_digests").fetchall()
+        for ref, iid in sorted((r[0], r[1]) for r in tags):
+            im = by_id.get(iid)
+            if im is not None:
+                im.tag_refs.append(ref)
+                im.repo_tags.append(refs.familiar(ref))
+        for ref, iid in sorted((r[0], r[1]) for r in digs):
+            im = by_id.get(iid)
+            if im is not None:
+                im.repo_digests.append(refs.familiar(ref))
+
+    def get(self, image_id: str) -> Image | None:
+        c = self.store.conn()
+        r = c.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+        if r is None:
+            return None
+        im = _image_from_row(r)
+        self._attach_refs(c, [im])
+        return im
+
+    def list(self) -> list[Image]:
+        """Every image, newest first, with tags and digests attached."""
+        c = self.store.conn()
+        images = [_image_from_row(r) for r in c.execute("SELECT * FROM images").fetchall()]
+        self._attach_refs(c, images)
+        images.sort(key=lambda im: (im.created, im.added), reverse=True)
+        return images
+
+    def lookup_id(self, s: str) -> str | None:
+        """The image ID ``s`` names (ID, prefix, reference, repo@digest), or None; raises on an ambiguous prefix."""
+        c = self.store.conn()
+        if s.startswith("sha256:"):
+            hexpart = s[7:]
+            if not _HEX_PREFIX.match(hexpart):
+                raise InvalidArgument(f"invalid reference format: {s}")
+            return self._by_prefix(c, hexpart, s)
+        if refs.HEX64_RE.match(s):
+            r = c.execute("SELECT id FROM images WHERE id=?", ("sha256:" + s,)).fetchone()
+            return r[0] if r else None
+        ref = refs.try_parse(s)
+        if ref is not None:
+            if ref.digest:
+                r = c.execute("SELECT image_id FROM repo_digests WHERE ref=?",
+                              (f"{ref.name}@{ref.digest}",)).fetchone()
+                if r is None:
+                    r = c.execute("SELECT i.id FROM images i JOIN tags t ON t.image_id=i.id "
+                                  "WHERE i.manifest_digest=? AND t.ref LIKE ? LIMIT 1",
+                                  (ref.digest, ref.name + ":%")).fetchone()
+            else:
+                r = c.execute("SELECT image_id FROM tags WHERE ref=?", (str(ref.tagged()),)).fetchone()
+            if r is not None:
+                return str(r[0])
+        if _HEX_PREFIX.match(s):
+            return self._by_prefix(c, s, s)
+        return None
+
+    @staticmethod
+    def _by_prefix(c: sqlite3.Connection, hexpart: str, shown: str) -> str | None:
+        rows = c.execute("SELECT id FROM images WHERE substr(id, 8, ?)=? LIMIT 2",
+                         (len(hexpart), hexpart)).fetchall()
+        if len(rows) > 1:
+            raise InvalidArgument(f"multiple IDs found with provided prefix: {shown}")
+        return str(rows[0][0]) if rows else None
+
+    def resolve(self, s: str) -> Image:
+        """The image named by a unique ID prefix, full ID, ``sha256:ID``, reference or ``repo@digest``.
+
+        Raises NotFound("No such image: X").
+        """
+        iid = self.lookup_id(s) if s else None
+        im = self.get(iid) if iid else None
+        if im is None:
+            raise NotFound(f"No such image: {s}")
+        return im
+
+    def exists(self, s: str) -> bool:
+        try:
+            return self.lookup_id(s) is not None
+        except InvalidArgument:
+            return False
+
+    # -- writing ----------------------------------------------------------------------------------------------
+
+    def add(self, config_bytes: bytes, layers: list[LayerRecord], manifest_bytes: bytes | None = None,
+            tags: Iterable[str] = (), parent: str | None = None,
+            repo_digests: Iterable[str] = ()) -> tuple[str, list[tuple[str, str]]]:
+        """Record an image whose blobs and snapshots already exist; returns ``(image_id, replaced)``.
+
+        ``config_bytes`` is the config blob (stored here if missing). ``manifest_bytes`` defaults to an OCI
+        manifest over ``layers``. ``tags`` (any reference form) are pointed at the image in the same
+        transaction; ``replaced`` lists ``(familiar tag, old image ID)`` for tags that moved.
+        Raises MissingContent when a layer blob or snapshot is gone (see ``with_retry``).
+        """
+        from dockyard.content.store import ContentStore
+        from dockyard.oci import image as oci
+
+        config = json.loads(config_bytes)
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        if diff_ids != [ly.diff_id for ly in layers]:
+            raise InvalidArgument("invalid image: layers do not match the config's rootfs.diff_ids")
+        cs = ContentStore(self.store)
+        image_id = sha256_digest(config_bytes)
+        if not cs.has(image_id):
+            cs.put_bytes(config_bytes, image_id)
+        if manifest_bytes is None:
+            manifest_bytes = oci.manifest_bytes(
+                oci.Descriptor(oci.OCI_CONFIG, image_id, len(config_bytes)),
+                [oci.Descriptor(ly.media_type, ly.digest, ly.size) for ly in layers])
+        manifest_digest = sha256_digest(manifest_bytes)
+        if not cs.has(manifest_digest):
+            cs.put_bytes(manifest_bytes, manifest_digest)
+        norm_tags = [str(self._tag_ref(t)) for t in tags]
+        chains = chain_ids(diff_ids)
+        replaced: list[tuple[str, str]] = []
+        with images_lock(self.store, exclusive=False), self.store.write() as cur:
+            missing = [ly.digest for ly in layers if not cs.has(ly.digest)]
+            missing += [d for d in (image_id, manifest_digest) if not cs.has(d)]
+            size = 0
+            for ch in chains:
+                r = cur.execute("SELECT size FROM snapshots WHERE chain_id=?", (ch,)).fetchone()
+                if r is None or not self._snapshot_dir_exists(ch):
+                    missing.append(ch)
+                else:
+                    size += int(r[0])
+            if missing:
+                raise MissingContent(f"content vanished during the operation: {', '.join(missing)}")
+            cur.execute(
+                "INSERT OR IGNORE INTO images (id, config, manifest_digest, layers, size, created, added, parent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (image_id, config_bytes.decode(), manifest_digest,
+                 json.dumps([ly.to_json() for ly in layers]), size, str(config.get("created") or ""),
+                 _now(), parent))
+            for t in norm_tags:
+                old = cur.execute("SELECT image_id FROM tags WHERE ref=?", (t,)).fetchone()
+                if old is not None and old[0] != image_id:
+                    replaced.append((refs.familiar(t), str(old[0])))
+                cur.execute("INSERT OR REPLACE INTO tags (ref, image_id) VALUES (?, ?)", (t, image_id))
+            for d in repo_digests:
+                cur.execute("INSERT OR REPLACE INTO repo_digests (ref, image_id) VALUES (?, ?)", (d, image_id))
+        return image_id, replaced
+
+    def _snapshot_dir_exists(self, chain_id: str) -> bool:
+        from dockyard.snapshots.store import SnapshotStore
+
+        snap = SnapshotStore(self.store).get(chain_id)
+        return snap is not None and os.path.isdir(snap.path)
+
+    @staticmethod
+    def _tag_ref(ref: str | refs.Reference) -> refs.Reference:
+        r = refs.parse(ref) if isinstance(ref, str) else ref
+        if r.digest:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        return r.tagged()
+
+    def tag(self, image_id: str, ref: str | refs.Reference) -> str:
+        """Point ``ref`` (``:latest`` added if needed) at the image; returns the normalised reference."""
+        r = str(self._tag_ref(ref))
+        with self.store.write() as cur:
+            if cur.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone() is None:
+                raise NotFound(f"No such image: {image_id}")
+            cur.execute("INSERT OR REPLACE INTO tags (ref, image_id) VALUES (?, ?)", (r, image_id))
+        return r
+
+    def untag(self, ref: str) -> bool:
+        r = str(refs.parse(ref).tagged())
+        with self.store.write() as cur:
+            return cur.execute("DELETE FROM tags WHERE ref=?", (r,)).rowcount > 0
+
+    def add_repo_digest(self, image_id: str, repo: str, manifest_digest: str) -> None:
+        r = refs.parse(repo)
+        with self.store.write() as cur:
+            cur.execute("INSERT OR REPLACE INTO repo_digests (ref, image_id) VALUES (?, ?)",
+                        (f"{r.name}@{manifest_digest}", image_id))
+
+    # -- removal (rmi / image prune) live in images.remove to keep this module small ---------------------------
+
+    def remove(self, name: str, force: bool = False, prune: bool = True) -> list[tuple[str, str]]:
+        """Docker's ``rmi``: returns records ``("Untagged", "busybox:latest")`` / ``("Deleted", "sha256:...")``."""
+        from dockyard.images.remove import remove_image
+
+        return remove_image(self, name, force, prune)
+
+    def prune(self, all: bool = False) -> tuple[list[tuple[str, str]], int]:
+        """``image prune [-a]``: (records, reclaimed bytes)."""
+        from dockyard.images.remove import prune_images
+
+        return prune_images(self, all)
+
+
+@contextlib.contextmanager
+def images_lock(store: Store, exclusive: bool) -> Iterator[None]:
+    """``<root>/images.lock``: ``add`` holds it shared while it checks and records; removals hold it exclusively
+    while they decide what is garbage and delete it (snapshot removal cannot run inside a transaction)."""
+    import fcntl
+
+    os.makedirs(store.root, mode=0o711, exist_ok=True)
+    fd = os.open(store.path("images.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
