@@ -11,7 +11,8 @@ from dockyard.cli.main import UsageError
 class Parser(argparse.ArgumentParser):
     def __init__(self, verb: str, usage: str, description: str = "") -> None:
         super().__init__(prog=f"dockyard {verb}", usage=f"dockyard {verb} {usage}", description=description,
-                         allow_abbrev=False)
+                         allow_abbrev=False, add_help=False)
+        self.add_argument("--help", action="help", help="Print usage")
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):

@@ -60,6 +60,9 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.runtime.base import Stdio, get_runtime
 
     rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
+    from dockyard.runtime import syscalls
+
+    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
     if o.detach:
         null = os.open(os.devnull, os.O_RDWR)
         rt.exec(c.id, proc, Stdio(null, null, null))

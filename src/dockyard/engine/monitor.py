@@ -39,6 +39,7 @@ RUNTIME_STATE = "/run/dockyard/runtime"
 
 def spawn(store: Store, c: Container, wait_attach: bool) -> dict[str, Any]:
     """Start the monitor of ``c``; returns ``{"pid": container pid}`` once created, or raises its error."""
+    store.close()  # an open SQLite connection must not cross fork()
     r, w = os.pipe2(os.O_CLOEXEC)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -53,14 +54,14 @@ def spawn(store: Store, c: Container, wait_attach: bool) -> dict[str, Any]:
             os._exit(0)
     os.close(w)
     os.waitpid(pid, 0)
-    chunks = []
-    while True:
+    # one JSON line; not EOF, since the container's init may hold the pipe until it execs
+    data = b""
+    while not data.endswith(b"\n"):
         b = os.read(r, 65536)
         if not b:
             break
-        chunks.append(b)
+        data += b
     os.close(r)
-    data = b"".join(chunks)
     if not data:
         raise DockyardError(f"container {c.id[:12]}: monitor exited before creating the container")
     msg = json.loads(data)
@@ -83,6 +84,13 @@ def _monitor_main(root: str, cid: str, ready_fd: int, wait_attach: bool) -> None
         Monitor(Store(root), cid, ready_fd, wait_attach).run()
     except BaseException:  # noqa: BLE001 - the monitor must never die with a traceback nobody sees
         code = 1
+        try:  # leave the reason where `inspect` and a developer can find it
+            import traceback
+
+            with open(os.path.join(root, "containers", cid, "monitor.err"), "a") as f:
+                traceback.print_exc(file=f)
+        except OSError:
+            pass
     finally:
         os._exit(code)
 
@@ -223,7 +231,7 @@ class Monitor:
         if self.ready_fd is None:
             return
         try:
-            os.write(self.ready_fd, json.dumps(msg).encode())
+            os.write(self.ready_fd, json.dumps(msg).encode() + b"\n")
         finally:
             os.close(self.ready_fd)
             self.ready_fd = None

@@ -135,6 +135,13 @@ class Store:
             c.execute("ROLLBACK")
             raise
 
+    def close(self) -> None:
+        """Close this thread's connection. Call before fork(): SQLite state must not cross a fork."""
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: writers queue instead of deadlocking)."""
