@@ -53,10 +53,14 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None) -> Contai
                       created=time.time(), labels=labels)
         try:
             os.makedirs(c.dir(store), mode=0o710)
+            for sub in ("diff", "work", "rootfs"):
+                os.mkdir(os.path.join(c.dir(store), sub), 0o755)
             cs.insert(c)
             return c
         except Conflict:
-            os.rmdir(c.dir(store))
+            from dockyard.fsutil import rmtree
+
+            rmtree(c.dir(store))
             if not auto_name:
                 raise
     raise Conflict("could not find a free container name")
