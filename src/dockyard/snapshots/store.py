@@ -1,0 +1,330 @@
+"""The snapshot store: image layers unpacked once, each into its own directory, stacked by overlayfs.
+
+Vocabulary (see ``dockyard.ids``): a layer tar's *diff_id* is the digest of its uncompressed bytes; the *chain_id*
+of a layer names the whole stack below it (``chain = sha256(parent_chain + " " + diff_id)``; the base layer's
+chain is its diff_id). Two images that share their first layers share those snapshots.
+
+Lifecycle, for an image with layers L1 (base) .. L3::
+
+    ss = SnapshotStore(store)
+    s1 = ss.apply_layer(None, open_blob(L1), expected_diff_id=d1)
+    s2 = ss.apply_layer(s1.chain_id, open_blob(L2), expected_diff_id=d2)
+    s3 = ss.apply_layer(s2.chain_id, open_blob(L3), expected_diff_id=d3)
+    mounts = rootfs_mounts(ss.lowerdirs(s3.chain_id), upper, work, "/run/.../rootfs")  # -> runtime
+    ...
+    ss.gc(keep={chain IDs of every image still present})
+
+On disk, ``snapshots/<first 16 hex of chain_id>/fs`` is one layer's own files in overlayfs format (whiteouts are 0/0
+character devices, opaque directories carry ``trusted.overlay.opaque=y``); the ``snapshots`` table holds
+chain_id -> (parent, diff_id, size). A layer is extracted into ``tmp/snap-*`` first and renamed into place inside
+the transaction that inserts its row, so a snapshot directory is complete whenever it is visible and a ``kill -9``
+leaves at most a staging directory, which ``gc`` removes. Applying holds a shared lock on ``snapshots/.lock``;
+``remove`` and ``gc`` hold it exclusively, so a parent cannot vanish under a layer being applied on top of it.
+Neither may be called inside a ``store.write()`` transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from dockyard.errors import Conflict, CorruptContent, InvalidArgument, NotFound, from_oserror
+from dockyard.fsutil import fsync_dir, rmtree
+from dockyard.ids import sha256_digest, validate_digest
+from dockyard.oci.mounts import Mount
+
+if TYPE_CHECKING:
+    from dockyard.state.db import Store
+
+_STAGING_PREFIX = "snap-"
+_GC_PREFIX = "gc-snap-"
+_EMPTY = "empty"
+_PAGE = 4096
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    chain_id: str
+    parent: str | None
+    diff_id: str
+    size: int       # bytes of file data and symlink targets in this layer alone
+    path: str       # the layer's own directory (an overlay lowerdir)
+
+
+def chain_id_of(parent: str | None, diff_id: str) -> str:
+    return diff_id if parent is None else sha256_digest(f"{parent} {diff_id}".encode())
+
+
+class SnapshotStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.dir = store.path("snapshots")
+
+    # -- paths ------------------------------------------------------------------------------------------------
+
+    def _dir_of(self, chain_id: str) -> str:
+        return os.path.join(self.dir, chain_id[7:23])
+
+    def fs_path(self, chain_id: str) -> str:
+        return os.path.join(self._dir_of(chain_id), "fs")
+
+    def empty_dir(self) -> str:
+        """An always-empty directory: the lowerdir of a container from ``scratch``."""
+        p = os.path.join(self.dir, _EMPTY)
+        if not os.path.isdir(p):
+            os.makedirs(self.dir, mode=0o711, exist_ok=True)
+            try:
+                os.mkdir(p, 0o755)
+            except FileExistsError:
+                pass
+        return p
+
+    # -- queries ----------------------------------------------------------------------------------------------
+
+    def _row(self, r: object) -> Snapshot:
+        chain, parent, diff_id, size = r  # type: ignore[misc]
+        return Snapshot(chain, parent, diff_id, size, self.fs_path(chain))
+
+    def get(self, chain_id: str) -> Snapshot | None:
+        rows = self.store.query("SELECT chain_id, parent, diff_id, size FROM snapshots WHERE chain_id=?",
+                                (chain_id,))
+        return self._row(rows[0]) if rows else None
+
+    def list(self) -> list[Snapshot]:
+        return [self._row(r) for r in self.store.query("SELECT chain_id, parent, diff_id, size FROM snapshots")]
+
+    def lowerdirs(self, chain_id: str | None) -> list[str]:
+        """The fs directories of the stack ending at ``chain_id``, topmost first; [] for None (scratch)."""
+        out: list[str] = []
+        cur = chain_id
+        while cur is not None:
+            s = self.get(cur)
+            if s is None:
+                raise NotFound(f"snapshot {cur} not found")
+            out.append(s.path)
+            cur = s.parent
+        return out
+
+    def rootfs_mounts(self, chain_id: str | None, upperdir: str | None, workdir: str | None,
+                      target: str) -> list[Mount]:
+        return rootfs_mounts(self.lowerdirs(chain_id), upperdir, workdir, target, empty_dir=self.empty_dir())
+
+    # -- applying layers --------------------------------------------------------------------------------------
+
+    def apply_layer(self, parent: str | None, stream: BinaryIO, *, expected_diff_id: str | None = None,
+                    allow_devices: bool = True) -> Snapshot:
+        """Unpack a layer tar (plain, gzip, zstd, bzip2 or xz) on top of snapshot ``parent``.
+
+        If ``expected_diff_id`` is given and the snapshot already exists, the stream is not read at all.
+        Raises CorruptContent if the tar's diff_id differs from ``expected_diff_id``, Unsafe for entries that
+        would leave the layer directory (or device nodes when ``allow_devices`` is false)."""
+        if parent is not None:
+            validate_digest(parent)
+        if expected_diff_id is not None:
+            validate_digest(expected_diff_id)
+            known = self.get(chain_id_of(parent, expected_diff_id))
+            if known is not None and os.path.isdir(known.path):
+                return known
+        if parent is not None and self.get(parent) is None:
+            raise NotFound(f"snapshot {parent} not found")
+        os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
+        with self._lock(exclusive=False):
+            staging = tempfile.mkdtemp(dir=self.store.tmp, prefix=_STAGING_PREFIX)
+            try:
+                diff_id, size = self._extract(stream, os.path.join(staging, "fs"), allow_devices)
+                if expected_diff_id is not None and diff_id != expected_diff_id:
+                    raise CorruptContent(f"layer content mismatch: expected diff_id {expected_diff_id}, "
+                                         f"got {diff_id}")
+                chain = chain_id_of(parent, diff_id)
+                final = self._dir_of(chain)
+                os.makedirs(self.dir, mode=0o711, exist_ok=True)
+                with self.store.write() as cur:
+                    if parent is not None and not cur.execute(
+                            "SELECT 1 FROM snapshots WHERE chain_id=?", (parent,)).fetchone():
+                        raise NotFound(f"snapshot {parent} not found")
+                    try:
+                        os.rename(staging, final)
+                    except OSError as e:
+                        # another process applied the same layer first: its directory is complete, keep it
+                        if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                            raise from_oserror(f"cannot store snapshot {chain}", e) from None
+                    else:
+                        fsync_dir(self.dir)
+                    cur.execute("INSERT OR IGNORE INTO snapshots (chain_id, parent, diff_id, size) "
+                                "VALUES (?, ?, ?, ?)", (chain, parent, diff_id, size))
+            finally:
+                if os.path.lexists(staging):
+                    rmtree(staging)
+        s = self.get(chain)
+        assert s is not None
+        return s
+
+    @staticmethod
+    def _extract(stream: BinaryIO, dest: str, allow_devices: bool) -> tuple[str, int]:
+        import tarfile
+
+        from dockyard.snapshots.compression import open_layer
+        from dockyard.snapshots.extract import Extractor
+
+        os.mkdir(dest, 0o755)
+        root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            reader = open_layer(stream)
+            try:
+                try:
+                    tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
+                                      bufsize=1 << 16)
+                except tarfile.TarError as e:
+                    raise CorruptContent(f"invalid layer archive: {e}") from None
+                ex = Extractor(root_fd, allow_devices=allow_devices)
+                ex.extract(tf)
+                reader.drain()
+            finally:
+                reader.close()
+            _syncfs(root_fd)
+            return reader.digest(), ex.size
+        finally:
+            os.close(root_fd)
+
+    # -- removal ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self, exclusive: bool) -> Iterator[None]:
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def _retire(self, chain_id: str) -> str | None:
+        """Move a snapshot directory out of sight (atomically); the caller deletes it after committing."""
+        src = self._dir_of(chain_id)
+        dst = os.path.join(self.store.tmp, _GC_PREFIX + os.path.basename(src) + "-" + os.urandom(4).hex())
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            return None
+        return dst
+
+    def remove(self, chain_id: str) -> None:
+        """Delete one snapshot; Conflict if another snapshot is stacked on it. A missing snapshot is fine."""
+        os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
+        with self._lock(exclusive=True):
+            with self.store.write() as cur:
+                child = cur.execute("SELECT chain_id FROM snapshots WHERE parent=? LIMIT 1",
+                                    (chain_id,)).fetchone()
+                if child:
+                    raise Conflict(f"snapshot {chain_id} is in use: it is the parent of {child[0]}")
+                retired = self._retire(chain_id)
+                cur.execute("DELETE FROM snapshots WHERE chain_id=?", (chain_id,))
+                if retired:
+                    fsync_dir(self.dir)
+            if retired:
+                rmtree(retired)
+
+    def gc(self, keep: set[str]) -> list[str]:
+        """Remove every snapshot that is neither in ``keep`` nor below one that is, every snapshot directory
+        without a row (a crash between rename and commit) and every stale staging directory.
+
+        Returns the chain IDs removed."""
+        os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
+        removed: list[str] = []
+        retired: list[str] = []
+        with self._lock(exclusive=True):
+            with self.store.write() as cur:
+                rows = cur.execute("SELECT chain_id, parent FROM snapshots").fetchall()
+                parents = {r[0]: r[1] for r in rows}
+                live: set[str] = set()
+                for c in keep:
+                    while c is not None and c in parents and c not in live:
+                        live.add(c)
+                        c = parents[c]
+                for c in parents:
+                    if c not in live:
+                        d = self._retire(c)
+                        if d:
+                            retired.append(d)
+                        cur.execute("DELETE FROM snapshots WHERE chain_id=?", (c,))
+                        removed.append(c)
+                known = {self._dir_of(c) for c in live}
+                for name in _listdir(self.dir):
+                    p = os.path.join(self.dir, name)
+                    if len(name) == 16 and p not in known and os.path.isdir(p):
+                        dst = os.path.join(self.store.tmp, _GC_PREFIX + name + "-" + os.urandom(4).hex())
+                        os.rename(p, dst)
+                        retired.append(dst)
+                if retired:
+                    fsync_dir(self.dir)
+            # no apply is running (we hold the lock exclusively): every staging directory is stale
+            for name in _listdir(self.store.tmp):
+                if name.startswith((_STAGING_PREFIX, _GC_PREFIX)):
+                    rmtree(os.path.join(self.store.tmp, name))
+        return removed
+
+
+def _listdir(p: str) -> list[str]:
+    try:
+        return os.listdir(p)
+    except FileNotFoundError:
+        return []
+
+
+_libc = None
+
+
+def _syncfs(fd: int) -> None:
+    """Flush the file system holding ``fd`` (one syscall instead of an fsync per extracted file)."""
+    global _libc
+    import ctypes
+
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.syncfs(fd) != 0:
+        e = ctypes.get_errno()
+        raise from_oserror("cannot sync snapshot", OSError(e, os.strerror(e)))
+
+
+# -- mounts -----------------------------------------------------------------------------------------------------
+
+OVERLAY_OPTIONS = ("index=off", "redirect_dir=off", "metacopy=off")
+
+
+def rootfs_mounts(lowerdirs: list[str], upperdir: str | None, workdir: str | None, target: str, *,
+                  empty_dir: str | None = None) -> list[Mount]:
+    """The mount(s) that make ``target`` a container's root file system.
+
+    ``lowerdirs`` are layer directories topmost first (``SnapshotStore.lowerdirs``). With an ``upperdir`` (and its
+    ``workdir``, on the same file system) the result is a writable overlay whose changes land in ``upperdir``;
+    without one it is read-only. Overlay needs at least one lower directory (two without an upper), so a scratch
+    image uses ``empty_dir`` (default: ``<dirname(upperdir)>/empty``, created) and a one-layer read-only root is a
+    read-only bind mount. ``index=off``, ``redirect_dir=off`` and ``metacopy=off`` keep the upper directory a plain
+    diff that ``write_layer`` can turn into a layer."""
+    for p in [*lowerdirs, upperdir or "", workdir or ""]:
+        if "," in p or ":" in p:
+            raise InvalidArgument(f"overlay cannot use a path containing ',' or ':': {p}")
+    lowers = list(lowerdirs)
+    if not lowers:
+        if empty_dir is None:
+            empty_dir = os.path.join(os.path.dirname((upperdir or target).rstrip("/")), "empty")
+            os.makedirs(empty_dir, mode=0o755, exist_ok=True)
+        lowers = [empty_dir]
+    if upperdir is None:
+        if len(lowers) == 1:
+            return [Mount("bind", lowers[0], target, ("rbind", "ro"))]
+        opts = ("ro", "lowerdir=" + ":".join(lowers), *OVERLAY_OPTIONS)
+    else:
+        if workdir is None:
+            raise InvalidArgument("an overlay with an upperdir needs a workdir")
+        opts = ("lowerdir=" + ":".join(lowers), f"upperdir={upperdir}", f"workdir={workdir}", *OVERLAY_OPTIONS)
+    if len(",".join(opts)) >= _PAGE:
+        raise InvalidArgument(f"too many layers ({len(lowers)}) for one overlay mount: "
+                              f"its options exceed {_PAGE - 1} bytes")
+    return [Mount("overlay", "overlay", target, opts)]
