@@ -1,0 +1,162 @@
+"""The runtime on the real kernel: a core subset run through the built-in runtime, runc and crun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from dockyard.errors import DockyardError
+from dockyard.runtime import ocibin
+from dockyard.runtime.base import Stdio
+from dockyard.runtime.testing import Harness, make_busybox_rootfs, wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+
+@pytest.fixture(scope="session")
+def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_busybox_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs"))
+
+
+@pytest.fixture(scope="session")
+def crun_ready() -> object:
+    """crun refuses hybrid cgroup hosts until the cgroup2 mount's controllers get v1 hierarchies of their own."""
+    if not shutil.which("crun"):
+        pytest.skip("crun is not installed")
+    made = ocibin.prepare_crun_hybrid()
+    yield None
+    from dockyard.runtime import syscalls
+
+    for mp in made:
+        for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(mp) for x in ds), reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        try:
+            syscalls.umount2(mp)
+            os.rmdir(mp)
+        except OSError:
+            pass
+
+
+@pytest.fixture(params=["dockyard", "runc", "crun"])
+def h(request: pytest.FixtureRequest, tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
+    name = request.param
+    if name == "crun":
+        request.getfixturevalue("crun_ready")
+    elif name != "dockyard" and not shutil.which(name):
+        pytest.skip(f"{name} is not installed")
+    harness = Harness(str(tmp_path), busybox_template, name)
+    yield harness
+    harness.cleanup()
+
+
+def test_output_and_exit_code(h: Harness) -> None:
+    r = h.run(["sh", "-c", "echo hello; echo oops >&2; exit 3"])
+    assert (r.code, r.out, r.err) == (3, "hello\n", "oops\n")
+
+
+def test_process_is_pid_1_and_host_processes_are_invisible(h: Harness) -> None:
+    r = h.run(["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]'"])
+    pid1, count = r.out.split()
+    assert pid1 == "1"
+    assert int(count) <= 3  # sh, ls, grep
+
+
+def test_hostname_and_environment(h: Harness) -> None:
+    r = h.run(["sh", "-c", "hostname; echo $FOO; pwd"], hostname="box1", env=["FOO=bar"], cwd="/tmp")
+    assert r.out.split() == ["box1", "bar", "/tmp"]
+
+
+def test_default_capabilities_are_dockers(h: Harness) -> None:
+    r = h.run(["sh", "-c", "grep -E '^Cap(Eff|Bnd|Prm)' /proc/self/status"])
+    caps = dict(line.split(":") for line in r.out.splitlines())
+    assert {k: v.strip() for k, v in caps.items()} == {k: "00000000a80425fb" for k in ("CapPrm", "CapEff", "CapBnd")}
+
+
+def test_command_not_found_exits_127(h: Harness) -> None:
+    if h.runtime_name != "dockyard":
+        with pytest.raises(DockyardError, match="executable file.* not found"):
+            h.run(["nosuchcmd"])
+        return
+    r = h.run(["nosuchcmd"])
+    assert r.code == 127
+    assert 'exec: "nosuchcmd": executable file not found in $PATH' in r.err
+
+
+def test_not_executable_exits_126(h: Harness) -> None:
+    if h.runtime_name != "dockyard":
+        with pytest.raises(DockyardError, match="(?i)permission denied"):
+            h.run(["/etc/noexec"])
+        return
+    r = h.run(["/etc/noexec"])
+    assert r.code == 126
+    assert "permission denied" in r.err
+
+
+def test_rlimits_above_the_hard_limit_do_not_fail(h: Harness) -> None:
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    r = h.run(["sh", "-c", "ulimit -n"])  # the default spec asks for 1048576
+    assert r.code == 0, r.err
+    assert int(r.out) == min(hard, 1048576)
+
+
+def test_user_and_groups(h: Harness) -> None:
+    def edit(spec: dict) -> None:
+        spec["process"]["user"] = {"uid": 65534, "gid": 65534, "additionalGids": [5]}
+
+    r = h.run(["sh", "-c", "id -u; id -g; id -G; grep CapEff /proc/self/status"], edit=edit)
+    lines = r.out.split("\n")
+    assert lines[:3] == ["65534", "65534", "65534 5"]
+    assert lines[3].split()[1] == "0000000000000000"
+
+
+def test_exec_joins_the_running_container(h: Harness) -> None:
+    cid, pid, out, err = h.create(["sleep", "300"], hostname="exec1")
+    h.rt.start(cid)
+    assert h.rt.state(cid)["status"] == "running"
+    rd, wr = os.pipe()
+    try:
+        epid = h.rt.exec(cid, {"args": ["sh", "-c", "hostname; tr '\\0' _ </proc/1/cmdline; echo; echo $$"],
+                               "env": ["PATH=/bin"], "cwd": "/"}, Stdio(None, wr, wr))
+    finally:
+        os.close(wr)
+    assert wait(epid) == 0
+    text = os.read(rd, 65536).decode()
+    os.close(rd)
+    host, n, mypid = text.split()
+    assert host == "exec1" and n == "sleep_300_" and int(mypid) > 1
+    h.rt.kill(cid, 9)
+    assert wait(pid) == 137
+
+
+def test_state_lifecycle_and_kill(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["sleep", "300"])
+    st = h.rt.state(cid)
+    assert st["status"] == "created" and st["pid"] == pid and st["id"] == cid
+    h.rt.start(cid)
+    assert h.rt.state(cid)["status"] == "running"
+    h.rt.kill(cid, 9)
+    assert wait(pid) == 137
+    assert h.rt.state(cid)["status"] == "stopped"
+    h.rt.delete(cid)
+    h.ids.remove(cid)
+    with pytest.raises(DockyardError):
+        h.rt.state(cid)
+
+
+def test_pause_and_resume(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["sleep", "300"])
+    h.rt.start(cid)
+    h.rt.pause(cid)
+    assert h.rt.state(cid)["status"] == "paused"
+    h.rt.resume(cid)
+    assert h.rt.state(cid)["status"] == "running"
+    h.rt.delete(cid, force=True)
+    h.ids.remove(cid)
+    assert wait(pid) == 137
