@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from dockyard.errors import DockyardError
-from dockyard.runtime import ocibin
 from dockyard.runtime.base import Stdio
-from dockyard.runtime.testing import Harness, make_busybox_rootfs, wait
+from dockyard.runtime.testing import CrunHybrid, Harness, make_busybox_rootfs, runtime_available, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
@@ -23,32 +21,17 @@ def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def crun_ready() -> object:
     """crun refuses hybrid cgroup hosts until the cgroup2 mount's controllers get v1 hierarchies of their own."""
-    if not shutil.which("crun"):
-        pytest.skip("crun is not installed")
-    made = ocibin.prepare_crun_hybrid()
-    yield None
-    from dockyard.runtime import syscalls
-
-    for mp in made:
-        for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(mp) for x in ds), reverse=True):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
-        try:
-            syscalls.umount2(mp)
-            os.rmdir(mp)
-        except OSError:
-            pass
+    with CrunHybrid():
+        yield None
 
 
 @pytest.fixture(params=["dockyard", "runc", "crun"])
 def h(request: pytest.FixtureRequest, tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
     name = request.param
+    if runtime_available(name):
+        pytest.skip(runtime_available(name))
     if name == "crun":
         request.getfixturevalue("crun_ready")
-    elif name != "dockyard" and not shutil.which(name):
-        pytest.skip(f"{name} is not installed")
     harness = Harness(str(tmp_path), busybox_template, name)
     yield harness
     harness.cleanup()

@@ -67,12 +67,16 @@ class Harness:
         self.tag = f"dyt{os.getpid()}x{int(time.monotonic() * 1000) % 100000}"
 
     def bundle(self, args: list[str], edit: Callable[[dict[str, Any]], None] | None = None,
-               **kw: Any) -> tuple[str, str]:
+               setup: Callable[[str], None] | None = None, **kw: Any) -> tuple[str, str]:
+        """Write a bundle (a copy of the template rootfs, ``setup(rootfs)`` run on it, and a default spec
+        passed through ``edit``); returns (container id to use, bundle dir)."""
         self.n += 1
         cid = f"{self.tag}-{self.n}"
         b = os.path.join(self.tmp, f"bundle{self.n}")
         os.makedirs(b)
         shutil.copytree(self.rootfs_template, os.path.join(b, "rootfs"), symlinks=True)
+        if setup:
+            setup(os.path.join(b, "rootfs"))
         kw.setdefault("cgroups_path", f"/dockyard-test/{cid}")
         spec = default_spec("rootfs", args, **kw)
         if edit:
@@ -84,9 +88,10 @@ class Harness:
         return cid, b
 
     def create(self, args: list[str], edit: Callable[[dict[str, Any]], None] | None = None,
-               stdin: int | None = None, **kw: Any) -> tuple[str, int, str, str]:
+               stdin: int | None = None, setup: Callable[[str], None] | None = None,
+               **kw: Any) -> tuple[str, int, str, str]:
         """Create (not start) a container; returns (id, pid, stdout path, stderr path)."""
-        cid, b = self.bundle(args, edit, **kw)
+        cid, b = self.bundle(args, edit, setup, **kw)
         out, err = os.path.join(b, "stdout"), os.path.join(b, "stderr")
         fo = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fe = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -99,8 +104,8 @@ class Harness:
         return cid, pid, out, err
 
     def run(self, args: list[str], edit: Callable[[dict[str, Any]], None] | None = None,
-            timeout: float = 30, **kw: Any) -> Result:
-        cid, pid, out, err = self.create(args, edit, **kw)
+            timeout: float = 30, setup: Callable[[str], None] | None = None, **kw: Any) -> Result:
+        cid, pid, out, err = self.create(args, edit, setup=setup, **kw)
         self.rt.start(cid)
         code = wait(pid, timeout)
         self.rt.delete(cid, force=True)
@@ -143,3 +148,36 @@ def wait(pid: int, timeout: float = 30) -> int:
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+class CrunHybrid:
+    """Context manager: let crun run on a cgroup v1 "hybrid" host for a while (see ``ocibin.prepare_crun_hybrid``);
+    on exit, removes the hierarchies it mounted (after their leftover empty cgroups)."""
+
+    def __enter__(self) -> "CrunHybrid":
+        from dockyard.runtime import ocibin
+
+        self.made = ocibin.prepare_crun_hybrid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from dockyard.runtime import syscalls
+
+        for mp in self.made:
+            for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(mp) for x in ds), reverse=True):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            try:
+                syscalls.umount2(mp)
+                os.rmdir(mp)
+            except OSError:
+                pass
+
+
+def runtime_available(name: str) -> str | None:
+    """None when runtime ``name`` can be used here, else the reason to skip."""
+    if name == "dockyard":
+        return None
+    return None if shutil.which(name) else f"{name} is not installed"
