@@ -216,3 +216,19 @@ def test_root_metadata_survives_apply_and_write(ss, tmp_path):
     st = os.lstat(os.path.join(fs, "null"))
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
     assert write_layer(fs, io.BytesIO()) == (diff_id, len(buf.getvalue()))
+
+
+def test_whiteout_keeps_owner_and_mtime(ss):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        ti = tarfile.TarInfo("d/.wh.x")
+        ti.uid, ti.gid, ti.mtime, ti.mode = 5, 6, 1_300_000_000, 0o600
+        tf.addfile(ti)
+    s = ss.apply_layer(None, io.BytesIO(buf.getvalue()))
+    st = os.lstat(os.path.join(s.path, "d", "x"))
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+    assert (st.st_uid, st.st_gid, st.st_mtime) == (5, 6, 1_300_000_000)
+    out = io.BytesIO()
+    write_layer(s.path, out)
+    m = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(out.getvalue()))}["d/.wh.x"]
+    assert (m.uid, m.gid, m.mtime, m.mode, m.size) == (5, 6, 1_300_000_000, 0o600, 0)

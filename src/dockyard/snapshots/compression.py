@@ -45,12 +45,14 @@ class _Raw:
     def __init__(self, head: bytes, src: BinaryIO) -> None:
         self.head = head
         self.src = src
+        # read1: whatever is available (a pipe, a socket) rather than waiting for a whole chunk
+        self._read = getattr(src, "read1", None) or src.read
 
     def read(self, n: int) -> bytes:
         if self.head:
             out, self.head = self.head[:n], self.head[n:]
             return out
-        return self.src.read(n)
+        return self._read(n)
 
 
 class _GzipDecoder:
@@ -177,7 +179,12 @@ class LayerReader(io.RawIOBase):
 
     def __init__(self, src: BinaryIO) -> None:
         super().__init__()
-        head = src.read(8)
+        head = b""
+        while len(head) < 8:  # raw streams may return short reads
+            more = src.read(8 - len(head))
+            if not more:
+                break
+            head += more
         self.compression = detect(head)
         raw = _Raw(head, src)
         self._dec: _Raw | _GzipDecoder | _StdlibDecoder | _ZstdDecoder

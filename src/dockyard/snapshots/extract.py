@@ -228,6 +228,7 @@ class Extractor:
         self._replace(pfd, name, lambda: os.mknod(name, stat.S_IFCHR, 0, dir_fd=pfd))
         if self.is_root:
             os.chown(name, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        os.utime(name, ns=self._times(m), dir_fd=pfd, follow_symlinks=False)  # keeps write_layer stable
 
     def _replace(self, pfd: int, name: str, create) -> None:  # type: ignore[no-untyped-def]
         """Run ``create`` (which fails with EEXIST if ``name`` exists); on EEXIST remove what is there, retry."""
