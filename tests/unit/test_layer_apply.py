@@ -290,3 +290,49 @@ def test_rootfs_mounts_errors():
 def test_store_rootfs_mounts_for_scratch(ss):
     (m,) = ss.rootfs_mounts(None, "/c/upper", "/c/work", "/c/rootfs")
     assert m.options[0] == "lowerdir=" + ss.empty_dir()
+
+
+# -- odd but valid archives ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [b"", b"\0" * 1024, tar_of([])])
+def test_empty_layers(ss, data):
+    s = ss.apply_layer(None, io.BytesIO(data))
+    assert s.diff_id == sha(data) and s.size == 0 and os.listdir(s.path) == []
+
+
+def test_docker_empty_layer_diff_id(ss):
+    # the well-known diff_id of Docker's empty layer (1024 zero bytes)
+    s = ss.apply_layer(None, io.BytesIO(b"\0" * 1024))
+    assert s.diff_id == "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+
+def test_entries_replacing_directories(ss):
+    data = tar_of([("a", "d"), ("a/b", "d"), ("a/b/x", "f", b"x"), ("a/b", "f", b"now a file"),
+                   ("t", "d"), ("t/f", "f", b"target"), ("d", "d"), ("d/y", "f", b"y"), ("d", "h", "t/f"),
+                   ("a/c", "f", b"c")])
+    s = ss.apply_layer(None, io.BytesIO(data))
+    with open(os.path.join(s.path, "a", "b"), "rb") as f:
+        assert f.read() == b"now a file"
+    assert os.stat(os.path.join(s.path, "d")).st_ino == os.stat(os.path.join(s.path, "t", "f")).st_ino
+    assert os.path.isfile(os.path.join(s.path, "a", "c"))
+
+
+def test_duplicate_entries_last_wins(ss):
+    data = tar_of([("f", "f", b"one"), ("f", "f", b"two"), ("d", "d"), ("d", "d"), ("d/x", "f", b"x")])
+    s = ss.apply_layer(None, io.BytesIO(data))
+    with open(os.path.join(s.path, "f"), "rb") as f:
+        assert f.read() == b"two"
+    assert os.listdir(os.path.join(s.path, "d")) == ["x"]
+
+
+def test_many_directories_exceed_the_fd_cache(ss):
+    entries = []
+    for i in range(300):
+        entries += [(f"d{i}", "d"), (f"d{i}/sub", "d")]
+    for i in range(300):
+        entries.append((f"d{i}/sub/f", "f", b"%d" % i))
+    s = ss.apply_layer(None, io.BytesIO(tar_of(entries)))
+    with open(os.path.join(s.path, "d123", "sub", "f"), "rb") as f:
+        assert f.read() == b"123"
+    assert int(os.stat(os.path.join(s.path, "d7", "sub")).st_mtime) == 1_500_000_000

@@ -88,6 +88,7 @@ class Extractor:
         self.allow_devices = allow_devices
         self.is_root = os.geteuid() == 0
         self._cache: OrderedDict[str, int] = OrderedDict()  # canonical relative dir path -> open fd
+        self._stale: list[int] = []  # fds dropped from the cache; closed before the next entry
         self._dirs: dict[str, _DirMeta] = {}
         self.size = 0  # bytes of file data and symlink targets, as Docker counts a layer's size
 
@@ -108,19 +109,27 @@ class Extractor:
             self.close()
 
     def close(self) -> None:
-        for fd in self._cache.values():
-            os.close(fd)
-        self._cache.clear()
+        self._drop_cache()
+        self._close_stale()
 
     # -- directory resolution ---------------------------------------------------------------------------------
 
     def _trim_cache(self) -> None:
+        """Between entries: close fds dropped while handling the last one and keep the cache small."""
+        self._close_stale()
         while len(self._cache) > _CACHE_MAX:
             _, fd = self._cache.popitem(last=False)
             os.close(fd)
 
     def _drop_cache(self) -> None:
-        self.close()
+        # the current entry may still use some of these fds (its parent, a link target): close them later
+        self._stale.extend(self._cache.values())
+        self._cache.clear()
+
+    def _close_stale(self) -> None:
+        for fd in self._stale:
+            os.close(fd)
+        self._stale.clear()
 
     def _resolve_dir(self, parts: list[str], entry: str) -> tuple[int, list[str]]:
         """Open directory ``parts`` (creating missing ones 0755), resolving symlinks scoped to the root.

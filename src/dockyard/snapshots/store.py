@@ -177,13 +177,17 @@ class SnapshotStore:
         try:
             reader = open_layer(stream)
             try:
+                ex = Extractor(root_fd, allow_devices=allow_devices)
                 try:
                     tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
                                       bufsize=1 << 16)
                 except tarfile.TarError as e:
-                    raise CorruptContent(f"invalid layer archive: {e}") from None
-                ex = Extractor(root_fd, allow_devices=allow_devices)
-                ex.extract(tf)
+                    reader.drain()
+                    if reader.size:
+                        raise CorruptContent(f"invalid layer archive: {e}") from None
+                    tf = None  # a zero-byte stream is an empty layer, as for Go's archive/tar
+                if tf is not None:
+                    ex.extract(tf)
                 reader.drain()
             finally:
                 reader.close()
