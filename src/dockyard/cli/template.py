@@ -134,6 +134,8 @@ class Template:
             else:
                 cur.append(_Action(_parse_pipe(body)))
         lit = text[pos:]
+        if "{{" in lit:
+            raise InvalidArgument("template: unclosed action")
         if pending_trim:
             lit = lit.lstrip()
         if lit:
