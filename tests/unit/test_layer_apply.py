@@ -336,3 +336,14 @@ def test_many_directories_exceed_the_fd_cache(ss):
     with open(os.path.join(s.path, "d123", "sub", "f"), "rb") as f:
         assert f.read() == b"123"
     assert int(os.stat(os.path.join(s.path, "d7", "sub")).st_mtime) == 1_500_000_000
+
+
+def test_modes_do_not_depend_on_the_umask(ss):
+    old = os.umask(0o077)
+    try:
+        s = ss.apply_layer(None, io.BytesIO(tar_of([("implicit/parent/f", "f", b"x")])))
+    finally:
+        os.umask(old)
+    assert os.stat(s.path).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(s.path, "implicit", "parent")).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(s.path, "implicit", "parent", "f")).st_mode & 0o777 == 0o644

@@ -152,9 +152,10 @@ class Extractor:
             if cfd is None:
                 try:
                     cfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
+                except FileNotFoundError:  # a parent the archive does not list: 0755, as Docker makes it
                     os.mkdir(comp, 0o755, dir_fd=fd)
                     cfd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                    os.fchmod(cfd, 0o755)
                 except OSError as e:
                     if e.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise

@@ -81,6 +81,7 @@ class SnapshotStore:
             os.makedirs(self.dir, mode=0o711, exist_ok=True)
             try:
                 os.mkdir(p, 0o755)
+                os.chmod(p, 0o755)
             except FileExistsError:
                 pass
         return p
@@ -133,6 +134,13 @@ class SnapshotStore:
                 return known
         if parent is not None and self.get(parent) is None:
             raise NotFound(f"snapshot {parent} not found")
+        try:
+            return self._apply(parent, stream, expected_diff_id, allow_devices)
+        except OSError as e:
+            raise from_oserror("cannot apply layer", e) from None
+
+    def _apply(self, parent: str | None, stream: BinaryIO, expected_diff_id: str | None,
+               allow_devices: bool) -> Snapshot:
         os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
         with self._lock(exclusive=False):
             staging = tempfile.mkdtemp(dir=self.store.tmp, prefix=_STAGING_PREFIX)
@@ -175,6 +183,7 @@ class SnapshotStore:
         os.mkdir(dest, 0o755)
         root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            os.fchmod(root_fd, 0o755)  # whatever the umask: the root of every container is 0755
             reader = open_layer(stream)
             try:
                 ex = Extractor(root_fd, allow_devices=allow_devices)
