@@ -1,0 +1,119 @@
+"""cgroup limits are enforced (memory/OOM, pids, cpu, cpuset) and visible, through every runtime."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from dockyard.runtime.testing import CrunHybrid, Harness, make_busybox_rootfs, runtime_available, wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_busybox_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs"))
+
+
+@pytest.fixture(scope="session")
+def crun_ready() -> object:
+    with CrunHybrid():
+        yield None
+
+
+@pytest.fixture(params=["dockyard", "runc", "crun"])
+def h(request: pytest.FixtureRequest, tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
+    if runtime_available(request.param):
+        pytest.skip(runtime_available(request.param))
+    if request.param == "crun":
+        request.getfixturevalue("crun_ready")
+    harness = Harness(str(tmp_path), busybox_template, request.param)
+    yield harness
+    harness.cleanup()
+
+
+def _resources(**r: dict) -> dict:
+    return r
+
+
+def test_memory_limit_oom_kill_gives_137(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["tail", "/dev/zero"],  # tail buffers an endless line: grows until killed
+                              resources=_resources(memory={"limit": 32 * MiB, "swap": 32 * MiB}))
+    h.rt.start(cid)
+    assert wait(pid, timeout=60) == 137
+    assert h.rt.oom_killed(cid) is True
+
+
+def test_no_oom_flag_without_oom(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["true"], resources=_resources(memory={"limit": 32 * MiB}))
+    h.rt.start(cid)
+    assert wait(pid) == 0
+    assert h.rt.oom_killed(cid) is False
+
+
+def test_pids_limit_contains_a_fork_bomb(h: Harness) -> None:
+    # the inner shell forks until fork fails (then exits); pid 1 survives and keeps the forked sleeps
+    cid, pid, _, err = h.create(["sh", "-c", "sh -c 'while :; do sleep 1000 & done'; sleep 1000"],
+                                resources=_resources(pids={"limit": 20}))
+    h.rt.start(cid)
+    deadline = time.monotonic() + 20
+    while True:
+        with open(err) as f:
+            if "can't fork" in f.read():
+                break
+        assert time.monotonic() < deadline, "fork never failed"
+        assert h.rt.stats(cid)["pids"]["current"] <= 20
+    for _ in range(50):
+        st = h.rt.stats(cid)["pids"]
+        assert 15 <= st["current"] <= 20 and st["limit"] == 20
+    assert h.rt.state(cid)["status"] == "running"
+    h.rt.delete(cid, force=True)
+    h.ids.remove(cid)
+    assert wait(pid) == 137
+
+
+def test_cpu_and_cpuset_limits_are_visible_inside(h: Harness) -> None:
+    v1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    res = _resources(cpu={"quota": 50000, "period": 100000, "shares": 512, "cpus": "0", "mems": ""})
+    if v1:
+        cmd = ("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.shares "
+               "/sys/fs/cgroup/cpuset/cpuset.cpus")
+        want = ["50000", "512", "0"]
+    else:
+        cmd = "cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu.weight /sys/fs/cgroup/cpuset.cpus"
+        want = ["50000", "100000", "20", "0"]
+    r = h.run(["sh", "-c", cmd], resources=res)
+    assert r.code == 0, r.err
+    assert r.out.split() == want
+
+
+def test_memory_limit_and_usage_in_stats(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["sleep", "300"], resources=_resources(memory={"limit": 64 * MiB}))
+    h.rt.start(cid)
+    st = h.rt.stats(cid)
+    assert st["memory"]["limit"] == 64 * MiB
+    assert st["memory"]["usage"] > 0
+    assert st["pids"]["current"] >= 1
+    assert st["cpu"]["usage_ns"] > 0
+    h.rt.delete(cid, force=True)
+    h.ids.remove(cid)
+    assert wait(pid) == 137
+
+
+def test_delete_removes_the_cgroup(h: Harness) -> None:
+    cid, pid, _, _ = h.create(["sleep", "300"])
+    h.rt.start(cid)
+    v1 = not os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    with open(f"/proc/{pid}/cgroup") as f:
+        mem = next(line.split(":", 2)[2].strip() for line in f if (":memory:" in line if v1 else line[:3] == "0::"))
+    assert mem.endswith(cid)
+    path = ("/sys/fs/cgroup/memory" if v1 else "/sys/fs/cgroup") + mem
+    assert os.path.isdir(path)
+    h.rt.delete(cid, force=True)
+    h.ids.remove(cid)
+    assert wait(pid) == 137
+    assert not os.path.exists(path)
