@@ -91,7 +91,10 @@ def attach(cid: str, *, stdin: bool, tty: bool, start: bool = False, stdout: boo
                 continue
             for key, _ in events:
                 if key.data == "sock":
-                    data = sock.recv(65536)
+                    try:
+                        data = sock.recv(65536)
+                    except OSError:  # the monitor went away: the caller reads the outcome from the store
+                        data = b""
                     if not data:
                         return status
                     for kind, payload in reader.feed(data):

@@ -88,22 +88,36 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.runtime.base import get_runtime
 
     cons = [cs.get(r) for r in o.containers] if o.containers else cs.list(all=o.all)
+
+    def sample() -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for c in cons:
+            if c.state in ("running", "paused"):
+                try:
+                    out[c.id] = get_runtime(c.spec.runtime, RUNTIME_STATE).stats(c.id)
+                except Exception:  # noqa: BLE001 - exited meanwhile
+                    pass
+        return out
+
+    import time
+
+    t0, first = time.monotonic(), sample()
+    time.sleep(0.25)  # CPU % is a rate: two readings, as docker stats takes
+    t1, second = time.monotonic(), sample()
+    host_mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     rows = []
     for c in cons:
-        s: dict = {}
-        if c.state in ("running", "paused"):
-            try:
-                s = get_runtime(c.spec.runtime, RUNTIME_STATE).stats(c.id)
-            except Exception:  # noqa: BLE001
-                s = {}
-        mem = int(s.get("memory_usage", 0) or 0)
-        limit = int(s.get("memory_limit", 0) or 0)
-        if not limit or limit >= 1 << 60:
-            limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        s = second.get(c.id) or {}
+        mem_d = s.get("memory") or {}
+        mem = int(mem_d.get("usage") or 0) - int(mem_d.get("inactive_file") or 0)
+        limit = int(mem_d.get("limit") or 0) or host_mem
+        cpu0 = ((first.get(c.id) or {}).get("cpu") or {}).get("usage_ns") or 0
+        cpu1 = (s.get("cpu") or {}).get("usage_ns") or 0
+        cpu_pct = 100.0 * max(0, cpu1 - cpu0) / 1e9 / (t1 - t0) if cpu0 and cpu1 else 0.0
         rows.append({"Container": c.id[:12], "ID": c.id if o.no_trunc else c.id[:12], "Name": c.name,
-                     "CPUPerc": "0.00%", "MemUsage": f"{bytes_size(mem)} / {bytes_size(limit)}",
-                     "MemPerc": f"{100.0 * mem / limit:.2f}%" if limit else "0.00%", "NetIO": "0B / 0B",
-                     "BlockIO": "0B / 0B", "PIDs": str(s.get("pids_current", 0) or 0)})
+                     "CPUPerc": f"{cpu_pct:.2f}%", "MemUsage": f"{bytes_size(max(mem, 0))} / {bytes_size(limit)}",
+                     "MemPerc": f"{100.0 * max(mem, 0) / limit:.2f}%", "NetIO": "0B / 0B",
+                     "BlockIO": "0B / 0B", "PIDs": str((s.get("pids") or {}).get("current") or 0)})
     fmt = o.format or ("table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}"
                        "\t{{.BlockIO}}\t{{.PIDs}}")
     headers = {"ID": "CONTAINER ID", "Container": "CONTAINER", "Name": "NAME", "CPUPerc": "CPU %",

@@ -174,7 +174,10 @@ def wait(store: Store, c: Container) -> int:
             s.sendall(b'{"stdout": false, "stderr": false}\n')
             r = proto.FrameReader()
             while True:
-                data = s.recv(65536)
+                try:
+                    data = s.recv(65536)
+                except OSError:  # the monitor exited between accepting us and serving us
+                    data = b""
                 if not data:
                     break
                 for kind, payload in r.feed(data):
