@@ -38,12 +38,33 @@ def debian_tar() -> Path:
     return _script_tar("mkimage-debian.sh")
 
 
+def cleanup_root(r: Path) -> None:
+    """Remove every container of a test's root (killing its processes) and unmount anything left under it."""
+    import sqlite3
+
+    db = r / "dockyard.db"
+    if db.exists():
+        try:
+            with sqlite3.connect(db, timeout=30) as c:
+                ids = [row[0] for row in c.execute("SELECT id FROM containers")]
+        except sqlite3.Error:
+            ids = []
+        if ids:
+            subprocess.run([DOCKYARD, "--root", str(r), "rm", "-f", *ids], capture_output=True, timeout=120)
+    prefix = str(r) + "/"
+    with open("/proc/mounts") as f:
+        left = [ln.split()[1] for ln in f if ln.split()[1].startswith(prefix)]
+    for m in sorted(left, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], capture_output=True)
+
+
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A private dockyard state root for one test."""
+def root(tmp_path: Path):
+    """A private dockyard state root for one test; its containers and mounts are removed afterwards."""
     r = tmp_path / "root"
     r.mkdir()
-    return r
+    yield r
+    cleanup_root(r)
 
 
 Runner = Callable[..., subprocess.CompletedProcess]
