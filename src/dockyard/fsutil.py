@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 
 
 def fsync_dir(path: str) -> None:
@@ -17,6 +15,8 @@ def fsync_dir(path: str) -> None:
 
 def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    import tempfile
+
     d = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
     try:
@@ -37,6 +37,7 @@ def rmtree(path: str) -> None:
     """Remove a tree, including read-only directories and immutable-free leftovers; missing is fine."""
     if not os.path.lexists(path):
         return
+    import shutil
 
     def onerror(func, p, exc_info):  # type: ignore[no-untyped-def]
         try:

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 from dockyard.cli.main import UsageError
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse builds a formatter per add_argument; asking the terminal's width each time imports shutil."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=100)
 
 
 class Parser(argparse.ArgumentParser):
     def __init__(self, verb: str, usage: str, description: str = "") -> None:
         super().__init__(prog=f"dockyard {verb}", usage=f"dockyard {verb} {usage}", description=description,
-                         allow_abbrev=False, add_help=False)
+                         allow_abbrev=False, add_help=False, formatter_class=_Formatter)
         self.add_argument("--help", action="help", help="Print usage")
 
     def error(self, message: str) -> NoReturn:

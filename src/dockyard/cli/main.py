@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from dockyard.state.db import Store
 
@@ -74,14 +72,14 @@ Management Commands:
 """
 
 
-@dataclass
 class Context:
     """What every verb gets: the state root and the verb name it was called as."""
 
-    root: str
-    verb: str
-    debug: bool = False
-    _store: Store | None = field(default=None, repr=False)
+    def __init__(self, root: str, verb: str, debug: bool = False) -> None:
+        self.root = root
+        self.verb = verb
+        self.debug = debug
+        self._store: Store | None = None
 
     @property
     def store(self) -> Store:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.cli.args import Parser
 from dockyard.cli.main import Context
@@ -102,12 +104,13 @@ def main(ctx: Context, argv: list[str]) -> int:
     now = time.time()
     rows = []
     for c in cs:
-        args = list(c.spec.entrypoint or []) + list(c.spec.cmd or [])
+        args = list(c.config.get("entrypoint") or []) + list(c.config.get("cmd") or [])
         rows.append(Row(
             ID=c.id[:12] if trunc else c.id, Image=c.image_ref, Command=_quote_cmd(args, trunc),
             RunningFor=human_duration(now - c.created) + " ago", CreatedAt=go_time_string(c.created),
             Status=status_text(c, now), State=c.state, Ports="", Names=c.name, Size="0B",
-            Labels=",".join(f"{k}={v}" for k, v in c.labels.items()), Mounts="", Networks=c.spec.network_mode,
+            Labels=",".join(f"{k}={v}" for k, v in c.labels.items()), Mounts="",
+            Networks=c.config.get("network_mode", ""),
             LocalVolumes="0"))
     fmt = o.format or (DEFAULT + ("\t{{.Size}}" if o.size else ""))
     if fmt == "table":

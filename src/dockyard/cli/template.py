@@ -15,7 +15,9 @@ from __future__ import annotations
 import json as _json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.errors import InvalidArgument
 

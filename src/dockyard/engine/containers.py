@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-from dockyard.engine.options import ContainerSpec
+    from dockyard.engine.options import ContainerSpec
+
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.state.db import Store
 
@@ -40,35 +42,42 @@ def alive(pid: int | None, start: int | None) -> bool:
     return bool(pid) and proc_start_time(pid) == start  # type: ignore[arg-type]
 
 
-@dataclass
 class Container:
-    id: str
-    name: str
-    image_id: str | None
-    image_ref: str
-    state: str
-    spec: ContainerSpec
-    created: float
-    started: float | None = None
-    finished: float | None = None
-    pid: int | None = None
-    pid_start: int | None = None
-    monitor_pid: int | None = None
-    monitor_start: int | None = None
-    exit_code: int | None = None
-    oom_killed: bool = False
-    error: str = ""
-    restart_count: int = 0
-    labels: dict[str, str] = field(default_factory=dict)
+    """One row of the ``containers`` table. ``spec`` (the create options) is parsed only when used."""
+
+    __slots__ = ("id", "name", "image_id", "image_ref", "state", "config", "created", "started", "finished",
+                 "pid", "pid_start", "monitor_pid", "monitor_start", "exit_code", "oom_killed", "error",
+                 "restart_count", "labels", "_spec")
+
+    def __init__(self, id: str, name: str, image_id: str | None, image_ref: str, state: str,
+                 spec: ContainerSpec | None = None, created: float = 0.0, *, config: dict[str, Any] | None = None,
+                 started: float | None = None, finished: float | None = None, pid: int | None = None,
+                 pid_start: int | None = None, monitor_pid: int | None = None, monitor_start: int | None = None,
+                 exit_code: int | None = None, oom_killed: bool = False, error: str = "", restart_count: int = 0,
+                 labels: dict[str, str] | None = None) -> None:
+        self.id, self.name, self.image_id, self.image_ref, self.state = id, name, image_id, image_ref, state
+        self._spec = spec
+        self.config = config if config is not None else (spec.to_json() if spec is not None else {})
+        self.created, self.started, self.finished = created, started, finished
+        self.pid, self.pid_start, self.monitor_pid, self.monitor_start = pid, pid_start, monitor_pid, monitor_start
+        self.exit_code, self.oom_killed, self.error = exit_code, oom_killed, error
+        self.restart_count = restart_count
+        self.labels = labels or {}
+
+    @property
+    def spec(self) -> ContainerSpec:
+        if self._spec is None:
+            
+            self._spec = ContainerSpec.from_json(self.config)
+        return self._spec
 
     @classmethod
     def from_row(cls, r: Any) -> Container:
-        return cls(id=r["id"], name=r["name"], image_id=r["image_id"], image_ref=r["image_ref"], state=r["state"],
-                   spec=ContainerSpec.from_json(json.loads(r["config"])), created=r["created"],
-                   started=r["started"], finished=r["finished"], pid=r["pid"], pid_start=r["pid_start"],
-                   monitor_pid=r["monitor_pid"], monitor_start=r["monitor_start"], exit_code=r["exit_code"],
-                   oom_killed=bool(r["oom_killed"]), error=r["error"], restart_count=r["restart_count"],
-                   labels=json.loads(r["labels"]))
+        return cls(r["id"], r["name"], r["image_id"], r["image_ref"], r["state"], None, r["created"],
+                   config=json.loads(r["config"]), started=r["started"], finished=r["finished"], pid=r["pid"],
+                   pid_start=r["pid_start"], monitor_pid=r["monitor_pid"], monitor_start=r["monitor_start"],
+                   exit_code=r["exit_code"], oom_killed=bool(r["oom_killed"]), error=r["error"],
+                   restart_count=r["restart_count"], labels=json.loads(r["labels"]))
 
     @property
     def running(self) -> bool:

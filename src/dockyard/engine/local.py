@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.engine.containers import Container, ContainerStore, alive, remove_files
 from dockyard.engine.options import ContainerSpec

@@ -27,7 +27,9 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.engine.containers import Container, ContainerStore, proc_start_time, remove_files
 from dockyard.engine.monitor_loop import Loop

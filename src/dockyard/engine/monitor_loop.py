@@ -17,7 +17,9 @@ import os
 import selectors
 import socket
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.engine import attach as proto
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.engine.containers import Container
 from dockyard.errors import NotFound, from_oserror

@@ -23,7 +23,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 DEFAULT_ROOT = "/var/lib/dockyard"
 
@@ -87,12 +86,15 @@ MIGRATIONS: list[str] = [
 ]
 
 
-@dataclass
 class Store:
     """A handle on one root directory and its database. Cheap to create; open one per process."""
 
-    root: str
-    _local: threading.local = field(default_factory=threading.local, repr=False)
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Store({self.root!r})"
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
