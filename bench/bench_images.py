@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Image speed, dockyard vs podman, side by side in one run (each with a private, empty store).
+
+    bench/bench_images.py [--runs N] [--images-runs N] [--keep]
+
+1. ``load``: the debian:bookworm save file (~120 MB; made with debootstrap by scripts/mkimage-debian.sh, cached,
+   then ``dockyard import`` + ``dockyard save``) loaded into an empty store. Runs alternate between the two tools,
+   with a ``sync`` before each so that neither pays for the other's write-back. Goal: dockyard <= 0.5x podman.
+2. ``images`` with 50 images in the store. Goal: dockyard <= podman.
+
+Prints medians (and min/max) and the ratio dockyard/podman. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKYARD = str(REPO / ".venv" / "bin" / "dockyard")
+EPOCH = {**os.environ, "SOURCE_DATE_EPOCH": "946684800"}
+
+
+def sh(*cmd: str, env: dict[str, str] | None = None, quiet: bool = True) -> None:
+    subprocess.run(cmd, check=True, env=env or os.environ, stdout=subprocess.DEVNULL if quiet else None,
+                   stderr=subprocess.PIPE if quiet else None)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.decode().strip()}")
+    return dt
+
+
+class Podman:
+    def __init__(self, work: Path) -> None:
+        self.root = work / "podman-storage"
+        self.runroot = Path(tempfile.mkdtemp(prefix="dyb-", dir="/tmp"))  # podman wants < 50 chars
+        conf = work / "containers.conf"
+        import resource
+
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}"]\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        self.driver: list[str] = []
+        if subprocess.run(self.base() + ["images"], capture_output=True, env=self.env).returncode != 0:
+            self.driver = ["--storage-driver", "vfs"]
+
+    def base(self) -> list[str]:
+        return ["podman", "--root", str(self.root), "--runroot", str(self.runroot), *self.driver]
+
+    def reset(self) -> None:
+        subprocess.run(self.base() + ["rmi", "-af"], capture_output=True, env=self.env)
+        shutil.rmtree(self.root, ignore_errors=True)
+        shutil.rmtree(self.runroot, ignore_errors=True)
+        self.runroot.mkdir(mode=0o700)
+
+
+def debian_save_file(work: Path) -> Path:
+    out = work / "debian-bookworm-save.tar"
+    tar = subprocess.run([str(REPO / "scripts" / "mkimage-debian.sh"), "--tar-only"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    root = work / "dy-src"
+    sh(DOCKYARD, "--root", str(root), "import", "--change", 'CMD ["bash"]', tar, "debian:bookworm", env=EPOCH)
+    sh(DOCKYARD, "--root", str(root), "save", "-o", str(out), "debian:bookworm")
+    shutil.rmtree(root)
+    return out
+
+
+def fmt(xs: list[float]) -> str:
+    return f"{statistics.median(xs):8.3f} s  (min {min(xs):.3f}, max {max(xs):.3f}, n={len(xs)})"
+
+
+def bench_load(work: Path, podman: Podman, runs: int) -> tuple[list[float], list[float], int]:
+    archive = debian_save_file(work)
+    dy: list[float] = []
+    pm: list[float] = []
+    for i in range(runs):
+        order = ["dy", "pm"] if i % 2 == 0 else ["pm", "dy"]
+        for who in order:
+            root = work / "dy-load"
+            shutil.rmtree(root, ignore_errors=True)
+            podman.reset()
+            sh("sync")
+            if who == "dy":
+                dy.append(timed([DOCKYARD, "--root", str(root), "load", "-q", "-i", str(archive)]))
+            else:
+                pm.append(timed(podman.base() + ["load", "-q", "-i", str(archive)], podman.env))
+        shutil.rmtree(work / "dy-load", ignore_errors=True)
+        podman.reset()
+    return dy, pm, archive.stat().st_size
+
+
+def tiny_tar(i: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = f"image {i}\n".encode()
+        ti = tarfile.TarInfo(f"file{i}")
+        ti.size, ti.mtime = len(data), 946684800
+        tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def bench_images(work: Path, podman: Podman, n_images: int, runs: int) -> tuple[list[float], list[float]]:
+    root = work / "dy-images"
+    shutil.rmtree(root, ignore_errors=True)
+    podman.reset()
+    tars = work / "tiny"
+    tars.mkdir(exist_ok=True)
+    for i in range(n_images):
+        t = tars / f"{i}.tar"
+        t.write_bytes(tiny_tar(i))
+        sh(DOCKYARD, "--root", str(root), "import", str(t), f"bench/img{i}:v1", env=EPOCH)
+        sh(*podman.base(), "import", str(t), f"localhost/bench/img{i}:v1", env=podman.env)
+    for cmd, env in (([DOCKYARD, "--root", str(root), "images"], None), (podman.base() + ["images"], podman.env)):
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env or os.environ, check=True).stdout
+        assert len(out.splitlines()) == n_images + 1, out
+    dy: list[float] = []
+    pm: list[float] = []
+    for _ in range(3):  # warm both
+        timed([DOCKYARD, "--root", str(root), "images"])
+        timed(podman.base() + ["images"], podman.env)
+    for _ in range(runs):
+        dy.append(timed([DOCKYARD, "--root", str(root), "images"]))
+        pm.append(timed(podman.base() + ["images"], podman.env))
+    shutil.rmtree(root, ignore_errors=True)
+    podman.reset()
+    return dy, pm
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="load runs per tool (default 5)")
+    ap.add_argument("--images-runs", type=int, default=30, help="`images` runs per tool (default 30)")
+    ap.add_argument("--skip-load", action="store_true")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    work = Path(tempfile.mkdtemp(prefix="bench-images-", dir=str(REPO / "cache")))
+    podman = Podman(work)
+    rows = []
+    try:
+        if not a.skip_load:
+            dy, pm, size = bench_load(work, podman, a.runs)
+            rows.append((f"load debian:bookworm ({size / 1e6:.0f} MB save file)", dy, pm, 0.5))
+        dy, pm = bench_images(work, podman, 50, a.images_runs)
+        rows.append(("images (50 images)", dy, pm, 1.0))
+    finally:
+        podman.reset()
+        shutil.rmtree(podman.runroot, ignore_errors=True)
+        if not a.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{'benchmark':<44} {'dockyard (median)':>18} {'podman (median)':>17} {'ratio':>7} {'goal':>7}")
+    for name, dy, pm, goal in rows:
+        r = statistics.median(dy) / statistics.median(pm)
+        print(f"{name:<44} {statistics.median(dy):>16.3f} s {statistics.median(pm):>15.3f} s {r:>7.2f} "
+              f"{'<= ' + str(goal):>7} {'ok' if r <= goal else 'MISSED'}")
+    print()
+    for name, dy, pm, _ in rows:
+        print(f"{name}\n  dockyard {fmt(dy)}\n  podman   {fmt(pm)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
