@@ -67,7 +67,8 @@ class Container:
     @property
     def spec(self) -> ContainerSpec:
         if self._spec is None:
-            
+            from dockyard.engine.options import ContainerSpec
+
             self._spec = ContainerSpec.from_json(self.config)
         return self._spec
 
