@@ -84,7 +84,6 @@ def _parse_filters(values: list[str]) -> dict[str, list[str]]:
 
 def _filtered(images: list[Image], ist: ImageStore, filters: dict[str, list[str]], all_: bool) -> list[Image]:
     from dockyard.errors import InvalidArgument
-    from dockyard.images import reference as refs
 
     dangling: bool | None = None
     for v in filters.get("dangling", []):
@@ -128,7 +127,6 @@ def _filtered(images: list[Image], ist: ImageStore, filters: dict[str, list[str]
         elif dangling is True and im.repo_tags:
             continue
         out.append(im)
-    del refs
     return out
 
 

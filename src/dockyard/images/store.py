@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from dockyard.errors import Conflict, DockyardError, InvalidArgument, NotFound
+from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.ids import chain_ids, sha256_digest
 from dockyard.images import reference as refs
 
