@@ -11,7 +11,6 @@ Vocabulary used across dockyard:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -32,6 +31,8 @@ def short(digest_or_id: str) -> str:
 
 
 def sha256_digest(data: bytes) -> str:
+    import hashlib  # loads libcrypto: only when a digest is computed
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 

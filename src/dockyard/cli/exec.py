@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
-from dockyard.cli.args import Parser
 from dockyard.cli.main import Context
 from dockyard.errors import InvalidArgument
 
 
 def main(ctx: Context, argv: list[str]) -> int:
-    p = Parser("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]")
-    p.add_argument("-d", "--detach", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("-e", "--env", action="append", default=[])
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-u", "--user", default="")
-    p.add_argument("-w", "--workdir", default="")
-    p.add_argument("--privileged", action="store_true")
-    p.add_argument("--detach-keys", default="")
-    p.add_argument("container")
-    p.add_argument("command", nargs=argparse.REMAINDER)
-    o = p.parse_args(argv)
-    if not o.command:
-        raise InvalidArgument("exec requires at least 2 arguments")
+    from types import SimpleNamespace
+
+    from dockyard.cli.flags import BOOL, LIST, STR, Flags
+
+    vals, pos = Flags("exec", "[OPTIONS] CONTAINER COMMAND [ARG...]", [
+        ("-d, --detach", BOOL, False), ("-i, --interactive", BOOL, False), ("-t, --tty", BOOL, False),
+        ("-e, --env", LIST, []), ("--env-file", LIST, []), ("-u, --user", STR, ""), ("-w, --workdir", STR, ""),
+        ("--privileged", BOOL, False), ("--detach-keys", STR, "")]).parse(argv, interspersed=False)
+    if len(pos) < 2:
+        raise InvalidArgument('"dockyard exec" requires at least 2 arguments.')
+    o = SimpleNamespace(**vals, container=pos[0], command=pos[1:])
     from dockyard.engine.containers import ContainerStore
 
     c = ContainerStore(ctx.store).get(o.container)

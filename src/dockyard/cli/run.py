@@ -2,72 +2,45 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from types import SimpleNamespace
 
-from dockyard.cli.args import Parser
+from dockyard.cli.flags import BOOL, INT, LIST, STR, Flags
 from dockyard.cli.main import Context, UsageError
 from dockyard.errors import InvalidArgument
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.engine.options import ContainerSpec
 
-def _parser(verb: str) -> Parser:
-    p = Parser(verb, "[OPTIONS] IMAGE [COMMAND] [ARG...]")
-    a = p.add_argument
-    a("-d", "--detach", action="store_true")
-    a("-i", "--interactive", action="store_true")
-    a("-t", "--tty", action="store_true")
-    a("--rm", action="store_true")
-    a("--name")
-    a("-e", "--env", action="append", default=[])
-    a("--env-file", action="append", default=[])
-    a("-w", "--workdir", default="")
-    a("-u", "--user", default="")
-    a("--entrypoint")
-    a("-h", "--hostname", default="")
-    a("--domainname", default="")
-    a("-l", "--label", action="append", default=[])
-    a("--label-file", action="append", default=[])
-    a("--read-only", action="store_true")
-    a("--tmpfs", action="append", default=[])
-    a("--init", action="store_true")
-    a("--restart", default="no")
-    a("--stop-signal", default="")
-    a("--stop-timeout", type=int)
-    a("--cap-add", action="append", default=[])
-    a("--cap-drop", action="append", default=[])
-    a("--security-opt", action="append", default=[])
-    a("--ulimit", action="append", default=[])
-    a("--shm-size", default="")
-    a("--add-host", action="append", default=[])
-    a("--dns", action="append", default=[])
-    a("--cidfile", default="")
-    a("--privileged", action="store_true")
-    a("-m", "--memory", default="")
-    a("--memory-swap", default="")
-    a("--memory-reservation", default="")
-    a("--oom-kill-disable", action="store_true")
-    a("--cpus", default="")
-    a("-c", "--cpu-shares", type=int, default=0)
-    a("--cpu-period", type=int, default=0)
-    a("--cpu-quota", type=int, default=0)
-    a("--cpuset-cpus", default="")
-    a("--cpuset-mems", default="")
-    a("--pids-limit", type=int, default=0)
-    a("--network", "--net", default="default")
-    a("-v", "--volume", action="append", default=[])
-    a("--mount", action="append", default=[])
-    a("--runtime", default="dockyard")
-    a("--sysctl", action="append", default=[])
-    a("--platform", default="")
-    a("--pull", default="missing")
-    a("-q", "--quiet", action="store_true")
-    a("-a", "--attach", action="append", default=[])
-    a("--sig-proxy", default="true")
-    a("--detach-keys", default="")
-    a("image")
-    a("command", nargs=argparse.REMAINDER)
-    return p
+
+def _flags(verb: str) -> Flags:
+    return Flags(verb, "[OPTIONS] IMAGE [COMMAND] [ARG...]", [
+        ("-d, --detach", BOOL, False), ("-i, --interactive", BOOL, False), ("-t, --tty", BOOL, False),
+        ("--rm", BOOL, False), ("--name", STR, None), ("-e, --env", LIST, []), ("--env-file", LIST, []),
+        ("-w, --workdir", STR, ""), ("-u, --user", STR, ""), ("--entrypoint", STR, None),
+        ("-h, --hostname", STR, ""), ("--domainname", STR, ""), ("-l, --label", LIST, []),
+        ("--label-file", LIST, []), ("--read-only", BOOL, False), ("--tmpfs", LIST, []), ("--init", BOOL, False),
+        ("--restart", STR, "no"), ("--stop-signal", STR, ""), ("--stop-timeout", INT, None),
+        ("--cap-add", LIST, []), ("--cap-drop", LIST, []), ("--security-opt", LIST, []), ("--ulimit", LIST, []),
+        ("--shm-size", STR, ""), ("--add-host", LIST, []), ("--dns", LIST, []), ("--cidfile", STR, ""),
+        ("--privileged", BOOL, False), ("-m, --memory", STR, ""), ("--memory-swap", STR, ""),
+        ("--memory-reservation", STR, ""), ("--oom-kill-disable", BOOL, False), ("--cpus", STR, ""),
+        ("-c, --cpu-shares", INT, 0), ("--cpu-period", INT, 0), ("--cpu-quota", INT, 0),
+        ("--cpuset-cpus", STR, ""), ("--cpuset-mems", STR, ""), ("--pids-limit", INT, 0),
+        ("--net, --network", STR, "default"), ("-v, --volume", LIST, []), ("--mount", LIST, []),
+        ("--runtime", STR, "dockyard"), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
+        ("-q, --quiet", BOOL, False), ("-a, --attach", LIST, []), ("--sig-proxy", BOOL, True),
+        ("--detach-keys", STR, ""),
+    ])
+
+
+def parse_args(verb: str, argv: list[str]) -> SimpleNamespace:
+    vals, pos = _flags(verb).parse(argv, interspersed=False)
+    if not pos:
+        raise UsageError(f'"dockyard {verb}" requires at least 1 argument.')
+    return SimpleNamespace(**vals, image=pos[0], command=pos[1:])
 
 
 def _read_kv_files(paths: list[str]) -> list[str]:
@@ -144,7 +117,7 @@ def _volumes(specs: list[str], mounts: list[str]) -> list:
     return out
 
 
-def build_spec(o: argparse.Namespace) -> tuple:
+def build_spec(o: SimpleNamespace) -> ContainerSpec:
     from dockyard.cli import units
     from dockyard.engine.options import ContainerSpec, Resources, RestartPolicy
 
@@ -189,7 +162,7 @@ def build_spec(o: argparse.Namespace) -> tuple:
         shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
         mounts=_volumes(o.volume, o.mount), extra_hosts=o.add_host, dns=o.dns, network_mode=net,
         stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
-        restart=RestartPolicy(rname, rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
+        restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
     if o.entrypoint is not None and o.command:
         spec.cmd = o.command
     if o.workdir and not o.workdir.startswith("/"):
@@ -200,15 +173,27 @@ def build_spec(o: argparse.Namespace) -> tuple:
 def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.engine import local
 
-    p = _parser(ctx.verb)
-    o = p.parse_args(argv)
+    o = parse_args(ctx.verb, argv)
     if o.detach and o.attach:
         raise UsageError("Conflicting options: -a and -d")
     if o.cidfile and os.path.exists(o.cidfile):
         raise InvalidArgument(f"Container ID file found, make sure the other container isn't running or delete "
                               f"{o.cidfile}")
     spec = build_spec(o)
-    c = local.create(ctx.store, spec, o.name)
+    spawner = None
+    if ctx.verb == "run":  # fork the monitor before the store is opened: it loads the runtime meanwhile
+        from dockyard.engine.monitor import Spawner
+
+        spawner = Spawner(ctx.root)
+    from dockyard.trace import mark
+    mark("forked")
+    try:
+        c = local.create(ctx.store, spec, o.name)
+        mark("created")
+    except BaseException:
+        if spawner is not None:
+            spawner.cancel()
+        raise
     if o.cidfile:
         with open(o.cidfile, "x") as f:
             f.write(c.id)
@@ -216,12 +201,12 @@ def main(ctx: Context, argv: list[str]) -> int:
         print(c.id)
         return 0
     if o.detach:
-        local.start(ctx.store, c)
+        local.start(ctx.store, c, spawner=spawner)
         print(c.id)
         return 0
     from dockyard.cli import stream
 
-    local.start(ctx.store, c, wait_attach=True)
+    local.start(ctx.store, c, wait_attach=True, spawner=spawner)
     status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True,
                            detach_keys=stream.parse_detach_keys(o.detach_keys))
     if status is None:

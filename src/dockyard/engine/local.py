@@ -8,7 +8,6 @@ never children of the caller except for ``exec``: each started container belongs
 from __future__ import annotations
 
 import os
-import signal
 import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,13 +67,17 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None) -> Contai
     raise Conflict("could not find a free container name")
 
 
-def start(store: Store, c: Container, wait_attach: bool = False) -> dict[str, Any]:
-    """Start a created or exited container under a new monitor."""
+def start(store: Store, c: Container, wait_attach: bool = False, spawner: Any = None) -> dict[str, Any]:
+    """Start a created or exited container under a new monitor (``spawner``: one forked earlier)."""
     from dockyard.engine import monitor
 
     c.can_start()
     if c.state in ("running", "restarting"):
+        if spawner is not None:
+            spawner.cancel()
         return {"pid": c.pid}
+    if spawner is not None:
+        return spawner.launch(c.id, wait_attach)  # type: ignore[no-any-return]
     return monitor.spawn(store, c, wait_attach)
 
 
@@ -113,13 +116,15 @@ def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None
     cs.update(c.id, error="stopping")  # tells the monitor not to apply the restart policy
     if c.state == "paused":
         unpause(store, c)
+    import signal
+
     if sig is None:
         from dockyard.engine.rootfs import image_config
 
         try:
             sig = stop_signal(c.spec, image_config(store, c)[0])
         except NotFound:
-            sig = signal.SIGTERM
+            sig = int(signal.SIGTERM)
     t = timeout if timeout is not None else (c.spec.stop_timeout if c.spec.stop_timeout is not None else 10)
     signal_container(c, sig)
     c2 = _wait_state(store, c.id, lambda x: not x.running, max(t, 0))
@@ -128,15 +133,13 @@ def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None
         _wait_state(store, c.id, lambda x: not x.running, 30)
 
 
-def kill(store: Store, c: Container, sig: int = signal.SIGKILL) -> None:
+def kill(store: Store, c: Container, sig: int = 9) -> None:
     if not c.running:
         raise Conflict(f"Cannot kill container: {c.id[:12]}: Container {c.id} is not running")
-    if c.state == "paused" and sig == signal.SIGKILL:
+    if c.state == "paused" and sig == 9:
         ContainerStore(store).update(c.id, error="stopping")
-    elif sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
-        pass
     signal_container(c, sig)
-    if sig == signal.SIGKILL:
+    if sig == 9:  # SIGKILL
         if c.state == "paused":
             unpause(store, c)
         _wait_state(store, c.id, lambda x: not x.running, 10)
@@ -149,7 +152,7 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         cs.update(c.id, error="stopping")
         if c.state == "paused":
             unpause(store, c)
-        signal_container(c, signal.SIGKILL)
+        signal_container(c, 9)  # SIGKILL
         _wait_state(store, c.id, lambda x: not x.running, 10)
     cs.update(c.id, state="removing")
     from dockyard.engine.rootfs import unmount

@@ -35,67 +35,117 @@ from dockyard.engine.containers import Container, ContainerStore, proc_start_tim
 from dockyard.engine.monitor_loop import Loop
 from dockyard.errors import DockyardError
 from dockyard.state.db import Store
+from dockyard.trace import mark
 
 RUNTIME_STATE = "/run/dockyard/runtime"
 GRACE = 0.2  # seconds a fresh container may finish in before the monitor slims down
 
 
+class Spawner:
+    """A monitor forked early, before the caller touches the store, to be told its container later.
+
+    ``run`` forks the monitor first: the monitor loads the runtime while the CLI records the container, and the
+    CLI's SQLite connection never exists across a fork (SQLite state must not cross fork(), and closing the
+    connection first would cost a checkpoint). ``launch(cid)`` hands over the container and waits until it is
+    created; ``cancel()`` (or the caller's exit) makes the monitor leave quietly.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        cmd_r, self.cmd_w = os.pipe2(os.O_CLOEXEC)
+        self.ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # intermediate: detach from the CLI's session, then leave the monitor as an orphan
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    _monitor_main(root, cmd_r, ready_w)
+            finally:
+                os._exit(0)
+        os.close(cmd_r)
+        os.close(ready_w)
+        os.waitpid(pid, 0)
+
+    def launch(self, cid: str, wait_attach: bool) -> dict[str, Any]:
+        """Start the monitor of container ``cid``; returns ``{"pid": container pid}`` once created, or raises."""
+        os.write(self.cmd_w, json.dumps({"cid": cid, "wait_attach": wait_attach}).encode() + b"\n")
+        os.close(self.cmd_w)
+        # one JSON line; not EOF, since the container's init may hold the pipe until it execs
+        data = b""
+        while not data.endswith(b"\n"):
+            b = os.read(self.ready_r, 65536)
+            if not b:
+                break
+            data += b
+        os.close(self.ready_r)
+        if not data:
+            raise DockyardError(f"container {cid[:12]}: monitor exited before creating the container")
+        msg = json.loads(data)
+        if "error" in msg:
+            raise DockyardError(msg["error"])
+        return msg  # type: ignore[no-any-return]
+
+    def cancel(self) -> None:
+        for fd in (self.cmd_w, self.ready_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 def spawn(store: Store, c: Container, wait_attach: bool) -> dict[str, Any]:
-    """Start the monitor of ``c``; returns ``{"pid": container pid}`` once created, or raises its error."""
+    """Start the monitor of ``c`` (a caller that already holds the store open)."""
     store.close()  # an open SQLite connection must not cross fork()
-    r, w = os.pipe2(os.O_CLOEXEC)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # intermediate: detach from the CLI's session, then leave the monitor as an orphan
-        try:
-            os.close(r)
-            os.setsid()
-            if os.fork() == 0:
-                _monitor_main(store.root, c.id, w, wait_attach)
-        finally:
-            os._exit(0)
-    os.close(w)
-    os.waitpid(pid, 0)
-    # one JSON line; not EOF, since the container's init may hold the pipe until it execs
-    data = b""
-    while not data.endswith(b"\n"):
-        b = os.read(r, 65536)
-        if not b:
-            break
-        data += b
-    os.close(r)
-    if not data:
-        raise DockyardError(f"container {c.id[:12]}: monitor exited before creating the container")
-    msg = json.loads(data)
-    if "error" in msg:
-        raise DockyardError(msg["error"])
-    return msg
+    return Spawner(store.root).launch(c.id, wait_attach)
 
 
-def _monitor_main(root: str, cid: str, ready_fd: int, wait_attach: bool) -> None:
+def _monitor_main(root: str, cmd_fd: int, ready_fd: int) -> None:
     code = 0
+    cid = ""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         os.close(devnull)
-        os.closerange(3, ready_fd)
-        os.closerange(ready_fd + 1, 65536)
+        keep = sorted((cmd_fd, ready_fd))
+        os.closerange(3, keep[0])
+        os.closerange(keep[0] + 1, keep[1])
+        os.closerange(keep[1] + 1, 65536)
         for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGTTOU, signal.SIGTTIN):
             signal.signal(s, signal.SIG_IGN)
-        from dockyard.runtime import syscalls
+        # load what creating a container needs while the caller records it
+        import hashlib  # noqa: F401 - chain IDs
 
+        from dockyard.engine import rootfs, specgen  # noqa: F401
+        from dockyard.fsutil import atomic_write  # noqa: F401
+        from dockyard.runtime import syscalls
+        from dockyard.snapshots import store as _snapshots  # noqa: F401
+        from dockyard.runtime.base import get_runtime
+
+        get_runtime("dockyard", RUNTIME_STATE)
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # kept across execve into the slim loop
+        mark("preloaded")
+        data = b""
+        while not data.endswith(b"\n"):
+            b = os.read(cmd_fd, 4096)
+            if not b:
+                os._exit(0)  # cancelled: the caller failed to create the container
+            data += b
+        os.close(cmd_fd)
+        cmd = json.loads(data)
+        cid = cmd["cid"]
         loop = Loop(root, cid)
         loop.listen()
         loop.open_log(os.path.join(root, "containers", cid, f"{cid}-json.log"))
-        m = Monitor(Store(root), loop, ready_fd, wait_attach)
+        m = Monitor(Store(root), loop, ready_fd, cmd["wait_attach"])
         if m.launch():
             m.supervise()
     except BaseException:  # noqa: BLE001 - the monitor must never die with a traceback nobody sees
         code = 1
-        _trace(root, cid)
+        if cid:
+            _trace(root, cid)
     finally:
         os._exit(code)
 
@@ -155,11 +205,11 @@ class Monitor:
             self.loop.serve_until_start(deadline=time.monotonic() + 30)
             self.wait_attach = False
         c = self.containers.get(self.cid)
-        get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid)
+        mark("got-start"); get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid); mark("started")
         status = self.loop.run_until_exit(timeout=GRACE)
         if status is None:
             self._exec_slim()
-        self.finish(status)  # type: ignore[arg-type]
+        mark("exited"); self.finish(status)  # type: ignore[arg-type]
 
     def finish(self, status: int) -> None:
         """Record the exit; clean up; restart per policy, or remove with --rm; tell attached clients."""
@@ -196,7 +246,7 @@ class Monitor:
                 self.containers.delete(self.cid)
             except Exception:  # noqa: BLE001
                 pass
-        self.loop.send_exit(status)
+        mark("finished"); self.loop.send_exit(status)
 
     @staticmethod
     def _should_restart(c: Container, code: int) -> bool:
@@ -228,20 +278,20 @@ class Monitor:
 
         cdir = c.dir(self.store)
         rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
-        image_config = rootfs.mount(self.store, c)
+        from dockyard.trace import mark; mark("imports"); image_config = rootfs.mount(self.store, c); mark("mounted")
         try:
             hostname = c.spec.hostname or c.id[:12]
             rootfs.write_etc_files(self.store, c, hostname)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),
                                    cdir=cdir, hostname=hostname)
             atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode())
-            stdio, theirs = self._stdio(c)
+            mark("bundle"); stdio, theirs = self._stdio(c)
             try:
                 try:
                     rt.delete(c.id, force=True)  # leftovers of an earlier run of this container
                 except Exception:  # noqa: BLE001
                     pass
-                pid = rt.create(c.id, cdir, stdio)
+                mark("pre-create"); pid = rt.create(c.id, cdir, stdio); mark("rt-created")
             finally:
                 for fd in theirs:
                     os.close(fd)
@@ -254,7 +304,7 @@ class Monitor:
         self.containers.update(self.cid, state="running", pid=pid, pid_start=proc_start_time(pid),
                                monitor_pid=me, monitor_start=proc_start_time(me), started=time.time(),
                                exit_code=None, error="", oom_killed=0, finished=None)
-        self._report({"pid": pid})
+        mark("db-running"); self._report({"pid": pid})
 
     def _report(self, msg: dict[str, Any]) -> None:
         if self.ready_fd is None:

@@ -1,89 +1,171 @@
 """Plain data that crosses from the edges (CLI, API) into the engine.
 
 ``ContainerSpec`` holds what ``docker create``/``docker run`` flags say, in Docker's vocabulary, before the image is
-consulted. It is stored as JSON in the ``containers`` table, so every field must be JSON-friendly, and its
-``to_json``/``from_json`` round-trip. ``engine.specgen`` turns a ContainerSpec plus the image config into the OCI
-runtime spec, in one place.
+consulted. It is stored as JSON in the ``containers`` table, so every field is JSON-friendly, and ``to_json`` /
+``from_json`` round-trip. ``engine.specgen`` turns a ContainerSpec plus the image config into the OCI runtime spec.
+
+These are small hand-written records rather than dataclasses: importing ``dataclasses`` (and ``inspect`` with it)
+costs more than the rest of ``dockyard run``'s start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+import copy
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass
-class Resources:
-    memory: int = 0                 # bytes; 0 = unlimited
-    memory_swap: int = 0            # bytes of memory+swap; -1 unlimited; 0 = Docker's default (2x memory)
-    memory_reservation: int = 0
-    nano_cpus: int = 0              # --cpus 1.5 -> 1_500_000_000
-    cpu_shares: int = 0
-    cpu_period: int = 0
-    cpu_quota: int = 0
-    cpuset_cpus: str = ""
-    cpuset_mems: str = ""
-    pids_limit: int = 0             # 0 = unlimited
-    oom_kill_disable: bool = False
+class Record:
+    """Fields and their defaults are the class's ``FIELDS``; nested records are named in ``NESTED``."""
 
+    FIELDS: dict[str, Any] = {}
+    NESTED: dict[str, type[Record]] = {}
+    LISTS: dict[str, type[Record]] = {}
 
-@dataclass
-class RestartPolicy:
-    name: str = "no"                # no | on-failure | always | unless-stopped
-    maximum_retry_count: int = 0
-
-
-@dataclass
-class MountSpec:
-    type: str                       # bind | volume | tmpfs
-    target: str
-    source: str = ""
-    readonly: bool = False
-    options: list[str] = field(default_factory=list)   # propagation, tmpfs size/mode, ...
-
-
-@dataclass
-class ContainerSpec:
-    image: str                      # what the user typed (shown by ps)
-    cmd: list[str] | None = None    # None: the image's CMD
-    entrypoint: list[str] | None = None   # None: the image's; [] = cleared (--entrypoint "")
-    env: list[str] = field(default_factory=list)
-    workdir: str = ""
-    user: str = ""
-    hostname: str = ""
-    domainname: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    tty: bool = False
-    open_stdin: bool = False
-    auto_remove: bool = False
-    read_only: bool = False
-    privileged: bool = False
-    init: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    security_opt: list[str] = field(default_factory=list)
-    ulimits: list[dict[str, Any]] = field(default_factory=list)   # {"Name","Soft","Hard"}
-    shm_size: int = 64 * 1024 * 1024
-    tmpfs: dict[str, str] = field(default_factory=dict)           # path -> options
-    mounts: list[MountSpec] = field(default_factory=list)
-    extra_hosts: list[str] = field(default_factory=list)          # host:ip
-    dns: list[str] = field(default_factory=list)
-    network_mode: str = "none"
-    stop_signal: str = ""
-    stop_timeout: int | None = None
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
-    resources: Resources = field(default_factory=Resources)
-    runtime: str = "dockyard"
-    sysctls: dict[str, str] = field(default_factory=dict)
+    def __init__(self, **kw: Any) -> None:
+        for k in kw:
+            if k not in self.FIELDS:
+                raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument '{k}'")
+        for k, default in self.FIELDS.items():
+            if k in kw:
+                v = kw[k]
+            elif k in self.NESTED:
+                v = self.NESTED[k]()
+            else:
+                v = copy.copy(default) if isinstance(default, (list, dict)) else default
+            setattr(self, k, v)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out: dict[str, Any] = {}
+        for k in self.FIELDS:
+            v = getattr(self, k)
+            if k in self.NESTED:
+                v = v.to_json()
+            elif k in self.LISTS:
+                v = [x.to_json() for x in v]
+            elif isinstance(v, (list, dict)):
+                v = copy.deepcopy(v)
+            out[k] = v
+        return out
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ContainerSpec:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        d["restart"] = RestartPolicy(**d.get("restart", {}))
-        d["resources"] = Resources(**d.get("resources", {}))
-        d["mounts"] = [MountSpec(**m) for m in d.get("mounts", [])]
-        return cls(**d)
+    def from_json(cls, d: dict[str, Any]) -> Any:
+        kw: dict[str, Any] = {}
+        for k, v in d.items():
+            if k not in cls.FIELDS:
+                continue  # written by a newer dockyard: ignore
+            if k in cls.NESTED:
+                v = cls.NESTED[k].from_json(v or {})
+            elif k in cls.LISTS:
+                v = [cls.LISTS[k].from_json(x) for x in v or []]
+            kw[k] = v
+        return cls(**kw)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.to_json() == other.to_json()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.FIELDS)})"
+
+
+class Resources(Record):
+    FIELDS = {
+        "memory": 0,                # bytes; 0 = unlimited
+        "memory_swap": 0,           # bytes of memory+swap; -1 unlimited; 0 = Docker's default (2x memory)
+        "memory_reservation": 0,
+        "nano_cpus": 0,             # --cpus 1.5 -> 1_500_000_000
+        "cpu_shares": 0,
+        "cpu_period": 0,
+        "cpu_quota": 0,
+        "cpuset_cpus": "",
+        "cpuset_mems": "",
+        "pids_limit": 0,            # 0 = unlimited
+        "oom_kill_disable": False,
+    }
+
+
+class RestartPolicy(Record):
+    FIELDS = {"name": "no", "maximum_retry_count": 0}  # no | on-failure | always | unless-stopped
+
+
+class MountSpec(Record):
+    FIELDS = {
+        "type": "bind",             # bind | volume | tmpfs
+        "target": "",
+        "source": "",
+        "readonly": False,
+        "options": [],              # propagation, tmpfs size/mode, ...
+    }
+
+
+class ContainerSpec(Record):
+    FIELDS = {
+        "image": "",                # what the user typed (shown by ps)
+        "cmd": None,                # None: the image's CMD
+        "entrypoint": None,         # None: the image's; [] = cleared (--entrypoint "")
+        "env": [],
+        "workdir": "",
+        "user": "",
+        "hostname": "",
+        "domainname": "",
+        "labels": {},
+        "tty": False,
+        "open_stdin": False,
+        "auto_remove": False,
+        "read_only": False,
+        "privileged": False,
+        "init": False,
+        "cap_add": [],
+        "cap_drop": [],
+        "security_opt": [],
+        "ulimits": [],              # {"Name","Soft","Hard"}
+        "shm_size": 64 * 1024 * 1024,
+        "tmpfs": {},                # path -> options
+        "mounts": [],               # MountSpec
+        "extra_hosts": [],          # host:ip
+        "dns": [],
+        "network_mode": "none",
+        "stop_signal": "",
+        "stop_timeout": None,
+        "restart": None,            # RestartPolicy
+        "resources": None,          # Resources
+        "runtime": "dockyard",
+        "sysctls": {},
+    }
+    NESTED = {"restart": RestartPolicy, "resources": Resources}
+    LISTS = {"mounts": MountSpec}
+
+    if TYPE_CHECKING:  # attribute types, for readers and mypy
+        image: str
+        cmd: list[str] | None
+        entrypoint: list[str] | None
+        env: list[str]
+        workdir: str
+        user: str
+        hostname: str
+        domainname: str
+        labels: dict[str, str]
+        tty: bool
+        open_stdin: bool
+        auto_remove: bool
+        read_only: bool
+        privileged: bool
+        init: bool
+        cap_add: list[str]
+        cap_drop: list[str]
+        security_opt: list[str]
+        ulimits: list[dict[str, Any]]
+        shm_size: int
+        tmpfs: dict[str, str]
+        mounts: list[MountSpec]
+        extra_hosts: list[str]
+        dns: list[str]
+        network_mode: str
+        stop_signal: str
+        stop_timeout: int | None
+        restart: RestartPolicy
+        resources: Resources
+        runtime: str
+        sysctls: dict[str, str]

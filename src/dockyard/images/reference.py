@@ -15,7 +15,7 @@ Errors carry Docker's wording ("invalid reference format", "... repository name 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import namedtuple
 
 from dockyard.errors import InvalidArgument
 
@@ -43,14 +43,12 @@ ERR_FORMAT = "invalid reference format"
 ERR_UPPER = "invalid reference format: repository name must be lowercase"
 
 
-@dataclass(frozen=True)
-class Reference:
-    """A parsed, normalised reference. ``domain`` and ``path`` are never empty after normalisation."""
+class Reference(namedtuple("Reference", "domain path tag digest", defaults=(None, None))):
+    """A parsed, normalised reference. ``domain`` and ``path`` are never empty after normalisation.
 
-    domain: str
-    path: str
-    tag: str | None = None
-    digest: str | None = None
+    Fields: ``domain``, ``path``, ``tag`` (or None), ``digest`` (or None). Immutable (a named tuple)."""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:

@@ -28,10 +28,10 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import namedtuple
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+
+TYPE_CHECKING = False
 
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.ids import chain_ids, sha256_digest
@@ -39,47 +39,50 @@ from dockyard.images import reference as refs
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
 
     from dockyard.state.db import Store
 
 _HEX_PREFIX = re.compile(r"^[a-f0-9]{1,64}$")
 RUNNING_STATES = ("running", "paused", "restarting")
-T = TypeVar("T")
-
 
 class MissingContent(DockyardError):
     """A blob or snapshot an image needs vanished before the image was recorded (retry the ingest)."""
 
 
-@dataclass(frozen=True)
-class LayerRecord:
+class LayerRecord(namedtuple("LayerRecord", "digest diff_id size media_type")):
     """One layer of an image as recorded: blob digest, uncompressed diff_id, blob size, media type."""
 
-    digest: str
-    diff_id: str
-    size: int
-    media_type: str
+    __slots__ = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "diff_id": self.diff_id, "size": self.size, "media_type": self.media_type}
 
 
-@dataclass
 class Image:
     """An image as the store knows it. ``config`` is the parsed config blob (``config["config"]`` holds Env,
     Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes, StopSignal, Labels...)."""
 
-    id: str                                  # sha256:<hex> = config digest
-    config_text: str
-    layers_text: str
-    size: int                                # bytes of the unpacked layers
-    created: str                             # RFC 3339, from the config
-    added: float
-    manifest_digest: str | None
-    parent: str | None = None
-    repo_tags: list[str] = field(default_factory=list)      # familiar: busybox:latest
-    repo_digests: list[str] = field(default_factory=list)   # familiar: busybox@sha256:...
-    tag_refs: list[str] = field(default_factory=list)       # normalised, as stored
+    def __init__(self, id: str, config_text: str, layers_text: str, size: int, created: str, added: float,
+                 manifest_digest: str | None, parent: str | None = None, repo_tags: list[str] | None = None,
+                 repo_digests: list[str] | None = None, tag_refs: list[str] | None = None) -> None:
+        self.id = id                                # sha256:<hex> = config digest
+        self.config_text = config_text
+        self.layers_text = layers_text
+        self.size = size                            # bytes of the unpacked layers
+        self.created = created                      # RFC 3339, from the config
+        self.added = added
+        self.manifest_digest = manifest_digest
+        self.parent = parent
+        self.repo_tags = repo_tags if repo_tags is not None else []          # familiar: busybox:latest
+        self.repo_digests = repo_digests if repo_digests is not None else []  # familiar: busybox@sha256:...
+        self.tag_refs = tag_refs if tag_refs is not None else []              # normalised, as stored
+
+    def __repr__(self) -> str:
+        return f"Image({self.id!r}, tags={self.repo_tags!r})"
 
     @cached_property
     def config(self) -> dict[str, Any]:

@@ -6,16 +6,19 @@ runtime can mount it without knowing where it came from (an overlay over image l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections import namedtuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
-class Mount:
-    type: str                       # "overlay", "bind", "tmpfs", "proc", ...
-    source: str                     # device/file system name ("overlay", "tmpfs") or host path for binds
-    target: str                     # where it goes (absolute host path for a rootfs, container path otherwise)
-    options: tuple[str, ...] = ()   # mount(8)-style options: "ro", "rbind", "lowerdir=...", ...
+class Mount(namedtuple("Mount", "type source target options", defaults=((),))):
+    """``type``: "overlay", "bind", "tmpfs", "proc"...; ``source``: a file system name ("overlay", "tmpfs") or a
+    host path for binds; ``target``: where it goes (an absolute host path for a rootfs, a container path
+    otherwise); ``options``: mount(8)-style options as a tuple ("ro", "rbind", "lowerdir=..."). Immutable."""
+
+    __slots__ = ()
 
     def to_oci(self) -> dict[str, Any]:
         return {"destination": self.target, "type": self.type, "source": self.source,

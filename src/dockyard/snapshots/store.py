@@ -31,8 +31,8 @@ import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from collections import namedtuple
+TYPE_CHECKING = False
 
 from dockyard.errors import Conflict, CorruptContent, InvalidArgument, NotFound, from_oserror
 from dockyard.fsutil import fsync_dir, rmtree
@@ -40,6 +40,8 @@ from dockyard.ids import sha256_digest, validate_digest
 from dockyard.oci.mounts import Mount
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from dockyard.state.db import Store
 
 _STAGING_PREFIX = "snap-"
@@ -48,13 +50,11 @@ _EMPTY = "empty"
 _PAGE = 4096
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    chain_id: str
-    parent: str | None
-    diff_id: str
-    size: int       # bytes of file data and symlink targets in this layer alone
-    path: str       # the layer's own directory (an overlay lowerdir)
+class Snapshot(namedtuple("Snapshot", "chain_id parent diff_id size path")):
+    """One unpacked layer: ``size`` counts file data and symlink targets of this layer alone; ``path`` is the
+    layer's own directory (an overlay lowerdir)."""
+
+    __slots__ = ()
 
 
 def chain_id_of(parent: str | None, diff_id: str) -> str:

@@ -111,13 +111,31 @@ class Store:
             c = sqlite3.connect(self.path("dockyard.db"), timeout=60, isolation_level=None,
                                 check_same_thread=False)
             c.execute("PRAGMA busy_timeout=60000")
-            c.execute("PRAGMA journal_mode=WAL")
+            self._wal(c)
             c.execute("PRAGMA synchronous=NORMAL")
             c.execute("PRAGMA foreign_keys=ON")
             c.row_factory = sqlite3.Row
             self._migrate(c)
             self._local.conn = c
         return c
+
+    @staticmethod
+    def _wal(c: sqlite3.Connection) -> None:
+        """Switch to WAL. On a new database file, concurrent first openers race for this change, and SQLite
+        answers "database is locked" at once instead of waiting: retry with back-off for a bounded time."""
+        import time
+
+        deadline = time.monotonic() + 60
+        delay = 0.001
+        while True:
+            try:
+                c.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
 
     @staticmethod
     def _migrate(c: sqlite3.Connection) -> None:
