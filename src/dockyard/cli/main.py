@@ -121,7 +121,9 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from dockyard.trace import mark; mark("main")
+    from dockyard.trace import mark
+
+    mark("main")
     debug = False
     verb = ""
     try:

@@ -185,11 +185,8 @@ def main(ctx: Context, argv: list[str]) -> int:
         from dockyard.engine.monitor import Spawner
 
         spawner = Spawner(ctx.root)
-    from dockyard.trace import mark
-    mark("forked")
     try:
         c = local.create(ctx.store, spec, o.name)
-        mark("created")
     except BaseException:
         if spawner is not None:
             spawner.cancel()

@@ -205,11 +205,13 @@ class Monitor:
             self.loop.serve_until_start(deadline=time.monotonic() + 30)
             self.wait_attach = False
         c = self.containers.get(self.cid)
-        mark("got-start"); get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid); mark("started")
+        mark("start")
+        get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid)
         status = self.loop.run_until_exit(timeout=GRACE)
         if status is None:
             self._exec_slim()
-        mark("exited"); self.finish(status)  # type: ignore[arg-type]
+        mark("exited")
+        self.finish(status)  # type: ignore[arg-type]
 
     def finish(self, status: int) -> None:
         """Record the exit; clean up; restart per policy, or remove with --rm; tell attached clients."""
@@ -246,7 +248,8 @@ class Monitor:
                 self.containers.delete(self.cid)
             except Exception:  # noqa: BLE001
                 pass
-        mark("finished"); self.loop.send_exit(status)
+        mark("finished")
+        self.loop.send_exit(status)
 
     @staticmethod
     def _should_restart(c: Container, code: int) -> bool:
@@ -278,20 +281,23 @@ class Monitor:
 
         cdir = c.dir(self.store)
         rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
-        from dockyard.trace import mark; mark("imports"); image_config = rootfs.mount(self.store, c); mark("mounted")
+        image_config = rootfs.mount(self.store, c)
+        mark("mounted")
         try:
             hostname = c.spec.hostname or c.id[:12]
             rootfs.write_etc_files(self.store, c, hostname)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),
                                    cdir=cdir, hostname=hostname)
             atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode())
-            mark("bundle"); stdio, theirs = self._stdio(c)
+            mark("bundle")
+            stdio, theirs = self._stdio(c)
             try:
                 try:
                     rt.delete(c.id, force=True)  # leftovers of an earlier run of this container
                 except Exception:  # noqa: BLE001
                     pass
-                mark("pre-create"); pid = rt.create(c.id, cdir, stdio); mark("rt-created")
+                pid = rt.create(c.id, cdir, stdio)
+                mark("created")
             finally:
                 for fd in theirs:
                     os.close(fd)
@@ -304,7 +310,7 @@ class Monitor:
         self.containers.update(self.cid, state="running", pid=pid, pid_start=proc_start_time(pid),
                                monitor_pid=me, monitor_start=proc_start_time(me), started=time.time(),
                                exit_code=None, error="", oom_killed=0, finished=None)
-        mark("db-running"); self._report({"pid": pid})
+        self._report({"pid": pid})
 
     def _report(self, msg: dict[str, Any]) -> None:
         if self.ready_fd is None:
