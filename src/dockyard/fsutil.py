@@ -13,24 +13,33 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    import tempfile
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
 
+    ``durable=False`` skips the fsyncs, for files derived from the store that are rewritten at every start
+    (a container's bundle, /etc/hosts): a crash loses nothing that is not made again."""
     d = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, mode)
         os.rename(tmp, path)
     except BaseException:
-        with _suppress():
+        try:
             os.unlink(tmp)
+        except OSError:
+            pass
         raise
-    fsync_dir(d)
+    if durable:
+        fsync_dir(d)
 
 
 def rmtree(path: str) -> None:
@@ -49,11 +58,3 @@ def rmtree(path: str) -> None:
             pass
 
     shutil.rmtree(path, onerror=onerror)
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True

@@ -288,7 +288,7 @@ class Monitor:
             rootfs.write_etc_files(self.store, c, hostname)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),
                                    cdir=cdir, hostname=hostname)
-            atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode())
+            atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode(), durable=False)
             mark("bundle")
             stdio, theirs = self._stdio(c)
             try:

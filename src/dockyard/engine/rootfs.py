@@ -105,6 +105,6 @@ def write_etc_files(store: Store, c: Container, hostname: str, ip: str | None = 
         hosts += f"{addr}\t{name}\n"
     if ip:
         hosts += f"{ip}\t{hostname}\n"
-    atomic_write(os.path.join(cdir, "hosts"), hosts.encode())
-    atomic_write(os.path.join(cdir, "hostname"), (hostname + "\n").encode())
-    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(c.spec.dns).encode())
+    atomic_write(os.path.join(cdir, "hosts"), hosts.encode(), durable=False)
+    atomic_write(os.path.join(cdir, "hostname"), (hostname + "\n").encode(), durable=False)
+    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(c.spec.dns).encode(), durable=False)
