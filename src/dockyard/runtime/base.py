@@ -21,11 +21,11 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass
 class Stdio:
     """File descriptors (open in the caller) that the container process gets as 0, 1 and 2.
 
@@ -33,13 +33,19 @@ class Stdio:
     0, 1 and 2, and is bind-mounted on the container's /dev/console.
     """
 
-    stdin: int | None = None
-    stdout: int | None = None
-    stderr: int | None = None
-    terminal_fd: int | None = None
+    __slots__ = ("stdin", "stdout", "stderr", "terminal_fd")
+
+    def __init__(self, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
+                 terminal_fd: int | None = None) -> None:
+        self.stdin, self.stdout, self.stderr, self.terminal_fd = stdin, stdout, stderr, terminal_fd
+
+    def __repr__(self) -> str:
+        return f"Stdio({self.stdin}, {self.stdout}, {self.stderr}, terminal_fd={self.terminal_fd})"
 
 
-class Runtime(Protocol):
+class Runtime:
+    """The interface every runtime implements (a protocol: nothing is inherited from it)."""
+
     name: str
 
     def create(self, container_id: str, bundle: str, stdio: Stdio) -> int: ...

@@ -11,7 +11,9 @@ import json
 import os
 import signal
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure, from_oserror
 from dockyard.runtime.base import Stdio

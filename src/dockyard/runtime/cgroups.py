@@ -14,7 +14,9 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.errors import Conflict, InvalidArgument, from_oserror
 

@@ -6,7 +6,9 @@ Values follow moby's ``oci/defaults.go`` (Docker 20.10+).
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.0.2"
 

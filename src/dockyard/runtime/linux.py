@@ -16,7 +16,9 @@ import resource
 import signal
 import stat
 import termios
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # Everything the child processes need is imported here: after pivot_root / setns(mnt) nothing can be imported.
 from dockyard.runtime import caps as _caps

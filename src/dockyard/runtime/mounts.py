@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.runtime import syscalls as S
 

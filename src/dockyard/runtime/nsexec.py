@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 from dockyard.errors import DockyardError
 from dockyard.runtime import linux as L

@@ -19,7 +19,9 @@ import json
 import os
 import shutil
 import subprocess
-from typing import Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 from dockyard.errors import Conflict, NotFound, SystemFailure
 from dockyard.runtime.base import Stdio
