@@ -17,55 +17,14 @@ import argparse
 import io
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DOCKYARD = str(REPO / ".venv" / "bin" / "dockyard")
-EPOCH = {**os.environ, "SOURCE_DATE_EPOCH": "946684800"}
-
-
-def sh(*cmd: str, env: dict[str, str] | None = None, quiet: bool = True) -> None:
-    subprocess.run(cmd, check=True, env=env or os.environ, stdout=subprocess.DEVNULL if quiet else None,
-                   stderr=subprocess.PIPE if quiet else None)
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env or os.environ)
-    dt = time.perf_counter() - t
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.decode().strip()}")
-    return dt
-
-
-class Podman:
-    def __init__(self, work: Path) -> None:
-        self.root = work / "podman-storage"
-        self.runroot = Path(tempfile.mkdtemp(prefix="dyb-", dir="/tmp"))  # podman wants < 50 chars
-        conf = work / "containers.conf"
-        import resource
-
-        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}"]\n')
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
-        self.driver: list[str] = []
-        if subprocess.run(self.base() + ["images"], capture_output=True, env=self.env).returncode != 0:
-            self.driver = ["--storage-driver", "vfs"]
-
-    def base(self) -> list[str]:
-        return ["podman", "--root", str(self.root), "--runroot", str(self.runroot), *self.driver]
-
-    def reset(self) -> None:
-        subprocess.run(self.base() + ["rmi", "-af"], capture_output=True, env=self.env)
-        shutil.rmtree(self.root, ignore_errors=True)
-        shutil.rmtree(self.runroot, ignore_errors=True)
-        self.runroot.mkdir(mode=0o700)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DOCKYARD, EPOCH, REPO, Podman, report, sh, timed  # noqa: E402
 
 
 def debian_save_file(work: Path) -> Path:
@@ -77,10 +36,6 @@ def debian_save_file(work: Path) -> Path:
     sh(DOCKYARD, "--root", str(root), "save", "-o", str(out), "debian:bookworm")
     shutil.rmtree(root)
     return out
-
-
-def fmt(xs: list[float]) -> str:
-    return f"{statistics.median(xs):8.3f} s  (min {min(xs):.3f}, max {max(xs):.3f}, n={len(xs)})"
 
 
 def bench_load(work: Path, podman: Podman, runs: int) -> tuple[list[float], list[float], int]:
@@ -163,14 +118,7 @@ def main() -> int:
         shutil.rmtree(podman.runroot, ignore_errors=True)
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{'benchmark':<44} {'dockyard (median)':>18} {'podman (median)':>17} {'ratio':>7} {'goal':>7}")
-    for name, dy, pm, goal in rows:
-        r = statistics.median(dy) / statistics.median(pm)
-        print(f"{name:<44} {statistics.median(dy):>16.3f} s {statistics.median(pm):>15.3f} s {r:>7.2f} "
-              f"{'<= ' + str(goal):>7} {'ok' if r <= goal else 'MISSED'}")
-    print()
-    for name, dy, pm, _ in rows:
-        print(f"{name}\n  dockyard {fmt(dy)}\n  podman   {fmt(pm)}")
+    report(rows)
     return 0
 
 
