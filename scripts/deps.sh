@@ -38,5 +38,6 @@ os._exit(code)  # no interpreter teardown: nothing is left to clean, and it cost
 LAUNCHER
 chmod 755 "$venv/bin/dockyard.new"
 mv "$venv/bin/dockyard.new" "$venv/bin/dockyard"
+"$here/scripts/build-helpers.sh"
 # byte-compile now: a start that has to compile its modules (e.g. under PYTHONDONTWRITEBYTECODE) is 3x slower
 "$venv/bin/python" -m compileall -q "$here/src" >/dev/null

@@ -117,3 +117,13 @@ def test_restart_on_failure_by_the_monitor(dy, busybox):
     wait_for(lambda: dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split()
              == ["exited", "2"], timeout=20, what="two restarts")
     assert dy("logs", cid).stdout == "run\n" * 3
+
+
+def test_init_reaps_and_forwards_signals(dy, busybox):
+    p = dy("run", "--rm", "--init", "busybox", "sh", "-c", "ps -o pid,comm | grep ' 1 '; exit 3")
+    assert p.returncode == 3
+    assert "docker-init" in p.stdout
+    cid = dy("run", "-d", "--init", "busybox", "sleep", "60", check=True).stdout.strip()
+    # without --init, sleep as pid 1 would ignore SIGTERM and need the SIGKILL after the timeout
+    assert dy("stop", "-t", "30", cid).returncode == 0
+    assert dy("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "143"

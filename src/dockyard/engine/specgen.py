@@ -220,12 +220,30 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
     return res
 
 
+INIT_PATH = "/sbin/docker-init"  # where Docker puts its init in the container
+
+
+def init_binary() -> str:
+    """The host path of dockyard-init (``run --init``), built by scripts/build-helpers.sh into the venv."""
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", "dockyard-init")
+    if not os.access(path, os.X_OK):
+        raise InvalidArgument(f"--init: {path} not found (build it with scripts/build-helpers.sh)")
+    return path
+
+
 def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id: str, rootfs: str, cdir: str,
              hostname: str, netns: str | None = None) -> dict[str, Any]:
     """The OCI runtime spec for a container. ``rootfs`` must be mounted (users are resolved inside it)."""
     from dockyard.runtime import defaults
 
     args = command(spec, image_config)
+    mounts = _mounts(spec, cdir)
+    if spec.init:
+        args = [INIT_PATH, "--"] + args
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary(),
+                       "options": ["bind", "ro", "nosuid", "nodev"]})
     caps = _caps(spec)
     nnp = any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
               for o in spec.security_opt)
@@ -260,7 +278,7 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         "process": process,
         "root": {"path": rootfs, "readonly": spec.read_only},
         "hostname": hostname,
-        "mounts": _mounts(spec, cdir),
+        "mounts": mounts,
         "linux": linux,
         "annotations": {"org.dockyard.container.id": container_id},
     }
