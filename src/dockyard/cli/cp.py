@@ -44,6 +44,25 @@ def _rootfs(ctx: Context, ref: str) -> Iterator[tuple[str, object]]:
             rootfs.unmount(ctx.store, c)
 
 
+def _resolve(root: str, c: object, path: str, follow_last: bool = True) -> str:
+    # root is <container dir>/rootfs: the files Docker writes for the container sit beside it
+    """The host path behind a container path: inside a bind mount (the files Docker writes for every container,
+    -v and --mount binds) the mount's source, else the container's root; always resolved inside it."""
+    from dockyard.engine.fspath import secure_join
+
+    path = "/" + path.lstrip("/")
+    cdir = os.path.dirname(root)
+    binds = {f"/etc/{n}": os.path.join(cdir, n) for n in ("hostname", "hosts", "resolv.conf")}
+    for m in c.spec.mounts:  # type: ignore[attr-defined]
+        if m.type == "bind":
+            binds[m.target.rstrip("/") or "/"] = m.source
+    for target in sorted(binds, key=len, reverse=True):
+        if path == target or path.startswith(target + "/"):
+            rest = path[len(target):]
+            return secure_join(binds[target], rest, follow_last) if rest else binds[target]
+    return secure_join(root, path, follow_last)
+
+
 def _copy(src: str, dst: str, copy_contents: bool) -> None:
     if os.path.isdir(src) and not os.path.islink(src):
         if os.path.isdir(dst) and not copy_contents:
@@ -66,8 +85,6 @@ def main(ctx: Context, argv: list[str]) -> int:
     p.add_argument("src")
     p.add_argument("dst")
     o = p.parse_args(argv)
-    from dockyard.engine.fspath import secure_join
-
     sc, spath = _split(o.src)
     dc, dpath = _split(o.dst)
     if (sc is None) == (dc is None):
@@ -75,7 +92,7 @@ def main(ctx: Context, argv: list[str]) -> int:
                               "must specify at least one container source")
     if sc is not None:
         with _rootfs(ctx, sc) as (root, c):
-            src = secure_join(root, spath if spath.startswith("/") else "/" + spath, follow_last=o.follow_link)
+            src = _resolve(root, c, spath, follow_last=o.follow_link)
             if not os.path.lexists(src):
                 raise NotFound(f"Could not find the file {spath} in container {sc}")
             if dpath == "-":
@@ -88,7 +105,7 @@ def main(ctx: Context, argv: list[str]) -> int:
             _copy(src, dpath, spath.endswith("/."))
         return 0
     with _rootfs(ctx, dc) as (root, c):  # type: ignore[arg-type]
-        dst = secure_join(root, dpath if dpath.startswith("/") else "/" + dpath)
+        dst = _resolve(root, c, dpath)
         if o.src == "-":
             if not os.path.isdir(dst):
                 raise InvalidArgument(f"destination \"{dc}:{dpath}\" must be a directory")
