@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -143,3 +144,136 @@ def test_pause_and_resume(h: Harness) -> None:
     h.rt.delete(cid, force=True)
     h.ids.remove(cid)
     assert wait(pid) == 137
+
+
+# ----- built-in runtime only -------------------------------------------------------------------------------------
+@pytest.fixture
+def hb(tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
+    harness = Harness(str(tmp_path), busybox_template, "dockyard")
+    yield harness
+    harness.cleanup()
+
+
+def _read_pty(master: int) -> str:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every slave closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out.decode(errors="replace")
+
+
+def test_terminal_is_the_controlling_tty_and_console(hb: Harness) -> None:
+    master, slave = os.openpty()
+    try:
+        def edit(spec: dict) -> None:
+            spec["process"]["terminal"] = True
+
+        cid, b = hb.bundle(["sh", "-c", "tty; test -t 0 && test -t 1 && echo ISATTY; "
+                                        "ps -o pid,tty | sed -n 2p; test -c /dev/console && echo CONSOLE"], edit)
+        hb.ids.append(cid)
+        pid = hb.rt.create(cid, b, Stdio(None, None, None, terminal_fd=slave))
+        os.close(slave)
+        slave = -1
+        hb.rt.start(cid)
+        text = _read_pty(master)
+        assert wait(pid) == 0
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    lines = text.replace("\r", "").split("\n")
+    assert lines[0].startswith("/dev/")
+    assert "ISATTY" in lines and "CONSOLE" in lines
+    assert lines[2].split()[0] == "1" and lines[2].split()[1] != "?"  # pid 1 has a controlling tty
+
+
+def test_setup_error_is_one_line_and_leaves_nothing(hb: Harness, tmp_path) -> None:
+    def edit(spec: dict) -> None:
+        spec["mounts"].append({"destination": "/data", "type": "bind", "source": str(tmp_path / "missing"),
+                               "options": ["rbind"]})
+
+    cid, b = hb.bundle(["true"], edit)
+    with pytest.raises(DockyardError) as ei:
+        hb.rt.create(cid, b, Stdio(None, None, None))
+    assert str(ei.value) == "cannot mount bind on /data: no such file or directory"
+    assert not os.path.exists(os.path.join(hb.rt.state_root, cid))  # type: ignore[attr-defined]
+    assert not os.path.exists(f"/sys/fs/cgroup/memory/dockyard-test/{cid}")
+    assert not os.path.exists(f"/sys/fs/cgroup/dockyard-test/{cid}")
+
+
+def test_bind_mounts_readonly_and_tmpfs(hb: Harness, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("from host\n")
+
+    def edit(spec: dict) -> None:
+        spec["mounts"] += [
+            {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "ro"]},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=1777"]},
+        ]
+
+    r = hb.run(["sh", "-c", "cat /data/f; touch /data/g || echo RO; touch /scratch/x && echo TMPFS; "
+                            "cat /proc/sys/kernel/shmmax"],
+               edit=edit)
+    assert r.out.split("\n")[:3] == ["from host", "RO", "TMPFS"]
+
+
+def test_sysctl_oom_score_adj_and_cwd_created(hb: Harness) -> None:
+    def edit(spec: dict) -> None:
+        spec["linux"]["sysctl"] = {"kernel.shmmax": "1048576", "net.ipv4.ip_forward": "1"}
+        spec["process"]["oomScoreAdj"] = 500
+        spec["process"]["cwd"] = "/work/dir"
+
+    r = hb.run(["sh", "-c", "cat /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj;"
+                            " pwd; ip link 2>/dev/null | grep -c LOOPBACK,UP || cat /sys/class/net/lo/operstate"],
+               edit=edit)
+    assert r.out.split() [:4] == ["1048576", "1", "500", "/work/dir"]
+
+
+def test_start_from_another_process_via_the_command(hb: Harness) -> None:
+    import subprocess
+    import sys
+
+    cid, b = hb.bundle(["sh", "-c", "echo started"])
+    root = os.path.join(hb.tmp, "cmdroot")
+    out = os.path.join(hb.tmp, "out")
+    # the container inherits the command's stdio: files, so that nothing waits for a pipe to close
+    with open(out, "w") as f, open(out + ".err", "w+") as ferr:
+        p = subprocess.run([sys.executable, "-m", "dockyard.runtime", "--root", root, "create", "--bundle", b,
+                            "--pid-file", os.path.join(hb.tmp, "pid"), cid], stdin=subprocess.DEVNULL,
+                           stdout=f, stderr=ferr, timeout=30)
+        ferr.seek(0)
+        assert p.returncode == 0, ferr.read()
+    try:
+        st = subprocess.run([sys.executable, "-m", "dockyard.runtime", "--root", root, "state", cid],
+                            capture_output=True, text=True, timeout=30)
+        assert '"status": "created"' in st.stdout
+        s = subprocess.run([sys.executable, "-m", "dockyard.runtime", "--root", root, "start", cid],
+                           capture_output=True, text=True, timeout=30)
+        assert s.returncode == 0, s.stderr
+        with open(os.path.join(hb.tmp, "pid")) as f:
+            pid = int(f.read())
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z":
+            assert time.monotonic() < deadline
+        with open(out) as f:
+            assert f.read() == "started\n"
+    finally:
+        subprocess.run([sys.executable, "-m", "dockyard.runtime", "--root", root, "delete", "--force", cid],
+                       timeout=30)
+    assert not os.path.exists(os.path.join(root, cid))
+
+
+def test_run_command_exit_code(hb: Harness) -> None:
+    import subprocess
+    import sys
+
+    cid, b = hb.bundle(["sh", "-c", "exit 7"])
+    p = subprocess.run([sys.executable, "-m", "dockyard.runtime", "--root", os.path.join(hb.tmp, "r"), "run",
+                        "--bundle", b, cid], stdin=subprocess.DEVNULL, timeout=30)
+    assert p.returncode == 7
