@@ -208,11 +208,12 @@ def create_devices(rootfs: str, devices: list[dict[str, Any]] | None, sc: Any = 
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.get("type", "c")]
             mode = d.get("fileMode", 0o666) & 0o7777
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            if os.path.lexists(path):
+                os.unlink(path)
             try:
-                if os.path.lexists(path):
-                    os.unlink(path)
                 sc.mknod(path, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)))
-                os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
+                if d.get("uid") or d.get("gid"):
+                    os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
             except PermissionError:
                 # no CAP_MKNOD (e.g. in a user namespace): bind-mount the host's node instead
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
