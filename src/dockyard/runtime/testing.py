@@ -151,8 +151,11 @@ def wait(pid: int, timeout: float = 30) -> int:
 
 
 class CrunHybrid:
-    """Context manager: let crun run on a cgroup v1 "hybrid" host for a while (see ``ocibin.prepare_crun_hybrid``);
-    on exit, removes the hierarchies it mounted (after their leftover empty cgroups)."""
+    """Context manager: let crun run on a cgroup v1 "hybrid" host (see ``ocibin.prepare_crun_hybrid``).
+
+    The hierarchies it mounts stay mounted: unmounting a v1 hierarchy while any engine still has a cgroup in it
+    leaves the controller stranded in an unmounted hierarchy (neither v1- nor v2-visible) until that cgroup is
+    removed through a new mount, which no engine would do."""
 
     def __enter__(self) -> "CrunHybrid":
         from dockyard.runtime import ocibin
@@ -161,19 +164,7 @@ class CrunHybrid:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from dockyard.runtime import syscalls
-
-        for mp in self.made:
-            for d in sorted((os.path.join(r, x) for r, ds, _ in os.walk(mp) for x in ds), reverse=True):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
-            try:
-                syscalls.umount2(mp)
-                os.rmdir(mp)
-            except OSError:
-                pass
+        return None
 
 
 def runtime_available(name: str) -> str | None:
