@@ -21,6 +21,14 @@ fi
 if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect" 2>/dev/null; then
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
 fi
+# the C slim loop of container monitors (src/dockyard/engine/monitor_loop.c), rebuilt when its source is newer
+mon_src="$here/src/dockyard/engine/monitor_loop.c"
+mon_bin="$venv/libexec/dockyard-monitor"
+if [ "$mon_src" -nt "$mon_bin" ]; then
+  mkdir -p "$venv/libexec"
+  gcc -O2 -Wall -Wextra -o "$mon_bin.new" "$mon_src"
+  mv "$mon_bin.new" "$mon_bin"  # a rename: monitors running the old binary keep it
+fi
 # pip's console script imports re and runs site (.pth hooks) at every start: dockyard needs neither (stdlib only),
 # so its launcher starts the interpreter with -S and puts the source on the path itself.
 cat > "$venv/bin/dockyard.new" <<LAUNCHER

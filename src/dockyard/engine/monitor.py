@@ -14,8 +14,9 @@ monitor then:
    ``--rm``.
 
 Memory: this module and the runtime are heavy (a CLI's worth of imports). A container that outlives a short grace
-period gets its monitor re-executed as a fresh, minimal interpreter running only ``monitor_loop`` (same pid, same
-fds, ~2 MiB), which calls back into this module when the container exits.
+period gets its monitor re-executed as the C loop ``dockyard-monitor`` (``monitor_loop.c``, built by
+scripts/deps.sh; well under 1 MiB), or without it as a fresh, minimal interpreter running only ``monitor_loop``
+(same pid, same fds), which calls back into this module when the container exits.
 
 The monitor is a child subreaper so that the container's init (forked by the runtime) is its child to wait for.
 """
@@ -166,6 +167,53 @@ def after_exit(loop: Loop, status: int) -> None:
     m.finish(status)
 
 
+def finish_main(state: str) -> None:
+    """Entry point of the finish phase after the C loop (``dockyard-monitor``) has seen the container exit.
+
+    ``state`` is ``Loop.to_state()``'s JSON with no output fds or pidfd, plus ``"status"`` (exit code, or
+    128+signal); the listener, attached clients and log fd are still open."""
+    code = 0
+    try:
+        loop = Loop.from_state(state)
+        after_exit(loop, json.loads(state)["status"])
+    except BaseException:  # noqa: BLE001
+        code = 1
+        try:
+            d = json.loads(state)
+            _trace(d["root"], d["cid"])
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def slim_binary() -> str | None:
+    """The compiled slim loop (scripts/deps.sh builds it into the venv), or None to use the Python one.
+
+    ``DOCKYARD_MONITOR_LOOP=python`` in the environment of the command that starts a container forces the Python
+    loop."""
+    if os.environ.get("DOCKYARD_MONITOR_LOOP") == "python":
+        return None
+    exe = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", "dockyard-monitor")
+    return exe if os.access(exe, os.X_OK) else None
+
+
+def _slim_args(state: str, src: str) -> list[str]:
+    """``Loop.to_state()`` as the C loop's key=value arguments (see the head of monitor_loop.c)."""
+    d = json.loads(state)
+    args = [f"python={sys.executable}", f"src={src}", f"root={d['root']}", f"cid={d['cid']}", f"pid={d['pid']}",
+            f"pidfd={d['pidfd']}", f"log_fd={d['log_fd']}", f"log_size={d['log_size']}",
+            f"log_path={d['log_path']}"]
+    args += [f"out={fd}:{stream}" for fd, stream in d["out"].items()]
+    args += [f"{k}={d[k]}" for k in ("stdin", "tty", "listener") if d[k] is not None]
+    args += [f"partial{k}={v}" for k, v in d["partial"].items()]
+    for c in d["clients"]:
+        o = c["opts"]
+        flags = (c["hello"], o.get("stdin", False), o.get("stdout", True), o.get("stderr", True))
+        args.append("client=" + ":".join([str(c["fd"]), *(str(int(bool(x))) for x in flags), c["buf"],
+                                          c["pending"]]))
+    return args
+
+
 class Monitor:
     def __init__(self, store: Store, loop: Loop, ready_fd: int | None, wait_attach: bool) -> None:
         self.store = store
@@ -269,6 +317,9 @@ class Monitor:
         import dockyard
 
         src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
+        exe = slim_binary()
+        if exe:  # the C loop (monitor_loop.c): a fraction of an interpreter's memory
+            os.execv(exe, [exe, *_slim_args(state, src)])
         boot = "import sys; sys.path.insert(0, sys.argv[1]); from dockyard.engine.monitor_loop import main; " \
                "main(sys.argv[2])"
         os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, src, state])

@@ -105,7 +105,8 @@ class Loop:
             lp.sel.register(s, selectors.EVENT_READ, ("client", s))
             fds.append(c["fd"])
         for fd in fds:
-            os.set_inheritable(fd, False)
+            if fd is not None and fd >= 0:  # none of the output fds and pidfd after the C loop
+                os.set_inheritable(fd, False)
         return lp
 
     # ---- running ----------------------------------------------------------------------------------------
