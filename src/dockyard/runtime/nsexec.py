@@ -42,6 +42,8 @@ def spawn(prepare: Callable[[], None], body: Callable[[int], None], final: str) 
     if mid == 0:  # intermediate
         try:
             os.close(r)
+            # the caller's Python signal handlers must never run in a container process
+            L.reset_signals()
             prepare()
             pid = os.fork()
             if pid == 0:
