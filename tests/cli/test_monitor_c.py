@@ -1,0 +1,217 @@
+"""The C slim loop of the monitor (engine/monitor_loop.c, built as .venv/libexec/dockyard-monitor).
+
+Every test here keeps its container alive past the monitor's grace period (0.2 s), so that the output, input,
+attach clients and exit are handled by the C loop, and the finish phase by Python after the C loop execs back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCKYARD
+from tests.helpers import pid_alive, wait_for
+
+pytestmark = pytest.mark.e2e
+
+BINARY = str(Path(sys.executable).parent.parent / "libexec" / "dockyard-monitor")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
+
+
+@pytest.fixture(autouse=True)
+def _built() -> None:
+    assert os.access(BINARY, os.X_OK), "dockyard-monitor is not built: run scripts/deps.sh"
+
+
+def _monitor_pid(root: Path, cid: str) -> int:
+    with sqlite3.connect(root / "dockyard.db", timeout=30) as c:
+        return c.execute("SELECT monitor_pid FROM containers WHERE id=?", (cid,)).fetchone()[0]
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return ""
+
+
+def _slim(root: Path, cid: str) -> int:
+    """Wait until the container's monitor runs the C loop; returns its pid."""
+    pid = _monitor_pid(root, cid)
+    wait_for(lambda: _exe(pid) == BINARY, what="the monitor to exec the C loop")
+    return pid
+
+
+def _records(root: Path, cid: str, suffix: str = "") -> list[dict]:
+    path = root / "containers" / cid / f"{cid}-json.log{suffix}"
+    return [json.loads(ln) for ln in path.read_bytes().splitlines()]
+
+
+def test_logs_written_over_time_by_the_c_loop(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c",
+             "i=0; while [ $i -lt 20 ]; do echo out $i; echo err $i >&2; i=$((i+1)); sleep 0.05; done",
+             check=True).stdout.strip()
+    _slim(root, cid)
+    assert dy("wait", cid).stdout.strip() == "0"
+    p = dy("logs", cid)
+    assert p.stdout == "".join(f"out {i}\n" for i in range(20))
+    assert p.stderr == "".join(f"err {i}\n" for i in range(20))
+    recs = _records(root, cid)
+    assert len(recs) == 40
+    for r in recs:
+        assert set(r) == {"log", "stream", "time"}
+        assert TIME.match(r["time"]), r["time"]
+        assert r["stream"] == ("stdout" if r["log"].startswith("out") else "stderr")
+    assert [r["time"] for r in recs if r["stream"] == "stdout"] == \
+        sorted(r["time"] for r in recs if r["stream"] == "stdout")
+
+
+def test_json_escaping_and_invalid_utf8(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c",
+             r"sleep 0.5; printf 'q\042b\134s\t\001\033x\303\251 \377\n'", check=True).stdout.strip()
+    _slim(root, cid)
+    assert dy("wait", cid).stdout.strip() == "0"
+    line = (root / "containers" / cid / f"{cid}-json.log").read_bytes()
+    assert line.startswith(b'{"log": "q\\"b\\\\s\\t\\u0001\\u001bx\xc3\xa9 \xef\xbf\xbd\\n", "stream": "stdout", '
+                           b'"time": "')
+    p = subprocess.run([DOCKYARD, "--root", str(root), "logs", cid], capture_output=True)
+    assert p.stdout == 'q"b\\s\t\x01\x1bxé \ufffd\n'.encode()
+
+
+def test_long_line_and_partial_line_at_exit(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c",
+             "sleep 0.5; head -c 20000 /dev/zero | tr '\\0' a; echo; printf 'no newline'; sleep 0.3",
+             check=True).stdout.strip()
+    _slim(root, cid)
+    assert dy("wait", cid).stdout.strip() == "0"
+    assert dy("logs", cid).stdout == "a" * 20000 + "\nno newline"
+    recs = _records(root, cid)
+    assert recs[-1]["log"] == "no newline"  # a partial line at exit is written without a newline
+    assert "".join(r["log"] for r in recs[:-1]) == "a" * 20000 + "\n"
+    assert all(r["stream"] == "stdout" and TIME.match(r["time"]) for r in recs)
+
+
+def test_a_partial_line_is_written_once_it_reaches_16_kib(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c",
+             "sleep 0.5; head -c 17000 /dev/zero | tr '\\0' b; sleep 60", check=True).stdout.strip()
+    _slim(root, cid)
+    path = root / "containers" / cid / f"{cid}-json.log"
+    wait_for(lambda: path.stat().st_size > 16384, what="a record of the partial line")
+    recs = _records(root, cid)
+    assert recs[0]["log"] and set(recs[0]["log"]) == {"b"} and len(recs[0]["log"]) >= 16384
+    assert dy("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    dy("stop", "-t", "0", cid, check=True)
+    assert dy("logs", cid).stdout == "b" * 17000  # the rest is flushed at exit
+
+
+def test_log_rotation(dy, busybox, root):
+    n = 300000  # 2 x 2 MB of output, 2 x 24 MB of records: more than both files hold
+    cid = dy("run", "-d", "busybox", "sh", "-c", f"sleep 0.5; seq 1 {n}; seq 1 {n}", check=True).stdout.strip()
+    _slim(root, cid)
+    assert dy("wait", cid, timeout=120).stdout.strip() == "0"
+    log = root / "containers" / cid / f"{cid}-json.log"
+    assert os.path.getsize(log) <= 20 * 1024 * 1024
+    assert os.path.getsize(str(log) + ".1") <= 20 * 1024 * 1024
+    lines = dy("logs", cid).stdout.splitlines()
+    whole = [str(i) for i in range(1, n + 1)] * 2
+    assert 0 < len(lines) < len(whole) and lines == whole[-len(lines):]  # the oldest records were rotated away
+
+
+def test_stdin_reaches_a_container_after_the_grace_period(dy, busybox):
+    p = dy("run", "--rm", "-i", "busybox", "sh", "-c", "sleep 0.5; tr a-z A-Z; echo done", input="hello\n")
+    assert (p.returncode, p.stdout) == (0, "HELLO\ndone\n")
+    data = os.urandom(150000).hex()  # several frames, larger than one read
+    p = dy("run", "--rm", "-i", "busybox", "sh", "-c", "sleep 0.5; md5sum", input=data)
+    import hashlib
+
+    assert p.stdout.split()[0] == hashlib.md5(data.encode()).hexdigest()
+
+
+def test_attached_run_gets_output_and_exit_code(dy, busybox):
+    p = dy("run", "--rm", "busybox", "sh", "-c", "sleep 0.5; echo out; echo err >&2; exit 3")
+    assert (p.returncode, p.stdout, p.stderr) == (3, "out\n", "err\n")
+
+
+def test_attach_to_a_running_container_sees_new_output(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c", "i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+             check=True).stdout.strip()
+    _slim(root, cid)
+    a = subprocess.Popen([DOCKYARD, "--root", str(root), "attach", cid], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        first = int(a.stdout.readline().split()[1])
+        second = int(a.stdout.readline().split()[1])
+        assert second == first + 1
+        assert f"tick {first}\n" in dy("logs", cid).stdout
+        dy("kill", cid, check=True)
+        assert a.wait(timeout=20) == 137
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+
+
+def test_wait_gets_the_exit_code(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c", "sleep 1; exit 42", check=True).stdout.strip()
+    _slim(root, cid)
+    assert dy("wait", cid).stdout.strip() == "42"
+    assert dy("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "42"
+    cid = dy("run", "-d", "busybox", "sleep", "30", check=True).stdout.strip()
+    _slim(root, cid)
+    w = subprocess.Popen([DOCKYARD, "--root", str(root), "wait", cid], stdout=subprocess.PIPE, text=True)
+    try:
+        dy("kill", "-s", "KILL", cid, check=True)
+        assert w.communicate(timeout=20)[0].strip() == "137"  # 128 + signal
+    finally:
+        if w.poll() is None:
+            w.kill()
+            w.wait()
+
+
+def test_restart_policy_after_the_grace_period(dy, busybox, root):
+    cid = dy("run", "-d", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo run; sleep 0.5; exit 1",
+             check=True).stdout.strip()
+    _slim(root, cid)
+    wait_for(lambda: dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split()
+             == ["exited", "2"], timeout=30, what="two restarts")
+    assert dy("logs", cid).stdout == "run\n" * 3
+    assert dy("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "1"
+
+
+def test_run_rm_removes_a_container_that_outlived_the_grace_period(dy, busybox, root):
+    p = dy("run", "--rm", "--name", "gone", "busybox", "sh", "-c", "sleep 0.5; echo bye")
+    assert (p.returncode, p.stdout) == (0, "bye\n")
+    wait_for(lambda: dy("ps", "-aq").stdout == "", what="removal")
+
+
+def test_the_idle_monitor_is_the_small_c_process(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
+    mon = _slim(root, cid)
+    with open(f"/proc/{mon}/smaps_rollup") as f:
+        pss_kb = next(int(ln.split()[1]) for ln in f if ln.startswith("Pss:"))
+    print(f"C monitor PSS: {pss_kb} kB")
+    assert pss_kb < 1536
+    dy("rm", "-f", cid, check=True)
+    wait_for(lambda: not pid_alive(mon), what="monitor exit")
+
+
+def test_the_c_and_python_loops_write_the_same_records(dy, busybox, root):
+    script = r"sleep 0.5; printf 'a\042b\134c\t\001\033\r\n\n'; echo x >&2; sleep 0.1; printf 'tail'"
+    logs = []
+    for env in ({}, {"DOCKYARD_MONITOR_LOOP": "python"}):
+        cid = dy("run", "-d", "busybox", "sh", "-c", script, env=env, check=True).stdout.strip()
+        pid = _monitor_pid(root, cid)
+        wait_for(lambda: _exe(pid) == (BINARY if not env else os.path.realpath(sys.executable)),
+                 what="the slim loop")
+        assert dy("wait", cid).stdout.strip() == "0"
+        raw = (root / "containers" / cid / f"{cid}-json.log").read_bytes()
+        logs.append(re.sub(rb'"time": "[^"]*"', b'"time": ""', raw))
+    assert logs[0] == logs[1]
+    assert logs[0].count(b"\n") == 4
