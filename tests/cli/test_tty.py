@@ -32,13 +32,18 @@ def test_interactive_shell_raw_mode_resize_ctrl_c_and_ctrl_d(root, busybox):
     child = _spawn(root, "run", "-it", "--rm", "busybox", "sh")
     try:
         _prompt(child)
+        child.sendline("tty; ls -l /dev/console | grep -c 136")
+        child.expect("/dev/pts/0")
+        child.expect("1")  # /dev/console is the container's pty (major 136)
+        _prompt(child)
         child.sendline("stty size")
         child.expect("30 100")
         child.setwinsize(40, 120)  # SIGWINCH reaches the container's terminal
         _prompt(child)
         child.sendline("stty size")
         child.expect("40 120")
-        child.sendline("echo sl$((1+1))ep; sleep 30")
+        # a child shell in the foreground: SIGINT ends it whether it has exec'd sleep yet or not
+        child.sendline("sh -c 'echo sl$((1+1))ep; exec sleep 30'")
         child.expect("sl2ep")
         child.sendintr()  # Ctrl-C interrupts the foreground process in the container, not dockyard
         _prompt(child)
@@ -82,8 +87,8 @@ def test_exec_it(root, busybox, dy):
     cid = dy("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
     child = _spawn(root, "exec", "-it", cid, "sh")
     _prompt(child)
-    child.sendline("[ -t 0 ] && [ -t 1 ] && echo is-a-$((0+1))-tty")
-    child.expect("is-a-1-tty")
+    child.sendline("tty")  # a terminal of the container's own /dev/pts, as with docker
+    child.expect("/dev/pts/0")
     child.sendline("exit 4")
     child.expect(pexpect.EOF)
     child.close()

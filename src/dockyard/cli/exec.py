@@ -76,19 +76,24 @@ def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: igno
     import termios
     import tty
 
-    master, slave = os.openpty()
-    from dockyard.cli.stream import _winsize
+    import socket
 
+    from dockyard.cli.stream import _winsize
+    from dockyard.runtime.base import Stdio, receive_console
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        pid = rt.exec(cid, proc, Stdio(console_socket=theirs.fileno()))
+    finally:
+        theirs.close()
+    master = receive_console(ours.fileno())  # a terminal of the container's own /dev/pts
+    ours.close()
     ws = _winsize(1)
     if ws:
         import fcntl
         import struct
 
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", ws[0], ws[1], 0, 0))
-    from dockyard.runtime.base import Stdio
-
-    pid = rt.exec(cid, proc, Stdio(slave, slave, slave, terminal_fd=slave))
-    os.close(slave)
     saved = None
     if interactive and os.isatty(0):
         saved = termios.tcgetattr(0)

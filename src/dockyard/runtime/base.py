@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -31,13 +33,18 @@ class Stdio:
 
     ``None`` means /dev/null. With ``terminal_fd`` (a pty *slave*), that fd becomes the controlling terminal and
     0, 1 and 2, and is bind-mounted on the container's /dev/console.
+
+    With ``console_socket`` (one end of a unix socket pair) the runtime allocates the terminal itself, inside the
+    container's own /dev/pts (as runc's --console-socket: ``tty`` in the container then names /dev/pts/0), and
+    sends the pty *master* back over that socket (SCM_RIGHTS); see ``receive_console``.
     """
 
-    __slots__ = ("stdin", "stdout", "stderr", "terminal_fd")
+    __slots__ = ("stdin", "stdout", "stderr", "terminal_fd", "console_socket")
 
     def __init__(self, stdin: int | None = None, stdout: int | None = None, stderr: int | None = None,
-                 terminal_fd: int | None = None) -> None:
+                 terminal_fd: int | None = None, console_socket: int | None = None) -> None:
         self.stdin, self.stdout, self.stderr, self.terminal_fd = stdin, stdout, stderr, terminal_fd
+        self.console_socket = console_socket
 
     def __repr__(self) -> str:
         return f"Stdio({self.stdin}, {self.stdout}, {self.stderr}, terminal_fd={self.terminal_fd})"
@@ -67,6 +74,31 @@ class Runtime:
     def stats(self, container_id: str) -> dict[str, Any]: ...
 
     def oom_killed(self, container_id: str) -> bool: ...
+
+
+def send_console(sock_fd: int, master: int) -> None:
+    """Send a pty master over a console socket (the runtime's side)."""
+    import socket
+
+    s = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        socket.send_fds(s, [b"pty"], [master])
+    finally:
+        s.close()
+
+
+def receive_console(sock_fd: int) -> int:
+    """Receive the pty master a runtime sent over a console socket (the caller's side)."""
+    import socket
+
+    s = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        _, fds, _, _ = socket.recv_fds(s, 16, 1)
+    finally:
+        s.close()
+    if not fds:
+        raise OSError(5, "the runtime sent no terminal")
+    return fds[0]
 
 
 def get_runtime(name: str = "dockyard", state_root: str = "/run/dockyard/runtime") -> Runtime:

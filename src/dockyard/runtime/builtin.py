@@ -95,7 +95,7 @@ class BuiltinRuntime:
             raise NotFound(f"root filesystem {rootfs} does not exist")
         if not (spec.get("process") or {}).get("args"):
             raise InvalidArgument("process.args must not be empty")
-        if stdio.terminal_fd is None and (spec.get("process") or {}).get("terminal"):
+        if stdio.terminal_fd is None and stdio.console_socket is None and (spec.get("process") or {}).get("terminal"):
             raise InvalidArgument("process.terminal is set but no terminal was given")
         os.makedirs(self.state_root, 0o711, exist_ok=True)
         try:
@@ -247,7 +247,7 @@ class BuiltinRuntime:
             raise InvalidArgument("process.args must not be empty")
         proc = dict(st.get("process") or {})
         proc.update({k: v for k, v in process.items() if v is not None})
-        if proc.get("terminal") and stdio.terminal_fd is None:
+        if proc.get("terminal") and stdio.terminal_fd is None and stdio.console_socket is None:
             raise InvalidArgument("process.terminal is set but no terminal was given")
         try:
             return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)), nsexec.exec_body(proc, stdio),

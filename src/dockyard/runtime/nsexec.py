@@ -150,6 +150,8 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         mounts.prepare(spec, rootfs, console, cgroup_dirs=cgroup.dirs if cgroup else {},
                        new_cgroupns="cgroup" in new)
         mounts.pivot(rootfs)
+        if stdio.console_socket is not None and process.get("terminal"):
+            _container_console(stdio.console_socket, bind_console=True)
         for k, v in (linux.get("sysctl") or {}).items():
             try:
                 with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
@@ -175,6 +177,26 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         L.close_fds_except(set())
         L.exec_process(process)
     return body
+
+
+def _container_console(sock_fd: int, bind_console: bool) -> None:
+    """Allocate the terminal in the container's own devpts (we are in its mount namespace, past pivot_root),
+    make it our controlling terminal and 0/1/2, bind it on /dev/console, and send the master to the caller."""
+    from dockyard.runtime.base import send_console
+
+    try:
+        master, slave = os.openpty()
+        if bind_console:
+            name = os.ttyname(slave)
+            if not os.path.exists("/dev/console"):
+                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            S.mount(name, "/dev/console", None, S.MS_BIND)
+        send_console(sock_fd, master)
+    except OSError as e:
+        raise L.SetupError(f"cannot set up the container's terminal: {os.strerror(e.errno or 0).lower()}") from None
+    os.close(master)
+    L.setup_stdio(None, None, None, slave)
+    os.close(slave)
 
 
 # ----- exec ---------------------------------------------------------------------------------------------------
@@ -207,6 +229,8 @@ def exec_body(process: dict[str, Any], stdio: Stdio) -> Callable[[int], None]:
     def body(w: int) -> None:
         os.setsid()
         L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
+        if stdio.console_socket is not None and process.get("terminal"):
+            _container_console(stdio.console_socket, bind_console=False)
         L.set_oom_score_adj(process.get("oomScoreAdj"))
         L.set_rlimits(process.get("rlimits"))
         L.set_user_and_caps(process)

@@ -15,12 +15,14 @@ not supported"; mounting that controller as its own v1 hierarchy fixes it:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 from dockyard.errors import Conflict, NotFound, SystemFailure
@@ -89,6 +91,10 @@ class OCIBinaryRuntime:
         return SystemFailure(msg)
 
     def create(self, container_id: str, bundle: str, stdio: Stdio) -> int:
+        with _console_from_host(stdio) as st:
+            return self._create(container_id, bundle, st)
+
+    def _create(self, container_id: str, bundle: str, stdio: Stdio) -> int:
         bundle = os.path.abspath(bundle)
         with open(os.path.join(bundle, "config.json")) as f:
             spec = json.load(f)
@@ -152,6 +158,10 @@ class OCIBinaryRuntime:
         shutil.rmtree(os.path.join(self.bundles, container_id), ignore_errors=True)
 
     def exec(self, container_id: str, process: dict[str, Any], stdio: Stdio) -> int:
+        with _console_from_host(stdio) as st:
+            return self._exec(container_id, process, st)
+
+    def _exec(self, container_id: str, process: dict[str, Any], stdio: Stdio) -> int:
         import tempfile
 
         d = os.path.join(self.bundles, container_id)
@@ -233,3 +243,23 @@ def prepare_crun_hybrid(root: str = "/sys/fs/cgroup") -> list[str]:
         S.mount("cgroup", mp, "cgroup", S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC, c)
         made.append(mp)
     return made
+
+
+@contextlib.contextmanager
+def _console_from_host(stdio: Stdio) -> Iterator[Stdio]:
+    """A console socket asks for a terminal: runc/crun give theirs only through a socket path, so allocate a
+    host pty, send its master to the caller and pass the slave on as the terminal (closed here afterwards)."""
+    if stdio.console_socket is None:
+        yield stdio
+        return
+    from dockyard.runtime.base import send_console
+
+    master, slave = os.openpty()
+    try:
+        send_console(stdio.console_socket, master)
+    finally:
+        os.close(master)
+    try:
+        yield Stdio(stdio.stdin, stdio.stdout, stdio.stderr, terminal_fd=slave)
+    finally:
+        os.close(slave)
