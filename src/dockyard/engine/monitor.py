@@ -352,6 +352,8 @@ class Monitor:
             finally:
                 for fd in theirs:
                     os.close(fd)
+            if c.spec.tty:
+                self._take_console(c)
         except BaseException:
             rootfs.unmount(self.store, c)
             raise
@@ -372,18 +374,31 @@ class Monitor:
             os.close(self.ready_fd)
             self.ready_fd = None
 
+    def _take_console(self, c: Container) -> None:
+        from dockyard.runtime.base import receive_console
+
+        try:
+            master = receive_console(self._console.fileno())
+        finally:
+            self._console.close()
+        os.set_blocking(master, False)
+        os.set_inheritable(master, False)
+        self.loop.out = {master: 1}
+        self.loop.tty_master = master
+        self.loop.stdin_fd = master if c.spec.open_stdin else None
+
     def _stdio(self, c: Container) -> tuple[Any, set[int]]:
         """The container's ends of its stdio (returned, to close once created) and ours (kept in the loop)."""
         from dockyard.runtime.base import Stdio
 
         lp = self.loop
-        if c.spec.tty:
-            master, slave = os.openpty()
-            os.set_blocking(master, False)
-            lp.out = {master: 1}
-            lp.tty_master = master
-            lp.stdin_fd = master if c.spec.open_stdin else None
-            return Stdio(stdin=slave, stdout=slave, stderr=slave, terminal_fd=slave), {slave}
+        if c.spec.tty:  # the runtime allocates the terminal in the container and sends us its master
+            import socket
+
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._console = ours
+            fd = theirs.detach()
+            return Stdio(console_socket=fd), {fd}
         o_r, o_w = os.pipe2(os.O_CLOEXEC)
         e_r, e_w = os.pipe2(os.O_CLOEXEC)
         os.set_blocking(o_r, False)
