@@ -40,6 +40,7 @@ from dockyard.trace import mark
 
 RUNTIME_STATE = "/run/dockyard/runtime"
 GRACE = 0.2  # seconds a fresh container may finish in before the monitor slims down
+ARG_PIECE = 32768  # characters per exec argument of the hand-over (the kernel's limit is 128 KiB per argument)
 
 
 class Spawner:
@@ -209,8 +210,9 @@ def _slim_args(state: str, src: str) -> list[str]:
     for c in d["clients"]:
         o = c["opts"]
         flags = (c["hello"], o.get("stdin", False), o.get("stdout", True), o.get("stderr", True))
-        args.append("client=" + ":".join([str(c["fd"]), *(str(int(bool(x))) for x in flags), c["buf"],
-                                          c["pending"]]))
+        args.append("client=" + ":".join([str(c["fd"]), *(str(int(bool(x))) for x in flags), c["buf"][:510]]))
+        hx = c["pending"]  # an unread frame, up to 64 KiB: in pieces, each argument is limited to 128 KiB
+        args += [f"pending={c['fd']}:{hx[i:i + ARG_PIECE]}" for i in range(0, len(hx), ARG_PIECE)]
     return args
 
 
@@ -311,7 +313,7 @@ class Monitor:
         return False
 
     def _exec_slim(self) -> None:
-        """Replace this process by a minimal interpreter running the loop (same pid, same fds)."""
+        """Replace this process by the C loop, or a minimal interpreter running the loop (same pid, same fds)."""
         state = self.loop.to_state()
         self.store.close()
         import dockyard
@@ -319,10 +321,15 @@ class Monitor:
         src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
         exe = slim_binary()
         if exe:  # the C loop (monitor_loop.c): a fraction of an interpreter's memory
-            os.execv(exe, [exe, *_slim_args(state, src)])
+            try:
+                os.execv(exe, [exe, *_slim_args(state, src)])
+            except OSError:
+                pass  # the Python loop does the same work
+        # one argument may not exceed 128 KiB (a client's unread frame can be 64 KiB, twice that in hex): pieces
         boot = "import sys; sys.path.insert(0, sys.argv[1]); from dockyard.engine.monitor_loop import main; " \
-               "main(sys.argv[2])"
-        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, src, state])
+               "main(''.join(sys.argv[2:]))"
+        pieces = [state[i:i + ARG_PIECE] for i in range(0, len(state), ARG_PIECE)]
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, src, *pieces])
 
     # ---- creating -----------------------------------------------------------------------------------------
     def _create(self, c: Container) -> None:

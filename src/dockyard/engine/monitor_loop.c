@@ -6,7 +6,8 @@
  *
  *   python=EXE src=DIR root=DIR cid=ID pid=N pidfd=FD log_fd=FD log_size=N log_path=PATH
  *   out=FD:STREAM (repeated)  stdin=FD  tty=FD  listener=FD  partial1=HEX  partial2=HEX
- *   client=FD:HELLO:STDIN:STDOUT:STDERR:BUFHEX:PENDINGHEX (repeated; 0/1 flags, hex may be empty)
+ *   client=FD:HELLO:STDIN:STDOUT:STDERR:BUFHEX (repeated; 0/1 flags, hex may be empty)
+ *   pending=FD:HEX (repeated, after its client=: the client's unread bytes of a frame, in pieces)
  *
  * It copies the container's output to the json-file log and to attached clients, client stdin frames to the
  * container, resize frames to the pty, and accepts new attach clients (engine/attach.py has the protocol). When
@@ -652,17 +653,36 @@ static void parse(int argc, char **argv) {
     }
 }
 
+static void feed_hex(struct client *c, const char *h) {
+    while (*h) {
+        unsigned char b[512];
+        int n = unhex(h, b, sizeof b);
+        if (!n)
+            break;
+        h += 2 * n;
+        client_bytes(c, b, (size_t)n);
+    }
+}
+
 /* clients need the epoll set: parsed in a second pass */
 static void parse_clients(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
+        if (!strncmp(argv[i], "pending=", 8)) {
+            int fd = atoi(argv[i] + 8);
+            char *h = strchr(argv[i] + 8, ':');
+            for (int k = 0; h && k < MAX_CLIENTS; k++)
+                if (clients[k].used && clients[k].fd == fd)
+                    feed_hex(&clients[k], h + 1);
+            continue;
+        }
         if (strncmp(argv[i], "client=", 7))
             continue;
-        char *f[7] = {0}, *p = argv[i] + 7;
-        for (int k = 0; k < 7; k++) {
+        char *f[6] = {0}, *p = argv[i] + 7;
+        for (int k = 0; k < 6; k++) {
             f[k] = p;
             p = strchr(p, ':');
             if (!p) {
-                for (int m = k + 1; m < 7; m++)
+                for (int m = k + 1; m < 6; m++)
                     f[m] = "";
                 break;
             }
@@ -678,20 +698,8 @@ static void parse_clients(int argc, char **argv) {
             c->o_in = atoi(f[2]);
             c->o_out = atoi(f[3]);
             c->o_err = atoi(f[4]);
-        } else {
-            unsigned char b[HELLO_MAX];
-            int n = unhex(f[5], b, HELLO_MAX - 1);
-            client_bytes(c, b, (size_t)n);
-        }
-        /* a partial frame: at most a header and a 64 KiB payload; feed it in pieces */
-        for (const char *h = f[6]; *h;) {
-            unsigned char b[512];
-            int n = unhex(h, b, sizeof b);
-            if (!n)
-                break;
-            h += 2 * n;
-            client_bytes(c, b, (size_t)n);
-        }
+        } else
+            feed_hex(c, f[5]);
     }
 }
 
