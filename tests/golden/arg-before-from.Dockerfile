@@ -1,0 +1,7 @@
+ARG BASE=debian
+ARG TAG=bookworm
+ARG UNUSED
+FROM ${BASE}:${TAG} AS first
+ARG TAG
+RUN echo $TAG
+FROM $BASE

@@ -1,0 +1,3 @@
+FROM busybox
+ENV A=1
+WORKDIR ${A

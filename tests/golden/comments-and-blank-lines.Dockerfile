@@ -1,0 +1,8 @@
+
+
+# leading comments
+   # indented comment
+FROM busybox   
+	RUN    echo indented instruction   
+
+# trailing

@@ -1,0 +1,3 @@
+FROM busybox
+ARG S=a
+COPY --from=$S /x /x

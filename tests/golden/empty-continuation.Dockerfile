@@ -1,0 +1,5 @@
+FROM busybox
+RUN echo a \
+
+    b
+RUN echo done

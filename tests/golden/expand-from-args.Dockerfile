@@ -1,0 +1,10 @@
+# golden-build-arg: VARIANT=slim
+ARG VARIANT=full
+ARG IMAGE=debian:bookworm-${VARIANT}
+ARG TARGETARCH
+FROM --platform=$BUILDPLATFORM ${IMAGE} AS build
+ARG TARGETARCH
+RUN echo building for $TARGETARCH
+FROM alpine:${NOT_A_META_ARG:-3.19}
+ARG VARIANT
+ENV V=$VARIANT ARCH=${TARGETARCH:-none}

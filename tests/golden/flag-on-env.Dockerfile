@@ -1,0 +1,2 @@
+FROM busybox
+ENV --x=1 A=b

@@ -1,0 +1,11 @@
+FROM busybox
+RUN <<FILE1 cat > /file1 && <<-'FILE2' cat > /file2
+I am
+first
+FILE1
+	I am
+		second
+	FILE2
+RUN 3<<EOF cat /dev/fd/3
+fd three
+EOF

@@ -1,0 +1,7 @@
+FROM busybox
+ONBUILD COPY <<EOF /onbuild.txt
+from onbuild
+EOF
+COPY <<EOF /a
+a
+EOF

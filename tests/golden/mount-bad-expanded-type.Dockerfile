@@ -1,0 +1,3 @@
+FROM busybox
+ARG T=volume
+RUN --mount=type=$T,target=/x true

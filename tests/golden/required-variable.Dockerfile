@@ -1,0 +1,2 @@
+FROM busybox
+USER ${WHO:?must be set}

@@ -1,0 +1,3 @@
+FROM busybox
+FROM scratch
+COPY --from=5 /a /a

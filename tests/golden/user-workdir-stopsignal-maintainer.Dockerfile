@@ -1,0 +1,7 @@
+FROM busybox
+USER nobody
+USER 1000:1000
+WORKDIR /a
+WORKDIR b c
+STOPSIGNAL 9
+MAINTAINER someone
