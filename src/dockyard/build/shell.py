@@ -53,7 +53,7 @@ class _Words:
 
     def add_char(self, ch: str) -> None:
         if ch.isspace():
-            if self.in_word and self.buf:
+            if self.in_word and any(self.buf):
                 self.words.append("".join(self.buf))
                 self.buf = []
                 self.in_word = False
@@ -70,7 +70,7 @@ class _Words:
             self.add_char(ch)
 
     def finish(self) -> list[str]:
-        if self.buf:
+        if any(self.buf):
             self.words.append("".join(self.buf))
             self.buf = []
             self.in_word = False
