@@ -70,14 +70,43 @@ def _ram_bytes(value: str) -> int:
 
 
 def parse_mount(text: str, expand: Callable[[str], str] | None = None) -> Mount:
-    """Parse a ``--mount`` value (CSV of key=value). Without ``expand`` (parse time) values holding ``$`` are
-    kept raw and checked only when the builder re-parses them with an expander at dispatch time."""
+    """Parse a ``--mount`` value (CSV of key=value). Without ``expand`` (parse time) a value holding ``$`` defers
+    the checks to dispatch time, when the builder re-parses the value with an expander (``RunInstruction.expand``);
+    until then such a mount carries its raw values (``from`` never takes variables)."""
     import csv
 
     try:
         fields = next(csv.reader([text]), [])
     except csv.Error as e:
         raise MountError(f"failed to parse csv mounts: {e}") from None
+    if expand is None and any("$" in f.partition("=")[2] for f in fields):
+        try:
+            return _parse_fields(fields, lambda v: v, check_from=True)
+        except MountError:
+            m = Mount()
+            for f in fields:
+                key, _, value = f.partition("=")
+                key = key.lower()
+                if key == "from":
+                    _check_from(value)
+                    m.from_ = value
+                elif key in ("target", "dst", "destination"):
+                    m.target = value
+                elif key in ("source", "src"):
+                    m.source = value
+                elif key == "id":
+                    m.id = value
+            return m
+    return _parse_fields(fields, expand, check_from=expand is None)
+
+
+def _check_from(value: str) -> None:
+    i = value.find("$")
+    if i != -1 and i != len(value) - 1:
+        raise MountError("'from' doesn't support variable expansion, define alias stage instead")
+
+
+def _parse_fields(fields: list[str], expand: Callable[[str], str] | None, check_from: bool) -> Mount:
     m = Mount()
     ro_auto = True
     for field in fields:
@@ -95,20 +124,10 @@ def parse_mount(text: str, expand: Callable[[str], str] | None = None) -> Mount:
             else:
                 raise MountError(f"invalid field '{field}' must be a key=value pair")
             continue
+        if key == "from" and check_from:
+            _check_from(value)
         if expand is not None:
             value = expand(value)
-        elif key == "from":
-            i = value.find("$")
-            if i != -1 and i != len(value) - 1:
-                raise MountError(f"'{key}' doesn't support variable expansion, define alias stage instead")
-        elif "$" in value:
-            if key in ("source", "src"):
-                m.source = value
-            elif key in ("target", "dst", "destination"):
-                m.target = value
-            elif key == "id":
-                m.id = value
-            continue  # checked at dispatch time, once expanded
         if key == "type":
             if value.lower() not in _MOUNT_TYPES:
                 raise MountError(f'unsupported mount type "{value}"')

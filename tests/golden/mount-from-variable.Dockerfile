@@ -1,0 +1,3 @@
+FROM busybox
+ARG S=a
+RUN --mount=from=$S,target=/x true
