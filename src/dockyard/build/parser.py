@@ -13,7 +13,6 @@ reports those errors. Every error is a ``DockerfileError`` with the message ``Do
 
 from __future__ import annotations
 
-import json
 import re
 
 from dockyard.errors import InvalidArgument
@@ -273,6 +272,8 @@ def _parse_json(rest: str) -> list[str] | None:
     rest = rest.lstrip()
     if not rest.startswith("["):
         return None
+    import json
+
     try:
         value = json.loads(rest)
     except ValueError:
