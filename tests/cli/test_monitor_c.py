@@ -216,3 +216,106 @@ def test_the_c_and_python_loops_write_the_same_records(dy, busybox, root):
         logs.append(re.sub(rb'"time": "[^"]*"', b'"time": ""', raw))
     assert logs[0] == logs[1]
     assert logs[0].count(b"\n") == 4
+
+
+LAUNCHER = r"""
+import os, sys
+script, binary, src, root, lst, a, b = sys.argv[1:]
+out_r, out_w = os.pipe()
+err_r, err_w = os.pipe()
+in_r, in_w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.dup2(in_r, 0); os.dup2(out_w, 1); os.dup2(err_w, 2)
+    os.execv("/bin/sh", ["sh", "-c", script])
+for fd in (in_r, out_w, err_w):
+    os.close(fd)
+os.set_blocking(out_r, False); os.set_blocking(err_r, False)
+pidfd = os.pidfd_open(pid)
+log = os.open(os.path.join(root, "log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+os.set_inheritable(pidfd, True); os.set_inheritable(log, True)
+for fd in (out_r, err_r, in_w):
+    os.set_inheritable(fd, True)
+os.execv(binary, [binary, f"python={sys.executable}", f"src={src}", f"root={root}", "cid=x", f"pid={pid}",
+                  f"pidfd={pidfd}", f"log_fd={log}", "log_size=0", f"log_path={root}/log", f"out={out_r}:1",
+                  f"out={err_r}:2", f"stdin={in_w}", f"listener={lst}", "partial1=" + b"part ".hex(),
+                  f"client={a}:1:1:1:0:", f"pending={a}:" + bytes([0, 0, 0, 0, 0, 0, 0, 6]).hex(),
+                  f"pending={a}:" + b"hel".hex(), f"client={b}:0:0:0:0:" + b'{"stdout": false, "std'.hex()])
+"""
+
+FINISH = r"""
+import json, os
+def finish_main(state):
+    d = json.loads(state)
+    open_fds = [fd for fd in [d["listener"], d["log_fd"]] + [c["fd"] for c in d["clients"]] if os.fstat(fd)]
+    with open(os.path.join(d["root"], "state.json"), "w") as f:
+        json.dump({**d, "open": open_fds}, f)
+    os._exit(0)
+"""
+
+
+def _frames(sock) -> list[tuple[int, bytes]]:
+    from dockyard.engine import attach as proto
+
+    r = proto.FrameReader()
+    out = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return out
+        out += r.feed(data)
+
+
+def test_hand_over_and_hand_back_arguments(tmp_path):
+    """The C loop alone, with a fake finish phase: clients handed over mid-hello and mid-frame, a new client,
+    stdin, streams per client, a partial line, 128+signal, and the state it hands back."""
+    import socket
+
+    src = tmp_path / "src"
+    (src / "dockyard" / "engine").mkdir(parents=True)
+    (src / "dockyard" / "__init__.py").write_text("")
+    (src / "dockyard" / "engine" / "__init__.py").write_text("")
+    (src / "dockyard" / "engine" / "monitor.py").write_text(FINISH)
+    name = f"dockyard-test-{os.getpid()}-{tmp_path.name}"
+    lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lst.bind("\0" + name)
+    lst.listen(8)
+    lst.setblocking(False)
+    a_mon, a = socket.socketpair()
+    b_mon, b = socket.socketpair()
+    script = "read line; echo \"got $line\"; echo err >&2; printf 'no newline'; kill -TERM $$"
+    p = subprocess.Popen([sys.executable, "-c", LAUNCHER, script, BINARY, str(src), str(tmp_path),
+                          str(lst.fileno()), str(a_mon.fileno()), str(b_mon.fileno())],
+                         pass_fds=(lst.fileno(), a_mon.fileno(), b_mon.fileno()))
+    try:
+        for s in (lst, a_mon, b_mon):
+            s.close()
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect("\0" + name)
+        c.sendall(b'{"stdin": false, "stdout": true, "stderr": true}\n')
+        b.sendall(b'err": true}\n')
+        a.sendall(b"lo\n")  # completes the stdin frame handed over half-read
+        assert p.wait(timeout=20) == 0
+        state = json.loads((tmp_path / "state.json").read_text())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert state["status"] == 128 + 15
+    assert (state["pidfd"], state["out"], state["stdin"], state["tty"]) == (None, {}, None, None)
+    assert state["partial"] == {"1": "", "2": ""} and state["log_path"] == f"{tmp_path}/log"
+    assert len(state["clients"]) == 3 and len(state["open"]) == 5
+    opts = sorted((cl["hello"], cl["opts"]["stdout"], cl["opts"]["stderr"], cl["pending"])
+                  for cl in state["clients"])
+    assert opts == [(True, False, True, ""), (True, True, False, ""), (True, True, True, "")]
+    recs = [json.loads(ln) for ln in (tmp_path / "log").read_text().splitlines()]
+    assert [(r["stream"], r["log"]) for r in recs] == [
+        ("stdout", "part got hello\n"), ("stderr", "err\n"), ("stdout", "no newline")]
+    assert state["log_size"] == os.path.getsize(tmp_path / "log")
+    # clients get the streams they asked for (and EOF here, where a real finish phase sends the exit)
+    for sock in (a, b, c):
+        sock.settimeout(10)
+    assert b"".join(x[1] for x in _frames(a)) == b"got hello\nno newline"
+    assert _frames(b) == [(2, b"err\n")]
+    got = _frames(c)
+    assert b"".join(x[1] for x in got if x[0] == 1) == b"got hello\nno newline" and (2, b"err\n") in got
