@@ -83,6 +83,17 @@ MIGRATIONS: list[str] = [
     ALTER TABLE images ADD COLUMN parent TEXT;
     CREATE INDEX images_parent ON images(parent);
     """,
+    # 3: named and anonymous volumes (volumes.store); data lives at volumes/<name>/_data
+    """
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL DEFAULT 'local',
+        options TEXT NOT NULL DEFAULT '{}',   -- JSON: the local driver's type/device/o
+        labels TEXT NOT NULL DEFAULT '{}',    -- JSON
+        created REAL NOT NULL,
+        anonymous INTEGER NOT NULL DEFAULT 0  -- 1: made for a container (-v /path, VOLUME), removed by rm -v
+    );
+    """,
 ]
 
 
