@@ -33,18 +33,23 @@ def image_config(store: Store, c: Container) -> tuple[dict[str, Any], str | None
 
 def mount(store: Store, c: Container) -> dict[str, Any]:
     """Mount the container's overlay root (if not mounted yet); returns the image's config section."""
-    from dockyard.runtime import syscalls
-    from dockyard.snapshots.store import SnapshotStore, rootfs_mounts
-
     cfg, top = image_config(store, c)
-    cdir = c.dir(store)
+    mount_root(store, top, c.dir(store))
+    return cfg
+
+
+def mount_root(store: Store, chain_id: str | None, cdir: str) -> str:
+    """An overlay of snapshot ``chain_id`` (None: empty) with ``cdir/diff`` as upper, at ``cdir/rootfs``."""
+    from dockyard.runtime import syscalls
+    from dockyard.snapshots.store import SnapshotStore
+
     target = os.path.join(cdir, "rootfs")
     for sub in ("rootfs", "diff", "work"):
         os.makedirs(os.path.join(cdir, sub), exist_ok=True)
     if os.path.ismount(target):
-        return cfg
-    lowers = SnapshotStore(store).lowerdirs(top)
-    for m in rootfs_mounts(lowers, os.path.join(cdir, "diff"), os.path.join(cdir, "work"), target):
+        return target
+    for m in SnapshotStore(store).rootfs_mounts(chain_id, os.path.join(cdir, "diff"), os.path.join(cdir, "work"),
+                                                target):
         flags = 0
         opts = []
         for o in m.options:
@@ -58,13 +63,17 @@ def mount(store: Store, c: Container) -> dict[str, Any]:
             syscalls.mount(m.source, m.target, m.type, flags, ",".join(opts))
         except OSError as e:
             raise from_oserror(f"cannot mount {m.type} on {m.target}", e) from None
-    return cfg
+    return target
 
 
 def unmount(store: Store, c: Container) -> None:
+    unmount_root(c.dir(store))
+
+
+def unmount_root(cdir: str) -> None:
     from dockyard.runtime import syscalls
 
-    target = os.path.join(c.dir(store), "rootfs")
+    target = os.path.join(cdir, "rootfs")
     while os.path.ismount(target):
         try:
             syscalls.umount2(target, syscalls.MNT_DETACH)
@@ -95,16 +104,20 @@ def _host_resolv(dns: list[str]) -> str:
 
 
 def write_etc_files(store: Store, c: Container, hostname: str, ip: str | None = None) -> None:
+    write_etc(c.dir(store), hostname, c.spec.extra_hosts, c.spec.dns, ip)
+
+
+def write_etc(cdir: str, hostname: str, extra_hosts: list[str], dns: list[str], ip: str | None = None) -> None:
+    """The /etc/hosts, /etc/hostname and /etc/resolv.conf Docker bind-mounts into every container."""
     from dockyard.fsutil import atomic_write
 
-    cdir = c.dir(store)
     hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n"
              "ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-    for h in c.spec.extra_hosts:
+    for h in extra_hosts:
         name, _, addr = h.partition(":")
         hosts += f"{addr}\t{name}\n"
     if ip:
         hosts += f"{ip}\t{hostname}\n"
     atomic_write(os.path.join(cdir, "hosts"), hosts.encode(), durable=False)
     atomic_write(os.path.join(cdir, "hostname"), (hostname + "\n").encode(), durable=False)
-    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(c.spec.dns).encode(), durable=False)
+    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(dns).encode(), durable=False)
