@@ -29,6 +29,7 @@ VERBS: dict[str, str] = {
     "top": "top", "stats": "top",
     "cp": "cp", "attach": "attach", "diff": "commit", "commit": "commit", "export": "commit",
     "version": "version", "info": "version",
+    "build": "build",
 }
 
 # management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
@@ -38,6 +39,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "remove": ("images", "rmi"), "tag": ("images", "tag"), "history": ("images", "history"),
         "inspect": ("images", "image-inspect"), "prune": ("images", "image-prune"),
         "import": ("imageio", "import"), "save": ("imageio", "save"), "load": ("imageio", "load"),
+        "build": ("build", "build"),
     },
     "container": {
         "ls": ("ps", "ps"), "list": ("ps", "ps"), "ps": ("ps", "ps"), "run": ("run", "run"),

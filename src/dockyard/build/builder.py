@@ -1,0 +1,511 @@
+"""The build executor: stages of a parsed Dockerfile -> images, with a cache.
+
+Vocabulary: a *step* is one instruction; its *cache key* chains the key of the step before it (the base image ID
+for the first), the instruction as expanded, the build args in scope and, for COPY/ADD, a digest of the source
+contents (not their mtimes). Metadata steps (ENV, CMD, LABEL...) only change the image config in memory;
+filesystem steps (RUN, COPY, ADD) run in a throwaway container (``engine.oneshot.Workspace``) over the current
+image, and the container's upper dir becomes a deterministic layer. Each filesystem step records an image (with
+the metadata before it) and ``build-cache/<key>`` -> image ID, so a rebuild whose keys match does no work beyond
+checksumming the context. The stage's last step records the final image.
+
+Reproducibility: layer mtimes are clamped to, and image/history timestamps set to, the build epoch:
+``SOURCE_DATE_EPOCH`` when set, else the base image's creation time (0 for ``FROM scratch``). Two ``--no-cache``
+builds of the same Dockerfile and context therefore give the same image ID.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+
+from dockyard.build.context import Context, copy_tree
+from dockyard.build.instructions import (
+    AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
+    ExposeInstruction, HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
+    RunInstruction, ShellInstruction, StopSignalInstruction, UserInstruction, VolumeInstruction,
+    WorkdirInstruction,
+)
+from dockyard.build.stages import Dockerfile, Stage, host_platform, platform_args
+from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.state.db import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+class BuildError(DockyardError):
+    """A step failed: the message names the Dockerfile line and what went wrong (exit 1)."""
+
+
+class Options:
+    def __init__(self, *, tags: list[str] | None = None, build_args: dict[str, str] | None = None,
+                 target: str | None = None, no_cache: bool = False, quiet: bool = False,
+                 labels: dict[str, str] | None = None, network: str = "default", platform: str = "") -> None:
+        self.tags = tags or []
+        self.build_args = build_args or {}
+        self.target = target
+        self.no_cache = no_cache
+        self.quiet = quiet
+        self.labels = labels or {}
+        self.network = network
+        self.platform = platform
+
+
+def _rfc3339(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class _StageState:
+    """Where a stage is: its current image (None: nothing recorded yet), config, pending history, args, key."""
+
+    def __init__(self, image: Any, config: dict[str, Any], key: str, epoch: int) -> None:
+        self.image = image            # images.store.Image the next layer goes on (None: scratch)
+        self.config = config          # the whole image config JSON being built
+        self.pending: list[dict[str, Any]] = []  # history entries not yet recorded in an image
+        self.args: dict[str, str] = {}
+        self.key = key
+        self.epoch = epoch
+        self.dirty = True             # config/pending differ from ``image``
+        self.cmd_set = False          # a CMD of this stage (not the base's) is in effect
+
+    @property
+    def inner(self) -> dict[str, Any]:
+        return self.config.setdefault("config", {})
+
+    def env(self) -> dict[str, str]:
+        out = {}
+        for e in self.inner.get("Env") or []:
+            k, _, v = e.partition("=")
+            out[k] = v
+        return out
+
+
+class Builder:
+    def __init__(self, store: Store, dockerfile: Dockerfile, context: Context, opts: Options,
+                 out: TextIO | None = None) -> None:
+        self.store = store
+        self.df = dockerfile
+        self.ctx = context
+        self.opts = opts
+        self.out = out if out is not None else sys.stdout
+        self.step_no = 0
+        self.stage_images: dict[int, Any] = {}
+        plat = opts.platform or host_platform()
+        if plat.split(",")[0] != host_platform():
+            raise InvalidArgument(f"building for {plat} is not supported yet (this host is {host_platform()})")
+        self.platform = platform_args(plat)
+        self.global_env = dockerfile.global_args(opts.build_args, self.platform)
+        self.cache_dir = store.path("build-cache")
+
+    # ---- output ---------------------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        if not self.opts.quiet:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    # ---- driver ---------------------------------------------------------------------------------------------
+    def build(self) -> str:
+        target = self.df.target(self.opts.target)
+        stages = self.df.stages_needed(target, self.global_env)
+        image_id = ""
+        for st in stages:
+            image_id = self.build_stage(st, final=st is target)
+        return image_id
+
+    def build_stage(self, stage: Stage, final: bool) -> str:
+        from dockyard.images.store import ImageStore
+
+        base = self.df.base_of(stage, self.global_env)
+        total = len(stage.instructions) + 1
+        label = stage.display_name
+        self.step(f"[{label} 1/{total}] FROM {base.ref}" + (f" AS {stage.name}" if stage.name else ""))
+        if base.kind == "stage":
+            img = self.stage_images[base.stage.index]  # type: ignore[union-attr]
+        elif base.kind == "scratch":
+            img = None
+        else:
+            try:
+                img = ImageStore(self.store).resolve(base.ref)
+            except NotFound:
+                raise BuildError(f"{self.df.filename}:{stage.from_.line}: FROM {base.ref}: image not found locally "
+                                 "(dockyard has no registry to pull from; import or build it first)") from None
+        epoch = self._epoch(img)
+        config = copy.deepcopy(img.config) if img is not None else {
+            "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+        config.pop("container_config", None)
+        st = _StageState(img, config, "sha256:" + hashlib.sha256(
+            f"FROM {img.id if img else 'scratch'}".encode()).hexdigest(), epoch)
+        st.dirty = img is None
+        inner = st.inner
+        if not any(e.startswith("PATH=") for e in inner.get("Env") or []):
+            inner["Env"] = [f"PATH={DEFAULT_PATH}"] + list(inner.get("Env") or [])
+            st.dirty = True
+        # ONBUILD triggers of the base run first, then are cleared (they are not inherited further)
+        triggers = list(inner.pop("OnBuild", None) or [])
+        instructions = list(stage.instructions)
+        if triggers:
+            from dockyard.build.stages import parse_dockerfile
+
+            trig_df = parse_dockerfile("FROM scratch\n" + "\n".join(triggers), self.df.filename)
+            instructions = trig_df.stages[0].instructions + instructions
+            st.dirty = True
+        for n, instr in enumerate(instructions, start=2):
+            self.run_step(st, instr, f"[{label} {n}/{len(instructions) + 1}]")
+        if final and self.opts.labels:
+            inner.setdefault("Labels", {}).update(self.opts.labels)
+            st.dirty = True
+        image_id = self.record(st, layer=None) if st.dirty or st.image is None else st.image.id
+        from dockyard.images.store import ImageStore as _IS
+
+        self.stage_images[stage.index] = _IS(self.store).get(image_id)
+        if final:
+            for t in self.opts.tags:
+                _IS(self.store).tag(image_id, t)
+        return image_id
+
+    def step(self, text: str) -> None:
+        self.step_no += 1
+        self._current = f"#{self.step_no}"
+        self.say(f"#{self.step_no} {text}")
+
+    def _epoch(self, img: Any) -> int:
+        if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+            return int(os.environ["SOURCE_DATE_EPOCH"])
+        if img is not None and img.created_ts:
+            return int(img.created_ts)
+        return 0
+
+    # ---- steps ----------------------------------------------------------------------------------------------
+    def run_step(self, st: _StageState, instr: Any, label: str) -> None:
+        scope = {**self.global_env, **st.args, **st.env()}
+        x = instr.expand(scope)
+        self.step(f"{label} {instr.original.strip()}")
+        t0 = time.monotonic()
+        inner = st.inner
+        created_by = self._created_by(instr, x)
+        if isinstance(x, (RunInstruction, CopyInstruction)):
+            extra = ""
+            if isinstance(x, CopyInstruction) and not x.from_ and not x.contents:
+                extra = self.ctx.checksum([r for s in x.sources for r in self.ctx.resolve(s)])
+            elif isinstance(x, RunInstruction):
+                extra = json.dumps(sorted(self._run_args(st).items()))
+            key = self._key(st.key, json.dumps(x.to_json(), sort_keys=True) + "\0" +
+                            json.dumps(st.config, sort_keys=True) + "\0" + extra)
+            hit = None if self.opts.no_cache else self._cached(key)
+            if hit is not None:
+                self.say(f"{self._current} CACHED")
+                st.image, st.config, st.pending, st.key, st.dirty = hit, copy.deepcopy(hit.config), [], key, False
+                return
+            if isinstance(x, RunInstruction):
+                layer_dir_fn = self._do_run
+            else:
+                layer_dir_fn = self._do_copy
+            st.pending.append({"created_by": created_by})
+            image_id = self._fs_step(st, x, layer_dir_fn)
+            self._remember(key, image_id)
+            st.key = key
+            self.say(f"{self._current} DONE {time.monotonic() - t0:.1f}s")
+            return
+        # metadata steps: they only change the config, which the next filesystem step's key includes
+        if isinstance(x, ArgInstruction):
+            for k, default in x.args:
+                if k in self.opts.build_args:
+                    st.args[k] = self.opts.build_args[k]
+                elif k in self.global_env and default is None:
+                    st.args[k] = self.global_env[k]
+                elif default is not None:
+                    st.args[k] = default
+                elif k in self.platform:
+                    st.args[k] = self.platform[k]
+            return  # ARG leaves no history of its own in the image
+        if isinstance(x, EnvInstruction):
+            env = st.env()
+            for k, v in x.pairs:
+                env.pop(k, None)
+                env[k] = v
+            inner["Env"] = [f"{k}={v}" for k, v in env.items()]
+        elif isinstance(x, LabelInstruction):
+            inner.setdefault("Labels", {})
+            inner["Labels"] = {**(inner["Labels"] or {}), **dict(x.pairs)}
+        elif isinstance(x, ExposeInstruction):
+            ports = dict(inner.get("ExposedPorts") or {})
+            for p in x.ports:
+                ports[p if "/" in p else p + "/tcp"] = {}
+            inner["ExposedPorts"] = ports
+        elif isinstance(x, WorkdirInstruction):
+            inner["WorkingDir"] = os.path.normpath(os.path.join(inner.get("WorkingDir") or "/", x.path))
+        elif isinstance(x, UserInstruction):
+            inner["User"] = x.user
+        elif isinstance(x, VolumeInstruction):
+            vols = dict(inner.get("Volumes") or {})
+            for p in x.paths:
+                vols[p] = {}
+            inner["Volumes"] = vols
+        elif isinstance(x, StopSignalInstruction):
+            inner["StopSignal"] = x.signal
+        elif isinstance(x, ShellInstruction):
+            inner["Shell"] = list(x.shell)
+        elif isinstance(x, (CmdInstruction, EntrypointInstruction)):
+            cmd = (list(inner.get("Shell") or DEFAULT_SHELL) + x.cmd) if x.shell_form else list(x.cmd)
+            if isinstance(x, CmdInstruction):
+                inner["Cmd"] = cmd
+            else:
+                inner["Entrypoint"] = cmd
+                if not st.cmd_set:
+                    inner["Cmd"] = None  # ENTRYPOINT resets a CMD inherited from the base image
+        elif isinstance(x, HealthcheckInstruction):
+            hc: dict[str, Any] = {"Test": x.test}
+            for k, attr in (("Interval", "interval"), ("Timeout", "timeout"), ("StartPeriod", "start_period"),
+                            ("StartInterval", "start_interval"), ("Retries", "retries")):
+                if getattr(x, attr):
+                    hc[k] = getattr(x, attr)
+            inner["Healthcheck"] = hc
+        elif isinstance(x, OnbuildInstruction):
+            inner["OnBuild"] = list(inner.get("OnBuild") or []) + [x.expression]
+        elif isinstance(x, MaintainerInstruction):
+            st.config["author"] = x.maintainer
+        if isinstance(x, CmdInstruction):
+            st.cmd_set = True
+        st.pending.append({"created_by": created_by, "empty_layer": True})
+        st.dirty = True
+
+    def _created_by(self, instr: Any, x: Any) -> str:
+        text = " ".join(instr.original.split())
+        name = instr.name
+        rest = text[len(name):].strip() if text.upper().startswith(name) else text
+        if isinstance(x, RunInstruction):
+            return f"RUN {rest} # buildkit"
+        return f"{name} {rest}" + (" # buildkit" if name in ("COPY", "ADD") else "")
+
+    def _key(self, prev: str, what: str) -> str:
+        return "sha256:" + hashlib.sha256((prev + "\n" + what).encode()).hexdigest()
+
+    def _cached(self, key: str) -> Any:
+        try:
+            with open(os.path.join(self.cache_dir, key[7:])) as f:
+                iid = f.read().strip()
+        except FileNotFoundError:
+            return None
+        from dockyard.images.store import ImageStore
+
+        return ImageStore(self.store).get(iid)
+
+    def _remember(self, key: str, image_id: str) -> None:
+        from dockyard.fsutil import atomic_write
+
+        os.makedirs(self.cache_dir, exist_ok=True)
+        atomic_write(os.path.join(self.cache_dir, key[7:]), image_id.encode())
+
+    # ---- filesystem steps -----------------------------------------------------------------------------------
+    def _run_args(self, st: _StageState) -> dict[str, str]:
+        """Build args visible to RUN as environment (not kept in the image)."""
+        return {k: v for k, v in st.args.items() if k not in st.env()}
+
+    def _fs_step(self, st: _StageState, x: Any, fn: Any) -> str:
+        from dockyard.engine.oneshot import Workspace
+
+        chain = st.image.top_chain_id if st.image is not None else None
+        with Workspace(self.store, chain) as ws:
+            fn(st, x, ws)
+            return self.record(st, layer=ws.upper)
+
+    def _do_run(self, st: _StageState, x: RunInstruction, ws: Any) -> None:
+        inner = st.inner
+        script = x.script()
+        args = list(inner.get("Shell") or DEFAULT_SHELL) + [script] if script is not None else list(x.cmd)
+        env = [f"{k}={v}" for k, v in {**st.env(), **self._run_args(st)}.items()]
+        net = x.network if x.network != "default" else self.opts.network
+        if net == "default":
+            net = "host"  # until the bridge network lands, builds reach the network through the host's stack
+        mounts = self._run_mounts(st, x, ws)
+        r, w = os.pipe()
+        import threading
+
+        def pump() -> None:
+            with os.fdopen(r, "rb") as f:
+                for line in f:
+                    self.say(f"{self._current} {line.decode('utf-8', 'replace').rstrip()}")
+
+        t = threading.Thread(target=pump, daemon=True)
+        t.start()
+        try:
+            status = ws.run(args, env=env, cwd=inner.get("WorkingDir") or "/", user=inner.get("User") or "",
+                            network=net, stdout=w, stderr=w, extra_mounts=mounts)
+        finally:
+            os.close(w)
+            t.join()
+        if status != 0:
+            shown = json.dumps(" ".join(args) if script is not None else args)
+            if script is not None:
+                shown = json.dumps(" ".join(list(inner.get("Shell") or DEFAULT_SHELL) + [script]))
+            raise BuildError(f"{self.df.filename}:{x.line}: process {shown} did not complete successfully: "
+                             f"exit code: {status}")
+
+    def _run_mounts(self, st: _StageState, x: RunInstruction, ws: Any) -> list[dict[str, Any]]:
+        out = []
+        for m in x.mounts:
+            target = m.target
+            if not target.startswith("/"):
+                target = os.path.join(st.inner.get("WorkingDir") or "/", target)
+            if m.type == "cache":
+                cid = hashlib.sha256((m.id or target).encode()).hexdigest()[:32]
+                src = self.store.path("build-cache-mounts", cid)
+                os.makedirs(src, exist_ok=True)
+                out.append({"destination": target, "type": "bind", "source": src, "options": ["rbind", "rw"]})
+            elif m.type == "tmpfs":
+                out.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
+            elif m.type == "bind":
+                if m.from_:
+                    raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount=type=bind,from= is not supported yet")
+                rel = self.ctx.resolve(m.source or ".")[0]
+                src = self.ctx._check_inside(rel, m.source or ".")
+                out.append({"destination": target, "type": "bind", "source": src,
+                            "options": ["rbind", "ro" if m.readonly else "rw"]})
+            else:
+                raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount=type={m.type} is not supported yet")
+        return out
+
+    def _do_copy(self, st: _StageState, x: CopyInstruction, ws: Any) -> None:
+        from dockyard.engine.fspath import secure_join
+
+        inner = st.inner
+        dest = x.dest
+        dest_is_dir = dest.endswith("/") or len(x.sources) + len(x.contents) > 1
+        if not dest.startswith("/"):
+            dest = os.path.join(inner.get("WorkingDir") or "/", dest)
+        uid = gid = None
+        if x.chown:
+            from dockyard.engine.specgen import resolve_user
+
+            u = resolve_user(x.chown, ws.root)
+            uid, gid = u["uid"], u["gid"]
+        chmod = int(x.chmod, 8) if x.chmod else None
+        host_dest = secure_join(ws.root, dest)
+        if x.contents:  # COPY <<EOF /file
+            for h in x.contents:
+                p = os.path.join(host_dest, h.name) if dest_is_dir else host_dest
+                os.makedirs(os.path.dirname(p), exist_ok=True)
+                with open(p, "w") as f:
+                    f.write(h.data)
+                os.chmod(p, chmod if chmod is not None else 0o644)
+                os.lchown(p, uid or 0, gid or 0)
+            return
+        if x.from_:
+            src_image = self._source_image(x)
+            from dockyard.engine.oneshot import Workspace
+
+            with Workspace(self.store, src_image.top_chain_id if src_image else None) as src_ws:
+                rels = []
+                for s in x.sources:
+                    p = secure_join(src_ws.root, s)
+                    if not os.path.lexists(p):
+                        raise BuildError(f"{self.df.filename}:{x.line}: COPY --from={x.from_}: \"{s}\" not found")
+                    rels.append(os.path.relpath(p, src_ws.root))
+                copy_tree(src_ws.root, rels, lambda rel: _walk_all(src_ws.root, rel), host_dest,
+                          dest_is_dir, uid, gid, chmod)
+            return
+        rels = [r for s in x.sources for r in self.ctx.resolve(s)]
+        if len(rels) > 1:
+            dest_is_dir = True
+        if isinstance(x, AddInstruction):
+            rels = self._add_archives(rels, host_dest, uid, gid, x)
+        copy_tree(self.ctx.root, rels, self.ctx.walk, host_dest, dest_is_dir, uid, gid, chmod)
+
+    def _add_archives(self, rels: list[str], host_dest: str, uid: Any, gid: Any, x: Any) -> list[str]:
+        """ADD: local tar archives (plain, gzip, bzip2, xz) are unpacked at the destination, safely."""
+        import tarfile
+
+        rest = []
+        for rel in rels:
+            p = os.path.join(self.ctx.root, rel)
+            if x.unpack is not False and os.path.isfile(p) and tarfile.is_tarfile(p):
+                from dockyard.snapshots.extract import Extractor
+
+                os.makedirs(host_dest, exist_ok=True)
+                fd = os.open(host_dest, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    with tarfile.open(p, "r:*") as tf:
+                        Extractor(fd, allow_devices=False).extract(tf)
+                finally:
+                    os.close(fd)
+            else:
+                rest.append(rel)
+        return rest
+
+    def _source_image(self, x: Any) -> Any:
+        src = self.df.copy_source(x.from_, x)
+        if src.kind == "stage":
+            return self.stage_images[src.stage.index]  # type: ignore[union-attr]
+        if src.kind == "scratch":
+            return None
+        from dockyard.images.store import ImageStore
+
+        try:
+            return ImageStore(self.store).resolve(src.ref)
+        except NotFound:
+            raise BuildError(f"{self.df.filename}:{x.line}: COPY --from={x.from_}: image not found locally") from None
+
+    # ---- recording images -----------------------------------------------------------------------------------
+    def record(self, st: _StageState, layer: str | None) -> str:
+        """Record the stage's current config (+ one layer from ``layer``, an upper dir) as an image."""
+        from dockyard.images.importer import _ingest_layer
+        from dockyard.images.store import ImageStore, images_lock, with_retry
+        from dockyard.snapshots.layer import write_layer
+
+        created = _rfc3339(st.epoch)
+        cfg = st.config
+        history = list(cfg.get("history") or [])
+        for h in st.pending:
+            history.append({"created": created, **h})
+        if not st.pending:
+            history.append({"created": created, "created_by": "", "empty_layer": True})
+        layers = list(st.image.layers) if st.image is not None else []
+        parent_chain = st.image.top_chain_id if st.image is not None else None
+        tmp = None
+        if layer is not None:
+            import tempfile
+
+            fd, tmp = tempfile.mkstemp(dir=self.store.tmp, prefix="layer-")
+            with os.fdopen(fd, "wb") as f:
+                write_layer(layer, f, epoch=st.epoch)
+        try:
+            with images_lock(self.store, exclusive=False):
+                def attempt() -> str:
+                    lys = list(layers)
+                    if tmp is not None:
+                        lys.append(_ingest_layer(self.store, tmp, parent_chain))
+                    c = dict(cfg)
+                    c["created"] = created
+                    c["history"] = history
+                    c["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in lys]}
+                    data = json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
+                    iid, _ = ImageStore(self.store).add(data, lys, parent=st.image.id if st.image else None)
+                    return iid
+
+                iid = with_retry(attempt)
+        finally:
+            if tmp is not None:
+                os.unlink(tmp)
+        img = ImageStore(self.store).get(iid)
+        st.image, st.config, st.pending, st.dirty = img, copy.deepcopy(img.config), [], False  # type: ignore[union-attr]
+        return iid
+
+
+def _walk_all(root: str, rel: str) -> list[str]:
+    out = [rel]
+    top = os.path.join(root, rel)
+    if os.path.isdir(top) and not os.path.islink(top):
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            for n in dirnames + sorted(filenames):
+                out.append(os.path.relpath(os.path.join(dirpath, n), root))
+    return out

@@ -1,0 +1,175 @@
+"""The build context: where COPY/ADD sources come from, filtered by .dockerignore, and how files land in a layer.
+
+A context is a directory (``build DIR``; a tar on stdin is unpacked into a temporary directory first). Sources are
+context-relative paths or globs (``*``, ``?``, ``[...]`` per path component, as Go's filepath.Match). Nothing
+outside the context can be named: ``..`` that leaves it is refused, and so is a symlink, met while resolving a
+source, whose target leaves it. Symlinks inside copied directories are copied as symlinks, never followed.
+
+Copy rules, as Docker's: several sources, or a destination ending in ``/``, make the destination a directory; a
+directory source copies its *contents*; a single file onto an existing directory lands inside it. Copied entries
+belong to 0:0 unless ``--chown``; ``--chmod`` sets their mode; modification times are kept (the layer writer clamps
+them to the build's epoch).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import stat
+
+from dockyard.build.dockerignore import Matcher
+from dockyard.errors import InvalidArgument, NotFound
+
+_MAGIC = ("*", "?", "[")
+
+
+class Context:
+    def __init__(self, root: str, patterns: list[str] | None = None) -> None:
+        self.root = os.path.realpath(root)
+        self.matcher = Matcher(patterns or [])
+
+    # ---- naming sources -------------------------------------------------------------------------------------
+    def _clean(self, src: str) -> list[str]:
+        parts: list[str] = []
+        for p in src.replace("\\", "/").split("/"):
+            if p in ("", "."):
+                continue
+            if p == "..":
+                if not parts:
+                    raise InvalidArgument(f"forbidden path outside the build context: {src}")
+                parts.pop()
+            else:
+                parts.append(p)
+        return parts
+
+    def _check_inside(self, rel: str, src: str) -> str:
+        """The real path of a context-relative path, refused if a symlink on the way leaves the context."""
+        real = os.path.realpath(os.path.join(self.root, rel))
+        if real != self.root and not real.startswith(self.root + os.sep):
+            raise InvalidArgument(f"forbidden path outside the build context: {src} (a symlink leads out of it)")
+        return real
+
+    def resolve(self, src: str) -> list[str]:
+        """Context-relative paths (``/``-separated, ``""`` for the root) matched by one COPY/ADD source."""
+        parts = self._clean(src)
+        found = [""]
+        for part in parts:
+            nxt = []
+            for base in found:
+                base_real = self._check_inside(base, src)
+                if any(ch in part for ch in _MAGIC):
+                    try:
+                        names = sorted(os.listdir(base_real))
+                    except (NotADirectoryError, FileNotFoundError):
+                        names = []
+                    for n in names:
+                        if fnmatch.fnmatchcase(n, part):
+                            rel = f"{base}/{n}" if base else n
+                            if not self.matcher.matches(rel):
+                                nxt.append(rel)
+                else:
+                    rel = f"{base}/{part}" if base else part
+                    if os.path.lexists(os.path.join(base_real, part)) and not self.matcher.matches(rel):
+                        nxt.append(rel)
+            found = nxt
+        for rel in found:
+            if rel:
+                self._check_inside(rel, src)
+        if not found:
+            raise NotFound(f"failed to compute cache key: \"{src}\" not found in the build context or excluded by "
+                           ".dockerignore")
+        return found
+
+    def walk(self, rel: str) -> list[str]:
+        """Included context-relative entries under (and including) ``rel``, parents before children."""
+        out = [rel]
+        top = os.path.join(self.root, rel)
+        if os.path.isdir(top) and not os.path.islink(top):
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames.sort()
+                keep = []
+                for d in dirnames:
+                    r = os.path.relpath(os.path.join(dirpath, d), self.root).replace(os.sep, "/")
+                    if not self.matcher.matches(r) or self.matcher.may_include_under(r):
+                        keep.append(d)
+                        if not self.matcher.matches(r):
+                            out.append(r)
+                dirnames[:] = keep
+                for f in sorted(filenames):
+                    r = os.path.relpath(os.path.join(dirpath, f), self.root).replace(os.sep, "/")
+                    if not self.matcher.matches(r):
+                        out.append(r)
+        return out
+
+    def checksum(self, rels: list[str]) -> str:
+        """A digest of what the sources contain (names, types, modes, file contents, link targets), not of mtimes:
+        the cache key of a COPY/ADD."""
+        h = hashlib.sha256()
+        for top in rels:
+            for rel in self.walk(top):
+                p = os.path.join(self.root, rel)
+                st = os.lstat(p)
+                h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
+                if stat.S_ISLNK(st.st_mode):
+                    h.update(os.readlink(p).encode())
+                elif stat.S_ISREG(st.st_mode):
+                    with open(p, "rb") as f:
+                        for chunk in iter(lambda: f.read(1 << 20), b""):
+                            h.update(chunk)
+                h.update(b"\0")
+        return "sha256:" + h.hexdigest()
+
+
+def copy_tree(src_root: str, rels: list[str], walk, dest: str, dest_is_dir: bool,  # type: ignore[no-untyped-def]
+              uid: int | None, gid: int | None, chmod: int | None) -> None:
+    """Copy sources (``rels`` under ``src_root``, expanded by ``walk(rel)``) to ``dest`` (a host path inside the
+    merged root, already resolved within it). Directory sources copy their contents."""
+    for top in rels:
+        top_abs = os.path.join(src_root, top)
+        is_dir = os.path.isdir(top_abs) and not os.path.islink(top_abs)
+        if is_dir:
+            base = dest
+        elif dest_is_dir or (os.path.isdir(dest) and not os.path.islink(dest)):
+            base = os.path.join(dest, os.path.basename(top) or os.path.basename(src_root))
+        else:
+            base = dest
+        os.makedirs(os.path.dirname(base.rstrip("/")) or "/", exist_ok=True)
+        for rel in walk(top):
+            sub = os.path.relpath(rel, top) if rel != top else "."
+            target = base if sub == "." else os.path.join(base, sub)
+            _copy_entry(os.path.join(src_root, rel), target, uid, gid, chmod)
+
+
+def _copy_entry(src: str, dst: str, uid: int | None, gid: int | None, chmod: int | None) -> None:
+    st = os.lstat(src)
+    mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISDIR(st.st_mode):
+        if os.path.islink(dst) or (os.path.lexists(dst) and not os.path.isdir(dst)):
+            os.unlink(dst)
+        os.makedirs(dst, exist_ok=True)
+        os.chmod(dst, chmod if chmod is not None else mode)
+    elif stat.S_ISLNK(st.st_mode):
+        _replace(dst)
+        os.symlink(os.readlink(src), dst)
+    elif stat.S_ISREG(st.st_mode):
+        _replace(dst)
+        with open(src, "rb") as fi:
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "wb") as fo:
+                while chunk := fi.read(1 << 20):
+                    fo.write(chunk)
+        os.chmod(dst, chmod if chmod is not None else mode)
+    else:
+        return  # sockets, fifos, devices are not copied
+    os.lchown(dst, uid if uid is not None else 0, gid if gid is not None else 0)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _replace(path: str) -> None:
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        from dockyard.fsutil import rmtree
+
+        rmtree(path)
