@@ -46,6 +46,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         proc["cwd"] = o.workdir
     if o.user:
         proc["user"] = specgen.resolve_user(o.user, os.path.join(cdir, "rootfs"))
+        proc["user"].pop("home", None)
     if o.privileged:
         from dockyard.runtime.caps import CAP_NAMES
 

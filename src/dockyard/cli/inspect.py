@@ -20,6 +20,23 @@ def _ts(t: float | None) -> str:
     return rfc3339_nano(t)
 
 
+def _mounts(store: Any, s: Any) -> list[dict[str, Any]]:
+    """Docker's ``Mounts``: volumes with their name, driver and mountpoint; binds with their propagation."""
+    out: list[dict[str, Any]] = []
+    for m in s.mounts:
+        if m.type == "volume":
+            out.append({"Type": "volume", "Name": m.source, "Source": store.path("volumes", m.source, "_data"),
+                        "Destination": m.target, "Driver": m.volume_driver or "local", "Mode": m.mode,
+                        "RW": not m.readonly, "Propagation": ""})
+        elif m.type == "bind":
+            out.append({"Type": "bind", "Source": m.source, "Destination": m.target, "Mode": m.mode,
+                        "RW": not m.readonly, "Propagation": (m.options or ["rprivate"])[0]})
+        elif m.type == "tmpfs":
+            out.append({"Type": "tmpfs", "Source": "", "Destination": m.target, "Mode": "", "RW": not m.readonly,
+                        "Propagation": ""})
+    return out
+
+
 def container_json(store: Any, c: Any) -> dict[str, Any]:
     s = c.spec
     cdir = c.dir(store)
@@ -81,8 +98,7 @@ def container_json(store: Any, c: Any) -> dict[str, Any]:
         "GraphDriver": {"Name": "overlay", "Data": {
             "MergedDir": os.path.join(cdir, "rootfs"), "UpperDir": os.path.join(cdir, "diff"),
             "WorkDir": os.path.join(cdir, "work")}},
-        "Mounts": [{"Type": m.type, "Source": m.source, "Destination": m.target, "Mode": "ro" if m.readonly else "",
-                    "RW": not m.readonly, "Propagation": "rprivate"} for m in s.mounts],
+        "Mounts": _mounts(store, s),
         "Config": {
             "Hostname": s.hostname or c.id[:12], "Domainname": s.domainname,
             "User": s.user or image_cfg.get("User", ""),
@@ -125,9 +141,11 @@ def main(ctx: Context, argv: list[str]) -> int:
                     continue
         if obj is None and kind in ("", "image"):
             try:
-                from dockyard.images.inspect import image_json
+                from dockyard.cli.images import inspect_dict
+                from dockyard.images.store import ImageStore
 
-                obj = image_json(ctx.store, name)
+                ist = ImageStore(ctx.store)
+                obj = inspect_dict(ist, ist.resolve(name))
             except NotFound:
                 sys.stderr.write(f"Error: No such object: {name}\n" if not kind else
                                  f"Error: No such image: {name}\n")

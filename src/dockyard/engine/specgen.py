@@ -71,9 +71,11 @@ def resolve_user(user: str, rootfs: str) -> dict[str, Any]:
     uid: int | None = None
     gid: int | None = None
     username = ""
+    home = "/"
     for ent in passwd:
         if len(ent) >= 4 and (ent[0] == name or (name.isdigit() and ent[2] == name)):
             uid, gid, username = int(ent[2]), int(ent[3]), ent[0]
+            home = ent[5] if len(ent) > 5 and ent[5] else "/"
             break
     if uid is None:
         if not name.isdigit():
@@ -90,7 +92,7 @@ def resolve_user(user: str, rootfs: str) -> dict[str, Any]:
             gid = int(match[0][2])
     extra = sorted({int(g[2]) for g in groups
                     if len(g) >= 4 and username and username in g[3].split(",") and g[2].isdigit()} - {gid})
-    return {"uid": uid, "gid": gid or 0, "additionalGids": extra}
+    return {"uid": uid, "gid": gid or 0, "additionalGids": extra, "home": home}
 
 
 def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
@@ -121,17 +123,33 @@ def _mounts(spec: ContainerSpec, cdir: str) -> list[dict[str, Any]]:
     for name in ("resolv.conf", "hostname", "hosts"):
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(cdir, name),
                        "options": ["rbind", "rprivate"] + (["ro"] if spec.read_only else [])})
+    user: list[dict[str, Any]] = []
     for path, opts in spec.tmpfs.items():
         o = ["nosuid", "nodev", "noexec"] if not opts else [x for x in opts.split(",") if x]
-        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o})
+        user.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": o})
+    root = os.path.dirname(os.path.dirname(cdir))  # cdir is ROOT/containers/<id>
     for ms in spec.mounts:
+        ro = ["ro"] if ms.readonly else []
         if ms.type == "tmpfs":
-            mounts.append({"destination": ms.target, "type": "tmpfs", "source": "tmpfs",
-                           "options": ["nosuid", "nodev", "noexec"] + ms.options})
-        else:
-            mounts.append({"destination": ms.target, "type": "bind", "source": ms.source,
-                           "options": ["rbind"] + (["ro"] if ms.readonly else []) + ms.options})
-    return mounts
+            user.append({"destination": ms.target, "type": "tmpfs", "source": "tmpfs",
+                         "options": ["nosuid", "nodev", "noexec"] + ro + ms.options})
+        elif ms.type == "volume":
+            from dockyard.volumes.attach import source
+
+            copy_from = None
+            if not ms.nocopy:
+                from dockyard.engine.fspath import secure_join
+
+                copy_from = secure_join(os.path.join(cdir, "rootfs"), ms.target)
+            user.append({"destination": ms.target, "type": "bind",
+                         "source": source(root, ms.source, copy_from),
+                         "options": ["rbind"] + ro + (ms.options or ["rprivate"])})
+        elif ms.type == "bind":
+            user.append({"destination": ms.target, "type": "bind", "source": ms.source,
+                         "options": ["rbind"] + ro + (ms.options or ["rprivate"])})
+    # parents before children, as Docker sorts them: /data before /data/logs
+    user.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
+    return mounts + user
 
 
 def _caps(spec: ContainerSpec) -> list[str]:
@@ -247,11 +265,16 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
     caps = _caps(spec)
     nnp = any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
               for o in spec.security_opt)
+    user = resolve_user(spec.user or image_config.get("User") or "", rootfs)
+    env = environment(spec, image_config, hostname)
+    home = user.pop("home")
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")  # as Docker: from the user's passwd entry, else /
     process: dict[str, Any] = {
         "terminal": spec.tty,
-        "user": resolve_user(spec.user or image_config.get("User") or "", rootfs),
+        "user": user,
         "args": args,
-        "env": environment(spec, image_config, hostname),
+        "env": env,
         "cwd": spec.workdir or image_config.get("WorkingDir") or "/",
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": nnp,
