@@ -232,7 +232,14 @@ class Loop:
                 return
             line, _, data = info["buf"].partition(b"\n")
             info["buf"] = b""
-            info["opts"] = json.loads(line or b"{}")
+            try:
+                opts = json.loads(line or b"{}")
+            except ValueError:
+                opts = None
+            if not isinstance(opts, dict):  # a client that does not speak the protocol: drop it, not the monitor
+                self._drop(s)
+                return
+            info["opts"] = opts
             info["hello"] = True
         for kind, payload in info["reader"].feed(data):
             if kind == proto.STDIN and self.stdin_fd is not None:
@@ -249,8 +256,11 @@ class Loop:
                 import struct
                 import termios
 
-                rows, cols = (int(x) for x in payload.split())
-                fcntl.ioctl(self.tty_master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                try:
+                    rows, cols = (int(x) for x in payload.split())
+                    fcntl.ioctl(self.tty_master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                except (ValueError, struct.error, OSError):
+                    pass  # a malformed resize request changes nothing
             elif kind == proto.START:
                 self.start_requested = True
 
