@@ -71,7 +71,7 @@ def report(rows: list[tuple[str, list[float], list[float], float]], unit: str = 
     for name, dy, pm, goal in rows:
         r = statistics.median(dy) / statistics.median(pm)
         print(f"{name:<48} {statistics.median(dy):>16.3f} {unit} {statistics.median(pm):>15.3f} {unit} {r:>7.2f} "
-              f"{'<= ' + str(goal):>8} {'ok' if r <= goal else 'MISSED'}")
+              f"{'<= ' + format(goal, '.2g'):>8} {'ok' if r <= goal else 'MISSED'}")
     print()
     for name, dy, pm, _ in rows:
         print(f"{name}\n  dockyard {fmt(dy, unit)}\n  podman   {fmt(pm, unit)}")
