@@ -47,7 +47,7 @@ def _rootfs(ctx: Context, ref: str) -> Iterator[tuple[str, object]]:
 def _resolve(root: str, c: object, path: str, follow_last: bool = True) -> str:
     # root is <container dir>/rootfs: the files Docker writes for the container sit beside it
     """The host path behind a container path: inside a bind mount (the files Docker writes for every container,
-    -v and --mount binds) the mount's source, else the container's root; always resolved inside it."""
+    -v and --mount binds, volumes) the mount's source, else the container's root; always resolved inside it."""
     from dockyard.engine.fspath import secure_join
 
     path = "/" + path.lstrip("/")
@@ -56,6 +56,10 @@ def _resolve(root: str, c: object, path: str, follow_last: bool = True) -> str:
     for m in c.spec.mounts:  # type: ignore[attr-defined]
         if m.type == "bind":
             binds[m.target.rstrip("/") or "/"] = m.source
+        elif m.type == "volume" and m.source:
+            from dockyard.volumes.attach import host_path
+
+            binds[m.target.rstrip("/") or "/"] = host_path(os.path.dirname(os.path.dirname(cdir)), m.source)
     for target in sorted(binds, key=len, reverse=True):
         if path == target or path.startswith(target + "/"):
             rest = path[len(target):]

@@ -52,6 +52,12 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "prune": ("lifecycle", "container-prune"), "diff": ("commit", "diff"),
         "commit": ("commit", "commit"), "export": ("commit", "export"),
     },
+    "volume": {
+        "create": ("volume", "volume-create"), "ls": ("volume", "volume-ls"), "list": ("volume", "volume-ls"),
+        "inspect": ("volume", "volume-inspect"), "rm": ("volume", "volume-rm"), "remove": ("volume", "volume-rm"),
+        "prune": ("volume", "volume-prune"), "export": ("volume", "volume-export"),
+        "import": ("volume", "volume-import"),
+    },
 }
 
 USAGE = """Usage:  dockyard [OPTIONS] COMMAND
@@ -71,6 +77,7 @@ Commands:
 Management Commands:
   image       Manage images (ls, rm, tag, history, inspect, prune, import, save, load)
   container   Manage containers
+  volume      Manage volumes (create, ls, inspect, rm, prune, export, import)
 """
 
 

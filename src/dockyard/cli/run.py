@@ -30,6 +30,7 @@ def _flags(verb: str) -> Flags:
         ("-c, --cpu-shares", INT, 0), ("--cpu-period", INT, 0), ("--cpu-quota", INT, 0),
         ("--cpuset-cpus", STR, ""), ("--cpuset-mems", STR, ""), ("--pids-limit", INT, 0),
         ("--net, --network", STR, "default"), ("-v, --volume", LIST, []), ("--mount", LIST, []),
+        ("--volumes-from", LIST, []),
         ("--runtime", STR, "dockyard"), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
         ("-q, --quiet", BOOL, False), ("-a, --attach", LIST, []), ("--sig-proxy", BOOL, True),
         ("--detach-keys", STR, ""),
@@ -67,54 +68,14 @@ def _env(values: list[str]) -> list[str]:
     return out
 
 
-def _volumes(specs: list[str], mounts: list[str]) -> list:
+def _volumes(specs: list[str], mounts: list[str], volumes_from: list[str] | None = None,
+             tmpfs: list[str] | None = None) -> list:
+    if not (specs or mounts or volumes_from):
+        return []
     from dockyard.engine.options import MountSpec
+    from dockyard.volumes.spec import parse_all
 
-    out = []
-    for v in specs:
-        parts = v.split(":")
-        if len(parts) == 1:
-            raise InvalidArgument(f"anonymous volumes are not supported yet: {v}")
-        src, dst = parts[0], parts[1]
-        mode = parts[2] if len(parts) > 2 else ""
-        if not dst.startswith("/"):
-            raise InvalidArgument(f'invalid mount config for type "bind": invalid mount path: \'{dst}\' '
-                                  "mount path must be absolute")
-        if not src.startswith("/"):
-            raise InvalidArgument(f"named volumes are not supported yet: {src}")
-        os.makedirs(src, exist_ok=True)  # -v creates a missing host directory (Docker's legacy behaviour)
-        out.append(MountSpec(type="bind", source=src, target=dst, readonly="ro" in mode.split(",")))
-    for m in mounts:
-        kv = {}
-        for item in m.split(","):
-            k, _, val = item.partition("=")
-            kv[k.strip()] = val
-        typ = kv.pop("type", "volume")
-        src = kv.pop("source", kv.pop("src", ""))
-        dst = kv.pop("target", kv.pop("dst", kv.pop("destination", "")))
-        ro = "readonly" in kv or "ro" in kv
-        kv.pop("readonly", None)
-        kv.pop("ro", None)
-        if not dst:
-            raise InvalidArgument(f"invalid argument \"{m}\" for \"--mount\" flag: target is required")
-        if typ == "bind":
-            if not src:
-                raise InvalidArgument(f"invalid argument \"{m}\" for \"--mount\" flag: source is required "
-                                      "when type is bind")
-            if not os.path.exists(src):
-                raise InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not "
-                                      f"exist: {src}")
-            out.append(MountSpec(type="bind", source=src, target=dst, readonly=ro))
-        elif typ == "tmpfs":
-            opts = []
-            if "tmpfs-size" in kv:
-                opts.append(f"size={kv.pop('tmpfs-size')}")
-            if "tmpfs-mode" in kv:
-                opts.append(f"mode={kv.pop('tmpfs-mode')}")
-            out.append(MountSpec(type="tmpfs", target=dst, options=opts, readonly=ro))
-        else:
-            raise InvalidArgument(f"mount type {typ} is not supported yet")
-    return out
+    return [MountSpec.from_json(m) for m in parse_all(specs, mounts, volumes_from, tmpfs)]
 
 
 def build_spec(o: SimpleNamespace) -> ContainerSpec:
@@ -160,8 +121,8 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         read_only=o.read_only, privileged=o.privileged, init=o.init, cap_add=o.cap_add, cap_drop=o.cap_drop,
         security_opt=o.security_opt, ulimits=[units.ulimit(u) for u in o.ulimit],
         shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
-        mounts=_volumes(o.volume, o.mount), extra_hosts=o.add_host, dns=o.dns, network_mode=net,
-        stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
+        mounts=_volumes(o.volume, o.mount, o.volumes_from, o.tmpfs), extra_hosts=o.add_host, dns=o.dns,
+        network_mode=net, stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
         restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
     if o.entrypoint is not None and o.command:
         spec.cmd = o.command

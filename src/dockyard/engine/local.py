@@ -40,6 +40,12 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None) -> Contai
         spec.stop_timeout = int(cfg["StopTimeout"])
     labels = dict(cfg.get("Labels") or {})
     labels.update(spec.labels)
+    if spec.mounts or cfg.get("Volumes"):  # volumes-from, volumes created on first use, anonymous volumes
+        from dockyard.engine.options import MountSpec
+        from dockyard.volumes.attach import resolve
+
+        spec.mounts = [MountSpec.from_json(m) for m in resolve(
+            store, [m.to_json() for m in spec.mounts], cfg.get("Volumes"), list(spec.tmpfs))]
     cs = ContainerStore(store)
     cid = new_id()
     auto_name = name is None
@@ -167,6 +173,10 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         pass
     remove_files(store, c)
     cs.delete(c.id)
+    if volumes:  # rm -v: its anonymous volumes go too (named ones stay, as in Docker)
+        from dockyard.volumes.attach import remove_anonymous
+
+        remove_anonymous(store, c.spec.mounts)
 
 
 def wait(store: Store, c: Container) -> int:

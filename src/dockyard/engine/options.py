@@ -92,11 +92,16 @@ class RestartPolicy(Record):
 
 class MountSpec(Record):
     FIELDS = {
-        "type": "bind",             # bind | volume | tmpfs
+        "type": "bind",             # bind | volume | tmpfs; "volumes-from" (source = container) until create
         "target": "",
-        "source": "",
+        "source": "",               # host path (bind), volume name (volume; "" = a new anonymous one)
         "readonly": False,
         "options": [],              # propagation, tmpfs size/mode, ...
+        "mode": "",                 # the -v mode as given (inspect's Mode), or ro/rw of --volumes-from
+        "nocopy": False,            # volume: no copy-up of the image's files
+        "volume_driver": "",        # volume: when created on first use
+        "volume_options": {},
+        "volume_labels": {},
     }
 
 

@@ -68,6 +68,10 @@ def mount_root(store: Store, chain_id: str | None, cdir: str) -> str:
 
 def unmount(store: Store, c: Container) -> None:
     unmount_root(c.dir(store))
+    if any(m.type == "volume" for m in c.spec.mounts):  # volumes mounted on the host for it (tmpfs, binds...)
+        from dockyard.volumes.attach import release
+
+        release(store, c.id, c.spec.mounts)
 
 
 def unmount_root(cdir: str) -> None:
