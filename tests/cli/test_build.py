@@ -183,3 +183,29 @@ def test_predefined_args_cache_mounts_add_archives_and_heredocs(dy, busybox, ctx
     assert run("cat", "/count").strip() == "1"
     iid2 = build(dy, "-q", "--no-cache", str(ctx)).stdout.strip()
     assert dy("run", "--rm", iid2, "cat", "/count").stdout.strip() == "2"  # the cache mount persisted
+
+
+def test_add_url_from_a_loopback_server(dy, busybox, ctx, tmp_path):
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "remote.txt").write_text("over http\n")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(served), **k)  # noqa: E731
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/remote.txt"
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {url} /dl/\n"})
+        p = build(dy, "-q", str(ctx))
+        assert p.returncode == 0, p.stderr
+        out = dy("run", "--rm", p.stdout.strip(), "sh", "-c", "cat /dl/remote.txt; stat -c %a /dl/remote.txt")
+        assert out.stdout == "over http\n600\n"
+        write(ctx, {"Dockerfile": f"FROM busybox\nADD {url}.missing /dl/\n"})
+        p = build(dy, str(ctx))
+        assert p.returncode == 1 and "download failed" in p.stderr
+    finally:
+        srv.shutdown()
+        srv.server_close()

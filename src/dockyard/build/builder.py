@@ -194,8 +194,13 @@ class Builder:
         created_by = self._created_by(instr, x)
         if isinstance(x, (RunInstruction, CopyInstruction)):
             extra = ""
+            self._downloads = None
+            if isinstance(x, AddInstruction) and any(_is_url(s) for s in x.sources):
+                self._downloads = self._download([s for s in x.sources if _is_url(s)])
+                extra = self._downloads.checksum([r for r in _walk_all(self._downloads.root, "")[1:]
+                                                  if "/" not in r])
             if isinstance(x, CopyInstruction) and not x.from_ and not x.contents:
-                extra = self.ctx.checksum([r for s in x.sources for r in self.ctx.resolve(s)])
+                extra += self.ctx.checksum([r for s in x.sources if not _is_url(s) for r in self.ctx.resolve(s)])
             elif isinstance(x, RunInstruction):
                 extra = json.dumps(sorted(self._run_args(st).items()))
             key = self._key(st.key, json.dumps(x.to_json(), sort_keys=True) + "\0" +
@@ -210,7 +215,13 @@ class Builder:
             else:
                 layer_dir_fn = self._do_copy
             st.pending.append({"created_by": created_by})
-            image_id = self._fs_step(st, x, layer_dir_fn)
+            try:
+                image_id = self._fs_step(st, x, layer_dir_fn)
+            finally:
+                if self._downloads is not None:
+                    from dockyard.fsutil import rmtree
+
+                    rmtree(self._downloads.root)
             self._remember(key, image_id)
             st.key = key
             self.say(f"{self._current} DONE {time.monotonic() - t0:.1f}s")
@@ -413,12 +424,36 @@ class Builder:
                 copy_tree(src_ws.root, rels, lambda rel: _walk_all(src_ws.root, rel), host_dest,
                           dest_is_dir, uid, gid, chmod)
             return
-        rels = [r for s in x.sources for r in self.ctx.resolve(s)]
-        if len(rels) > 1:
+        rels = [r for s in x.sources if not _is_url(s) for r in self.ctx.resolve(s)]
+        if len(rels) + (len(os.listdir(self._downloads.root)) if self._downloads else 0) > 1:
             dest_is_dir = True
         if isinstance(x, AddInstruction):
             rels = self._add_archives(rels, host_dest, uid, gid, x)
+        if self._downloads is not None:  # ADD URL: downloaded files, not unpacked (as Docker), mode 0600
+            dl = self._downloads
+            copy_tree(dl.root, sorted(os.listdir(dl.root)), dl.walk, host_dest, dest_is_dir, uid, gid,
+                      chmod if chmod is not None else 0o600)
         copy_tree(self.ctx.root, rels, self.ctx.walk, host_dest, dest_is_dir, uid, gid, chmod)
+
+    def _download(self, urls: list[str]) -> Context:
+        """Fetch ADD's URLs into a private directory (named by the URL's last path segment)."""
+        import tempfile
+        import urllib.parse
+        import urllib.request
+
+        d = tempfile.mkdtemp(dir=self.store.tmp, prefix="add-")
+        for url in urls:
+            name = os.path.basename(urllib.parse.urlparse(url).path) or "index.html"
+            try:
+                with urllib.request.urlopen(url, timeout=60) as r, open(os.path.join(d, name), "wb") as f:
+                    while chunk := r.read(1 << 20):
+                        f.write(chunk)
+            except OSError as e:
+                from dockyard.fsutil import rmtree
+
+                rmtree(d)
+                raise BuildError(f"{self.df.filename}: ADD {url}: download failed: {e}") from None
+        return Context(d)
 
     def _add_archives(self, rels: list[str], host_dest: str, uid: Any, gid: Any, x: Any) -> list[str]:
         """ADD: local tar archives (plain, gzip, bzip2, xz) are unpacked at the destination, safely."""
@@ -498,6 +533,10 @@ class Builder:
         img = ImageStore(self.store).get(iid)
         st.image, st.config, st.pending, st.dirty = img, copy.deepcopy(img.config), [], False  # type: ignore[union-attr]
         return iid
+
+
+def _is_url(s: str) -> bool:
+    return s.startswith(("http://", "https://"))
 
 
 def _walk_all(root: str, rel: str) -> list[str]:
