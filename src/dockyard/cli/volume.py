@@ -57,7 +57,7 @@ def _create(ctx: Context, argv: list[str]) -> int:
     p.add_argument("name_arg", nargs="?", metavar="VOLUME")
     a = p.parse_args(argv)
     if a.name and a.name_arg and a.name != a.name_arg:
-        raise UsageError(f"conflicting options: either specify --name or provide positional arg, not both")
+        raise UsageError("conflicting options: either specify --name or provide positional arg, not both")
     name = a.name_arg or a.name or None
     v, _ = _store(ctx).create(name, a.driver, _kv(a.opt, "opt"), _kv(a.label, "label"),
                               anonymous=False)
@@ -72,7 +72,7 @@ def _filters(values: list[str]) -> dict[str, list[str]]:
         neg = k.endswith("!")
         k = k.rstrip("!").strip().lower()
         if not eq:
-            raise InvalidArgument(f"bad format of filter (expected name=value)")
+            raise InvalidArgument("bad format of filter (expected name=value)")
         if k not in _LS_FILTERS:
             raise InvalidArgument(f"invalid filter '{k}'")
         out.setdefault(k, []).append(("!" if neg else "") + v)
@@ -84,7 +84,8 @@ def _filters(values: list[str]) -> dict[str, list[str]]:
 
 def _ls(ctx: Context, argv: list[str]) -> int:
     p = _parser("ls", "[OPTIONS]", "List volumes")
-    p.add_argument("-f", "--filter", action="append", default=[], help="Provide filter values (e.g. \"dangling=true\")")
+    p.add_argument("-f", "--filter", action="append", default=[],
+                   help="Provide filter values (e.g. \"dangling=true\")")
     p.add_argument("--format", default="", help="Format output using a custom template")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display volume names")
     a = p.parse_args(argv)

@@ -39,7 +39,8 @@ def copy_up(src: str, dst: str) -> bool:
     return True
 
 
-def _copy_dir(src: str, dst: str, links: dict[tuple[int, int], str], dirs: list[tuple[str, os.stat_result]]) -> None:
+def _copy_dir(src: str, dst: str, links: dict[tuple[int, int], str],
+              dirs: list[tuple[str, os.stat_result]]) -> None:
     with os.scandir(src) as it:
         entries = list(it)
     for e in entries:

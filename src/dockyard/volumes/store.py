@@ -149,7 +149,8 @@ class VolumeStore:
             except OSError as e:
                 raise from_oserror(f"create {name}", e) from None
             v = Volume(name, driver or "local", opts, labels, time.time(), anonymous)
-            cur.execute("INSERT INTO volumes (name, driver, options, labels, created, anonymous) VALUES (?,?,?,?,?,?)",
+            cur.execute("INSERT INTO volumes (name, driver, options, labels, created, anonymous)"
+                        " VALUES (?,?,?,?,?,?)",
                         (v.name, v.driver, json.dumps(v.options), json.dumps(v.labels), v.created, int(anonymous)))
         return v, True
 
@@ -356,5 +357,6 @@ def rfc3339(ts: float) -> str:
 def inspect_dict(vs: VolumeStore, v: Volume) -> dict[str, Any]:
     """``docker volume inspect`` shape (Engine API ``Volume``)."""
     return {"CreatedAt": rfc3339(v.created), "Driver": v.driver, "Labels": dict(v.labels),
-            "Mountpoint": vs.mountpoint(v.name), "Name": v.name, "Options": dict(v.options) if v.options or not v.anonymous else None,
+            "Mountpoint": vs.mountpoint(v.name), "Name": v.name,
+            "Options": dict(v.options) if v.options or not v.anonymous else None,
             "Scope": "local"}
