@@ -3,7 +3,6 @@ Go calculator built single-stage and multi-stage. RUN steps reach the Debian mir
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest

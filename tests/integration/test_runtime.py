@@ -9,33 +9,9 @@ import pytest
 
 from dockyard.errors import DockyardError
 from dockyard.runtime.base import Stdio
-from dockyard.runtime.testing import CrunHybrid, Harness, make_busybox_rootfs, runtime_available, wait
+from dockyard.runtime.testing import Harness, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
-
-
-@pytest.fixture(scope="session")
-def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_busybox_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs"))
-
-
-@pytest.fixture(scope="session")
-def crun_ready() -> object:
-    """crun refuses hybrid cgroup hosts until the cgroup2 mount's controllers get v1 hierarchies of their own."""
-    with CrunHybrid():
-        yield None
-
-
-@pytest.fixture(params=["dockyard", "runc", "crun"])
-def h(request: pytest.FixtureRequest, tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
-    name = request.param
-    if runtime_available(name):
-        pytest.skip(runtime_available(name))
-    if name == "crun":
-        request.getfixturevalue("crun_ready")
-    harness = Harness(str(tmp_path), busybox_template, name)
-    yield harness
-    harness.cleanup()
 
 
 def test_output_and_exit_code(h: Harness) -> None:

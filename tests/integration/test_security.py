@@ -8,31 +8,9 @@ import time
 
 import pytest
 
-from dockyard.runtime.testing import CrunHybrid, Harness, make_busybox_rootfs, runtime_available
+from dockyard.runtime.testing import Harness
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
-
-
-@pytest.fixture(scope="session")
-def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_busybox_rootfs(str(tmp_path_factory.mktemp("busybox") / "rootfs"))
-
-
-@pytest.fixture(scope="session")
-def crun_ready() -> object:
-    with CrunHybrid():
-        yield None
-
-
-@pytest.fixture(params=["dockyard", "runc", "crun"])
-def h(request: pytest.FixtureRequest, tmp_path, busybox_template: str):  # type: ignore[no-untyped-def]
-    if runtime_available(request.param):
-        pytest.skip(runtime_available(request.param))
-    if request.param == "crun":
-        request.getfixturevalue("crun_ready")
-    harness = Harness(str(tmp_path), busybox_template, request.param)
-    yield harness
-    harness.cleanup()
 
 
 def _attempts(secret: str) -> dict[str, str]:

@@ -232,7 +232,7 @@ def unpause(store: Store, c: Container) -> None:
 def rename(store: Store, c: Container, new: str) -> None:
     validate_name(new)
     if new == c.name:
-        raise InvalidArgument(f"Renaming a container with the same name as its current name")
+        raise InvalidArgument("Renaming a container with the same name as its current name")
     from sqlite3 import IntegrityError
 
     try:

@@ -15,7 +15,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure, from_oserror
+from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure
 from dockyard.runtime.base import Stdio
 from dockyard.runtime.cgroups import Cgroup
 
