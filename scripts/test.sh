@@ -5,4 +5,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh"
 cd "$here"
+# pyflakes-level lint (undefined names, unused imports): cheap, and a failure here is a real bug
+"$here/.venv/bin/ruff" check --quiet --select F src tests bench
 exec "$here/.venv/bin/python" -m pytest "${@:-tests}"
