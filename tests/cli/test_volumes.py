@@ -327,3 +327,11 @@ def test_tmpfs_mounts(dy, busybox):
            "--mount", "type=tmpfs,destination=/b,tmpfs-size=2m,tmpfs-mode=1770", "busybox", "sh", "-c",
            "df -k /a /b | tail -2 | awk '{print $2}'; stat -c %a /b; echo x > /b/x && cat /b/x")
     assert p.stdout == "1024\n2048\n1770\nx\n", p.stderr
+
+
+def test_run_rm_removes_anonymous_volumes_but_not_named_ones(dy, busybox):
+    name = "keep-" + os.urandom(3).hex()
+    p = dy("run", "--rm", "-v", "/anon", "-v", f"{name}:/named", "busybox", "sh", "-c",
+           "echo a > /anon/f; echo n > /named/f")
+    assert p.returncode == 0, p.stderr
+    assert dy("volume", "ls", "-q").stdout.split() == [name]

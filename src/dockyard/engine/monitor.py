@@ -296,6 +296,10 @@ class Monitor:
             try:
                 remove_files(self.store, c)
                 self.containers.delete(self.cid)
+                if any(m.type == "volume" for m in c.spec.mounts):
+                    from dockyard.volumes.attach import remove_anonymous
+
+                    remove_anonymous(self.store, c.spec.mounts)  # --rm takes anonymous volumes with it
             except Exception:  # noqa: BLE001
                 pass
         mark("finished")
