@@ -94,6 +94,46 @@ MIGRATIONS: list[str] = [
         anonymous INTEGER NOT NULL DEFAULT 0  -- 1: made for a container (-v /path, VOLUME), removed by rm -v
     );
     """,
+    # 4: networks (network.store): bridges, their IPAM allocations (endpoints) and published ports. The UNIQUE
+    # constraints make a double allocation impossible even if two writers raced past the allocator's check.
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL DEFAULT 'bridge',
+        bridge TEXT NOT NULL UNIQUE,          -- the Linux bridge's name
+        subnet TEXT NOT NULL,                 -- CIDR, e.g. 172.18.0.0/16
+        gateway TEXT NOT NULL,                -- the bridge's address
+        ip_range TEXT NOT NULL DEFAULT '',    -- CIDR inside subnet that container addresses come from
+        internal INTEGER NOT NULL DEFAULT 0,
+        labels TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL
+    );
+    CREATE TABLE endpoints (
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',   -- JSON: --network-alias / connect --alias
+        ip_request TEXT NOT NULL DEFAULT '',  -- --ip
+        ip TEXT,                              -- allocated while the container runs, NULL otherwise
+        mac TEXT,
+        veth TEXT,                            -- host end of the container's veth pair
+        connected INTEGER NOT NULL DEFAULT 0, -- 1: added by network connect (kept across stops)
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)
+    );
+    CREATE INDEX endpoints_container ON endpoints(container_id);
+    CREATE TABLE ports (
+        host_port INTEGER NOT NULL,
+        proto TEXT NOT NULL,                  -- tcp | udp
+        host_ip TEXT NOT NULL,                -- '' = every address
+        container_id TEXT NOT NULL,
+        container_port INTEGER NOT NULL,
+        network_id TEXT NOT NULL,
+        PRIMARY KEY (host_port, proto)
+    );
+    CREATE INDEX ports_container ON ports(container_id);
+    """,
 ]
 
 
