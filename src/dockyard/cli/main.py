@@ -30,6 +30,7 @@ VERBS: dict[str, str] = {
     "cp": "cp", "attach": "attach", "diff": "commit", "commit": "commit", "export": "commit",
     "version": "version", "info": "version",
     "build": "build",
+    "port": "network",
 }
 
 # management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
@@ -58,6 +59,13 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "prune": ("volume", "volume-prune"), "export": ("volume", "volume-export"),
         "import": ("volume", "volume-import"),
     },
+    "network": {
+        "create": ("network", "network-create"), "ls": ("network", "network-ls"),
+        "list": ("network", "network-ls"), "inspect": ("network", "network-inspect"),
+        "rm": ("network", "network-rm"), "remove": ("network", "network-rm"),
+        "connect": ("network", "network-connect"), "disconnect": ("network", "network-disconnect"),
+        "prune": ("network", "network-prune"),
+    },
 }
 
 USAGE = """Usage:  dockyard [OPTIONS] COMMAND
@@ -78,6 +86,7 @@ Management Commands:
   image       Manage images (ls, rm, tag, history, inspect, prune, import, save, load)
   container   Manage containers
   volume      Manage volumes (create, ls, inspect, rm, prune, export, import)
+  network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
 """
 
 
@@ -185,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         if isinstance(e, DockyardError):
             sys.stderr.write(f"Error: {e}\n")
+            code = getattr(e, "exit_code", None)  # 126/127: the container's command could not be started
+            if code is not None and verb in ENGINE_EXIT_125:
+                return int(code)
             return 125 if verb in ENGINE_EXIT_125 else 1
         if isinstance(e, OSError):
             from dockyard.errors import from_oserror

@@ -29,7 +29,9 @@ def _flags(verb: str) -> Flags:
         ("--memory-reservation", STR, ""), ("--oom-kill-disable", BOOL, False), ("--cpus", STR, ""),
         ("-c, --cpu-shares", INT, 0), ("--cpu-period", INT, 0), ("--cpu-quota", INT, 0),
         ("--cpuset-cpus", STR, ""), ("--cpuset-mems", STR, ""), ("--pids-limit", INT, 0),
-        ("--net, --network", STR, "default"), ("-v, --volume", LIST, []), ("--mount", LIST, []),
+        ("--net, --network", STR, "default"), ("-p, --publish", LIST, []), ("-P, --publish-all", BOOL, False),
+        ("--ip", STR, ""), ("--net-alias, --network-alias", LIST, []), ("--mac-address", STR, ""),
+        ("-v, --volume", LIST, []), ("--mount", LIST, []),
         ("--volumes-from", LIST, []),
         ("--runtime", STR, "dockyard"), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
         ("-q, --quiet", BOOL, False), ("-a, --attach", LIST, []), ("--sig-proxy", BOOL, True),
@@ -109,10 +111,15 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
     if res.memory and 0 < res.memory < 6 * 1024 * 1024:
         raise InvalidArgument("Minimum memory limit allowed is 6MB")
     net = o.network
-    if net in ("default", "bridge"):
-        net = "none"  # loopback only until the network layer lands (see docs/decisions.md)
-    elif net not in ("none", "host"):
-        raise InvalidArgument(f"network {net} not found")
+    if net == "default":
+        net = "bridge"
+    elif net.startswith("container:") and not net.partition(":")[2]:
+        raise InvalidArgument("invalid container format container:<name|id>")
+    ports = []
+    if o.publish:
+        from dockyard.network.ports import parse as parse_ports
+
+        ports = parse_ports(o.publish)
     spec = ContainerSpec(
         image=o.image, cmd=o.command or None,
         entrypoint=None if o.entrypoint is None else ([o.entrypoint] if o.entrypoint else []),
@@ -122,7 +129,8 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         security_opt=o.security_opt, ulimits=[units.ulimit(u) for u in o.ulimit],
         shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
         mounts=_volumes(o.volume, o.mount, o.volumes_from, o.tmpfs), extra_hosts=o.add_host, dns=o.dns,
-        network_mode=net, stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
+        network_mode=net, ports=ports, publish_all=o.publish_all, aliases=o.network_alias, ip=o.ip,
+        mac_address=o.mac_address, stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
         restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
     if o.entrypoint is not None and o.command:
         spec.cmd = o.command
@@ -147,6 +155,10 @@ def main(ctx: Context, argv: list[str]) -> int:
 
         spawner = Spawner(ctx.root)
     try:
+        if spec.network_mode != "none":  # Docker's create-time network checks (unknown network, taken port)
+            from dockyard.network.ports import check
+
+            check(ctx.store, spec)
         c = local.create(ctx.store, spec, o.name)
     except BaseException:
         if spawner is not None:

@@ -171,6 +171,10 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         get_runtime(c.spec.runtime, RUNTIME_STATE).delete(c.id, force=True)
     except Exception:  # noqa: BLE001 - nothing of the runtime's may be left, but absence is fine
         pass
+    if c.spec.network_mode not in ("host", "none"):  # ports, veths, addresses, connected networks
+        from dockyard.network.attach import release
+
+        release(store, c, forget=True)
     remove_files(store, c)
     cs.delete(c.id)
     if volumes:  # rm -v: its anonymous volumes go too (named ones stay, as in Docker)

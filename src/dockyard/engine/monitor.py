@@ -86,7 +86,9 @@ class Spawner:
             raise DockyardError(f"container {cid[:12]}: monitor exited before creating the container")
         msg = json.loads(data)
         if "error" in msg:
-            raise DockyardError(msg["error"])
+            from dockyard.errors import exec_failure
+
+            raise exec_failure(msg["error"]) if msg.get("exec") else DockyardError(msg["error"])
         return msg  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
@@ -238,7 +240,8 @@ class Monitor:
                 from dockyard.errors import from_oserror
 
                 msg = str(from_oserror(f"cannot start container {c.id[:12]}", e))
-            self._report({"error": msg})
+            # an external runtime (runc, crun) reports a command it cannot start as a create failure
+            self._report({"error": msg, "exec": c.spec.runtime not in ("dockyard", "builtin", "")})
             try:
                 self.containers.update(self.cid, state="exited" if c.started else "created", exit_code=128,
                                        error=msg, pid=None)
@@ -280,6 +283,13 @@ class Monitor:
         except Exception:  # noqa: BLE001
             pass
         rootfs.unmount(self.store, c)
+        if c.spec.network_mode not in ("host", "none"):
+            try:
+                from dockyard.network.attach import release
+
+                release(self.store, c, forget=c.spec.auto_remove)
+            except Exception:  # noqa: BLE001 - recording the exit matters more; rm retries the release
+                pass
         with self.store.write() as db:
             db.execute("UPDATE containers SET state='exited', exit_code=?, finished=?, oom_killed=?, pid=NULL,"
                        " error=CASE WHEN error='stopping' THEN 'stopped' ELSE error END WHERE id=?",
@@ -345,11 +355,19 @@ class Monitor:
         rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
         image_config = rootfs.mount(self.store, c)
         mark("mounted")
+        net = None
         try:
             hostname = c.spec.hostname or c.id[:12]
-            rootfs.write_etc_files(self.store, c, hostname)
+            if c.spec.network_mode not in ("host", "none"):  # bridges, addresses, ports (network.attach)
+                from dockyard.network import attach
+
+                net = attach.prepare(self.store, c, image_config)
+                mark("network")
+            rootfs.write_etc_files(self.store, c, hostname, ip=net.ip if net else None)
+            if net is not None and net.endpoints:
+                attach.sync_hosts(self.store, c.id)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),
-                                   cdir=cdir, hostname=hostname)
+                                   cdir=cdir, hostname=hostname, netns=net.netns if net else None)
             atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode(), durable=False)
             mark("bundle")
             stdio, theirs = self._stdio(c)
@@ -363,9 +381,21 @@ class Monitor:
             finally:
                 for fd in theirs:
                     os.close(fd)
+            if net is not None:
+                try:
+                    net.plumb(pid)
+                except BaseException:
+                    try:
+                        rt.delete(c.id, force=True)
+                    except Exception:  # noqa: BLE001
+                        pass
+                    raise
+                mark("plumbed")
             if c.spec.tty:
                 self._take_console(c)
         except BaseException:
+            if net is not None:
+                attach.release(self.store, c)
             rootfs.unmount(self.store, c)
             raise
         self.loop.pid = pid

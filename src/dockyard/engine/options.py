@@ -132,6 +132,11 @@ class ContainerSpec(Record):
         "extra_hosts": [],          # host:ip
         "dns": [],
         "network_mode": "none",
+        "ports": [],                # -p: {"host_ip", "host_port" (0 = any free), "container_port", "proto"}
+        "publish_all": False,       # -P
+        "aliases": [],              # --network-alias
+        "ip": "",                   # --ip
+        "mac_address": "",          # --mac-address
         "stop_signal": "",
         "stop_timeout": None,
         "restart": None,            # RestartPolicy
@@ -168,6 +173,11 @@ class ContainerSpec(Record):
         extra_hosts: list[str]
         dns: list[str]
         network_mode: str
+        ports: list[dict[str, Any]]
+        publish_all: bool
+        aliases: list[str]
+        ip: str
+        mac_address: str
         stop_signal: str
         stop_timeout: int | None
         restart: RestartPolicy

@@ -1,0 +1,425 @@
+"""A container's network life: addresses and ports before it is created, veth pairs once its namespace exists,
+everything undone when it exits or is removed.
+
+The container's monitor calls, in order (``engine.monitor``):
+
+1. ``prepare(store, c, image_config)`` before the bundle is written: makes sure the bridges exist, allocates the
+   container's addresses (store transaction), reserves and publishes its ports (a socket bound on each host port,
+   held by the monitor for the container's life, plus nftables map elements) and writes the network peers into
+   its /etc/hosts. Returns an ``Attachment`` (or None for ``host``/``none``) whose ``ip`` goes into /etc/hosts and
+   whose ``netns`` (only for ``container:NAME``) goes into the spec.
+2. ``Attachment.plumb(pid)`` once the runtime has created the container (stopped before its process runs): one
+   veth pair per network, the container's end moved into ``/proc/PID/ns/net`` as ``eth0``, ``eth1``...,
+   addresses, and the default route via the first non-internal network's gateway.
+3. ``release(store, c)`` when it exits (monitor) and when it is removed (``rm``): idempotent.
+
+Name resolution (docs/decisions.md): on user-defined networks each container's /etc/hosts lists the containers
+(names, aliases, short IDs) attached to the same networks; it is rewritten in place whenever a container joins or
+leaves, so there is no DNS process that could fail. The default ``bridge`` network has no discovery, as Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.engine.containers import Container
+    from dockyard.network.store import Network
+
+from dockyard.errors import Conflict, DockyardError, InvalidArgument
+from dockyard.network.store import DEFAULT_NAME, HostLock, NetworkStore, default_bridge_name
+from dockyard.state.db import DEFAULT_ROOT, Store
+
+HOSTS_MARK = "# dockyard: containers on the same networks\n"
+
+
+def veth_name(cid: str, net: Network) -> str:
+    return f"v{cid[:7]}{net.id[:7]}"
+
+
+def uses_bridge(mode: str) -> bool:
+    return mode not in ("host", "none") and not mode.startswith("container:")
+
+
+class Attachment:
+    def __init__(self, store: Store, cid: str) -> None:
+        self.store = store
+        self.cid = cid
+        self.endpoints: list[tuple[Network, str, str]] = []  # (network, ip, veth)
+        self.netns: str | None = None
+        self.ports: list[tuple[str, int, int, str]] = []
+        self.mac = ""  # --mac-address of the first network's interface
+
+    @property
+    def ip(self) -> str | None:
+        return self.endpoints[0][1] if self.endpoints else None
+
+    def plumb(self, pid: int) -> None:
+        """Give the created container (init ``pid``) its interfaces."""
+        if not self.endpoints:
+            return
+        path = f"/proc/{pid}/ns/net"
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _plumb(self.endpoints, fd, path, first=0, mac0=self.mac)
+        finally:
+            os.close(fd)
+
+
+def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, first: int,
+           route: bool = True, mac0: str = "") -> None:
+    from dockyard.network.netlink import Netlink
+    from dockyard.network.store import mac_for
+
+    with Netlink() as nl:
+        for i, (net, ip, veth) in enumerate(endpoints):
+            nl.delete_link(veth)  # a leftover of a crashed monitor
+            master = nl.index(net.bridge)
+            mac = bytes.fromhex(((i == 0 and mac0) or mac_for(ip)).replace(":", ""))
+            nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac)
+    with Netlink(netns=nspath) as inner:
+        routed = not route
+        for i, (net, ip, _veth) in enumerate(endpoints):
+            idx = inner.index(f"eth{first + i}")
+            assert idx is not None
+            inner.set_up(idx)
+            inner.add_address(idx, ip, net.prefixlen, net.broadcast)
+            if not routed and not net.internal:
+                inner.add_route_default(idx, net.gateway)
+                routed = True
+
+
+def _networks(ns: NetworkStore, c: Container) -> list[tuple[Network, list[str], str]]:
+    """(network, aliases, requested ip) for each network the container joins: its own first, then connected."""
+    s = c.spec
+    primary = ns.get(s.network_mode)
+    out = [(primary, list(getattr(s, "aliases", []) or []), getattr(s, "ip", "") or "")]
+    for r in ns.endpoints(container_id=c.id):
+        if r["network_id"] != primary.id and r["connected"]:
+            try:
+                out.append((ns.get(r["network_id"]), json.loads(r["aliases"]), r["ip_request"]))
+            except DockyardError:
+                continue
+    return out
+
+
+def _heal_default(ns: NetworkStore, net: Network) -> Network:
+    """A private root's default network lost its bridge: its subnet may have been taken since; pick again."""
+    from dockyard.network import bridge
+    from dockyard.network.netlink import host_routes
+    from dockyard.network.store import overlaps, parse_cidr
+
+    if not net.is_default or bridge.exists(net):
+        return net
+    sn = parse_cidr(net.subnet)
+    if any(overlaps(sn, (n, bin(m).count("1"))) for n, m in host_routes()) and \
+            not ns.endpoints(network_id=net.id, active=True):
+        return ns.update_subnet(net, ns.pick_subnet(exclude={net.subnet}))
+    return net
+
+
+def prepare(store: Store, c: Container, image_config: dict[str, Any]) -> Attachment | None:
+    """Addresses, ports and /etc/hosts peers for container ``c`` (see the module's docstring)."""
+    mode = c.spec.network_mode
+    if mode in ("host", "none"):
+        return None
+    att = Attachment(store, c.id)
+    att.mac = getattr(c.spec, "mac_address", "") or ""
+    if mode.startswith("container:"):
+        from dockyard.engine.containers import ContainerStore
+
+        other = ContainerStore(store).get(mode.partition(":")[2])
+        if other.state != "running" or not other.pid:
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        att.netns = f"/proc/{other.pid}/ns/net"
+        return att
+    from dockyard.network import bridge
+
+    ns = NetworkStore(store)
+    ns.default()  # outside the host lock: creating the row takes it
+    nets = _networks(ns, c)
+    try:
+        with HostLock():
+            for i, (net, aliases, ip_req) in enumerate(nets):
+                net = _heal_default(ns, net)
+                bridge.ensure(net)
+                ip = ns.allocate(net, c.id, aliases, ip_req, veth=veth_name(c.id, net))
+                att.endpoints.append((net, ip, veth_name(c.id, net)))
+        _publish(att, c, image_config)
+        sync_hosts(store, c.id, *_peers_of(store, c.id))
+    except BaseException:
+        release(store, c)
+        raise
+    return att
+
+
+# ---- published ports ----------------------------------------------------------------------------------------------
+def _wanted_ports(c: Container, image_config: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+    out = [(p.get("host_ip", ""), int(p.get("host_port") or 0), int(p["container_port"]), p.get("proto", "tcp"))
+           for p in getattr(c.spec, "ports", []) or []]
+    if getattr(c.spec, "publish_all", False):
+        have = {(cp, pr) for _, _, cp, pr in out}
+        for key in image_config.get("ExposedPorts") or {}:
+            port, _, proto = key.partition("/")
+            if port.isdigit() and (int(port), proto or "tcp") not in have:
+                out.append(("", 0, int(port), proto or "tcp"))
+    return out
+
+
+def reserve(host_ip: str, port: int, proto: str) -> socket.socket:
+    """Bind (not listen) the host port, so that nobody else on the host can take it; raises Docker's error."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    try:
+        s.bind((host_ip or "0.0.0.0", port))
+    except OSError as e:
+        s.close()
+        if e.errno == 98:  # EADDRINUSE
+            raise Conflict(f"Bind for {host_ip or '0.0.0.0'}:{port} failed: port is already allocated") from None
+        if e.errno == 99:  # EADDRNOTAVAIL
+            raise InvalidArgument(f"listen {proto} {host_ip}:{port}: bind: cannot assign requested address") \
+                from None
+        raise
+    return s
+
+
+def _publish(att: Attachment, c: Container, image_config: dict[str, Any]) -> None:
+    from dockyard.network import firewall
+
+    wanted = _wanted_ports(c, image_config)
+    if not wanted:
+        return
+    net, ip, _ = att.endpoints[0]
+    socks = []
+    try:
+        for host_ip, hport, cport, proto in wanted:
+            s = reserve(host_ip, hport, proto)
+            socks.append(s)
+            att.ports.append((host_ip, s.getsockname()[1], cport, proto))
+        NetworkStore(att.store).add_ports(c.id, net.id, att.ports)
+        firewall.publish(net, [(h, hp, ip, cp, pr) for h, hp, cp, pr in att.ports])
+        _enable_forwarding()
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    for s in socks:  # held by the monitor (across its exec into the slim loop) until release()
+        s.set_inheritable(True)
+        s.detach()
+
+
+def _enable_forwarding() -> None:
+    from dockyard.network.bridge import _sysctl
+
+    _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+
+
+def _close_reservations(ports: list[tuple[int, str]]) -> None:
+    """Close this process's sockets bound to the given (port, proto): the monitor's reservations."""
+    want = set(ports)
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    for name in fds:
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            s = socket.socket(fileno=fd)
+        except OSError:
+            continue
+        try:
+            if s.family == socket.AF_INET:
+                proto = "tcp" if s.type == socket.SOCK_STREAM else "udp"
+                if (s.getsockname()[1], proto) in want:
+                    s.close()
+                    continue
+        except OSError:
+            pass
+        s.detach()
+
+
+# ---- release ------------------------------------------------------------------------------------------------------
+def release(store: Store, c: Container, forget: bool = False) -> None:
+    """Undo ``prepare``/``plumb``: ports, veths, addresses; ``forget`` (rm) also drops ``connect``ed endpoints."""
+    from dockyard.network import firewall
+    from dockyard.network.netlink import Netlink
+
+    ns = NetworkStore(store)
+    ports = ns.ports(c.id)
+    eps = ns.endpoints(container_id=c.id)
+    if not ports and not eps:
+        return
+    nets: dict[str, Network] = {}
+    for r in eps:
+        try:
+            nets[r["network_id"]] = ns.get(r["network_id"])
+        except DockyardError:
+            pass
+    if ports:
+        by_net: dict[str, list[tuple[str, int, str, int, str]]] = {}
+        for p in ports:
+            by_net.setdefault(p["network_id"], []).append((p["host_ip"], p["host_port"], "0.0.0.0",
+                                                           p["container_port"], p["proto"]))
+        for nid, items in by_net.items():
+            if nid in nets:
+                firewall.unpublish(nets[nid], items)
+        _close_reservations([(p["host_port"], p["proto"]) for p in ports])
+        ns.remove_ports(c.id)
+    active = [r for r in eps if r["ip"] is not None]
+    if active:
+        with Netlink() as nl:
+            for r in active:
+                if r["veth"]:
+                    nl.delete_link(r["veth"])
+    peers = _peers_of(store, c.id)
+    ns.release(c.id, forget=forget)
+    sync_hosts(store, *peers)
+    _drop_unused_default(store, ns, [nets[r["network_id"]] for r in active if r["network_id"] in nets])
+
+
+def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) -> None:
+    """A private root's default bridge goes away with its last container (the default root keeps dockyard0)."""
+    if os.path.abspath(store.root) == DEFAULT_ROOT:
+        return
+    for net in nets:
+        if net.is_default and net.bridge == default_bridge_name(store.root):
+            from dockyard.network import bridge
+
+            with HostLock():
+                if not ns.endpoints(network_id=net.id, active=True):
+                    bridge.remove(net)
+
+
+# ---- live connect / disconnect ------------------------------------------------------------------------------------
+def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: str) -> None:
+    """``network connect``: remembered for a stopped container, plumbed at once into a running one."""
+    from dockyard.network import bridge
+
+    ns = NetworkStore(store)
+    mode = c.spec.network_mode
+    if not uses_bridge(mode):
+        raise Conflict(f"container cannot be disconnected from host network or connected to host network"
+                       if mode == "host" else f"Container cannot be connected to network endpoints when using "
+                       f"network mode {mode}")
+    if net.id == ns.get(mode).id or any(r["network_id"] == net.id for r in ns.endpoints(container_id=c.id)):
+        raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+    if (aliases or ip) and net.is_default:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
+                              if aliases else "user specified IP address is supported on user defined networks only")
+    if c.state != "running" or not c.pid:
+        ns.configure(net, c.id, aliases, ip)
+        return
+    veth = veth_name(c.id, net)
+    with HostLock():
+        bridge.ensure(net)
+        addr = ns.allocate(net, c.id, aliases, ip, connected=True, veth=veth)
+    try:
+        path = f"/proc/{c.pid}/ns/net"
+        used = _ifnames(path)
+        n = 0
+        while f"eth{n}" in used:
+            n += 1
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            has_default = _has_default_route(path)
+            _plumb([(net, addr, veth)], fd, path, first=n, route=not has_default)
+        finally:
+            os.close(fd)
+        sync_hosts(store, c.id, *_peers_of(store, c.id))
+    except BaseException:
+        ns.release(c.id, net.id, forget=True)
+        raise
+
+
+def disconnect(store: Store, c: Container, net: Network, force: bool = False) -> None:
+    from dockyard.network.netlink import Netlink
+
+    ns = NetworkStore(store)
+    rows = [r for r in ns.endpoints(container_id=c.id) if r["network_id"] == net.id]
+    primary = c.spec.network_mode if uses_bridge(c.spec.network_mode) else ""
+    if not rows and not (primary and ns.get(primary).id == net.id):
+        raise Conflict(f"container {c.id} is not connected to network {net.name}")
+    if primary and ns.get(primary).id == net.id:
+        raise Conflict(f"container {c.name} cannot be disconnected from its own network {net.name}: "
+                       "start it on another network instead")
+    peers = _peers_of(store, c.id)
+    if rows and rows[0]["veth"]:
+        with Netlink() as nl:
+            nl.delete_link(rows[0]["veth"])
+    ns.release(c.id, net.id, forget=True)
+    sync_hosts(store, c.id, *peers)
+
+
+def _ifnames(nspath: str) -> set[str]:
+    from dockyard.network.netlink import Netlink
+
+    with Netlink(netns=nspath) as nl:
+        return {name for _, name in nl.links()}
+
+
+def _has_default_route(nspath: str) -> bool:
+    from dockyard.runtime import syscalls
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(nspath, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(fd, syscalls.CLONE_NEWNET)
+        try:
+            with open("/proc/thread-self/net/route") as f:
+                return any(ln.split()[1:2] == ["00000000"] and ln.split()[7] == "00000000" for ln in list(f)[1:])
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+        os.close(home)
+
+
+# ---- /etc/hosts peers ---------------------------------------------------------------------------------------------
+def _peers_of(store: Store, cid: str) -> list[str]:
+    """Containers sharing a user-defined network with ``cid`` (whose /etc/hosts mention it)."""
+    rows = store.query(
+        "SELECT DISTINCT o.container_id FROM endpoints e JOIN endpoints o ON o.network_id=e.network_id"
+        " JOIN networks n ON n.id=e.network_id WHERE e.container_id=? AND o.container_id!=? AND n.name!=?"
+        " AND o.ip IS NOT NULL", (cid, cid, DEFAULT_NAME))
+    return [r[0] for r in rows]
+
+
+def hosts_lines(store: Store, cid: str) -> str:
+    rows = store.query(
+        "SELECT o.ip, o.aliases, c.name, c.id FROM endpoints e JOIN endpoints o ON o.network_id=e.network_id"
+        " JOIN networks n ON n.id=e.network_id JOIN containers c ON c.id=o.container_id"
+        " WHERE e.container_id=? AND e.ip IS NOT NULL AND o.ip IS NOT NULL AND n.name!=?"
+        " ORDER BY n.created, o.ip", (cid, DEFAULT_NAME))
+    out = []
+    seen = set()
+    for r in rows:
+        names = [r["name"], *json.loads(r["aliases"]), r["id"][:12]]
+        line = f"{r['ip']}\t{' '.join(dict.fromkeys(names))}\n"
+        if line not in seen:
+            seen.add(line)
+            out.append(line)
+    return "".join(out)
+
+
+def sync_hosts(store: Store, *cids: str) -> None:
+    """Rewrite (in place: the file is bind-mounted) the peers section of each container's /etc/hosts."""
+    import fcntl
+
+    for cid in dict.fromkeys(cids):
+        path = store.path("containers", cid, "hosts")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        with os.fdopen(fd, "r+") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            base = f.read().split(HOSTS_MARK, 1)[0]
+            lines = hosts_lines(store, cid)
+            f.seek(0)
+            f.write(base + (HOSTS_MARK + lines if lines else ""))
+            f.truncate()

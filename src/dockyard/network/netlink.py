@@ -1,0 +1,255 @@
+"""Just enough rtnetlink for bridges, veth pairs, addresses and routes: raw ``AF_NETLINK`` sockets, no library.
+
+Vocabulary: a *link* is a network interface (``ip link``), known by name or by index; each network namespace has
+its own links. ``Netlink()`` talks to the caller's namespace; ``Netlink(netns=path)`` opens its socket inside
+another namespace (a socket stays bound to the namespace it was created in), so one process can configure a
+container's ``eth0`` without forking or spawning ``ip``.
+
+Example: a bridge, and a veth pair whose peer becomes ``eth0`` of a container::
+
+    nl = Netlink()
+    nl.create_bridge("dockyard0", group=0x6479)
+    nl.add_address(nl.index("dockyard0"), "172.17.0.1", 16)
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    nl.create_veth("vethabc", "eth0", peer_netns_fd=fd, master=nl.index("dockyard0"), mac=b"\\x02\\x42...")
+    inner = Netlink(netns=f"/proc/{pid}/ns/net")
+    inner.add_address(inner.index("eth0"), "172.17.0.2", 16)
+    inner.add_route_default(inner.index("eth0"), "172.17.0.1")
+
+Importing ``pyroute2`` costs more than a whole ``dockyard run`` (see docs/decisions.md), hence this module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+NETLINK_ROUTE = 0
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x100, 0x200, 0x400
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_DELADDR = 20, 21
+RTM_NEWROUTE = 24
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO = 1, 3, 4, 10, 18
+IFLA_GROUP, IFLA_NET_NS_FD = 27, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+VETH_INFO_PEER = 1
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
+IFF_UP = 1
+AF_INET = 2
+
+_HDR = struct.Struct("=IHHII")
+_IFINFO = struct.Struct("=BxHiII")
+
+
+def _attr(kind: int, data: bytes) -> bytes:
+    n = 4 + len(data)
+    return struct.pack("=HH", n, kind) + data + b"\0" * ((4 - n % 4) % 4)
+
+
+def _str(kind: int, s: str) -> bytes:
+    return _attr(kind, s.encode() + b"\0")
+
+
+def _u32(kind: int, v: int) -> bytes:
+    return _attr(kind, struct.pack("=I", v))
+
+
+def _ifinfo(index: int = 0, flags: int = 0, change: int = 0) -> bytes:
+    return _IFINFO.pack(0, 0, index, flags, change)
+
+
+def _attrs(data: bytes) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    i = 0
+    while i + 4 <= len(data):
+        n, kind = struct.unpack_from("=HH", data, i)
+        if n < 4:
+            break
+        out[kind & 0x3FFF] = data[i + 4:i + n]
+        i += (n + 3) & ~3
+    return out
+
+
+class NetlinkError(OSError):
+    pass
+
+
+class Netlink:
+    """An rtnetlink socket in the caller's network namespace, or in the one at ``netns`` (a path)."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        if netns is None:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        else:
+            self.sock = _socket_in(netns)
+        self.sock.bind((0, 0))
+        self.seq = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, kind: int, flags: int, body: bytes, dump: bool = False) -> list[tuple[int, bytes]]:
+        """Send one message; return the replies (type, payload). Raises NetlinkError for a negative ack."""
+        self.seq += 1
+        seq = self.seq
+        msg = _HDR.pack(_HDR.size + len(body), kind, NLM_F_REQUEST | NLM_F_ACK | flags, seq, 0) + body
+        self.sock.sendto(msg, (0, 0))
+        out: list[tuple[int, bytes]] = []
+        while True:
+            data = self.sock.recv(65536)
+            i = 0
+            while i + _HDR.size <= len(data):
+                n, t, _f, s, _p = _HDR.unpack_from(data, i)
+                payload = data[i + _HDR.size:i + n]
+                i += (n + 3) & ~3
+                if s != seq:
+                    continue
+                if t == NLMSG_ERROR:
+                    (err,) = struct.unpack_from("=i", payload)
+                    if err:
+                        raise NetlinkError(-err, os.strerror(-err))
+                    return out
+                if t == NLMSG_DONE:
+                    return out
+                out.append((t, payload))
+            if not dump and out:
+                return out
+
+    # ---- links ----------------------------------------------------------------------------------------------
+    def index(self, name: str) -> int | None:
+        """The index of link ``name``, or None when there is no such link."""
+        try:
+            r = self.request(RTM_GETLINK, 0, _ifinfo() + _str(IFLA_IFNAME, name))
+        except NetlinkError as e:
+            if e.errno in (19, 2):  # ENODEV, ENOENT
+                return None
+            raise
+        for t, payload in r:
+            if t == RTM_NEWLINK:
+                return int(_IFINFO.unpack_from(payload)[2])
+        return None
+
+    def links(self) -> list[tuple[int, str]]:
+        """(index, name) of every link."""
+        out = []
+        for t, payload in self.request(RTM_GETLINK, 0x300, _ifinfo(), dump=True):  # NLM_F_DUMP
+            if t == RTM_NEWLINK:
+                a = _attrs(payload[_IFINFO.size:])
+                out.append((int(_IFINFO.unpack_from(payload)[2]), a.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()))
+        return out
+
+    def create_bridge(self, name: str, group: int = 0, mtu: int = 0) -> int:
+        body = _ifinfo(0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND,
+                                                                                             "bridge"))
+        if group:
+            body += _u32(IFLA_GROUP, group)
+        if mtu:
+            body += _u32(IFLA_MTU, mtu)
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+        idx = self.index(name)
+        assert idx is not None
+        return idx
+
+    def create_veth(self, name: str, peer: str, *, peer_netns_fd: int | None = None, master: int | None = None,
+                    mac: bytes | None = None, mtu: int = 0) -> None:
+        """A veth pair: ``name`` here, up (enslaved to ``master``); ``peer`` in the given namespace, down (the kernel
+        refuses to open a peer before the pair exists: bring it up with ``set_up`` from its namespace)."""
+        peer_body = _ifinfo() + _str(IFLA_IFNAME, peer)
+        if peer_netns_fd is not None:
+            peer_body += _u32(IFLA_NET_NS_FD, peer_netns_fd)
+        if mac:
+            peer_body += _attr(IFLA_ADDRESS, mac)
+        if mtu:
+            peer_body += _u32(IFLA_MTU, mtu)
+        info = _str(IFLA_INFO_KIND, "veth") + _attr(IFLA_INFO_DATA, _attr(VETH_INFO_PEER, peer_body))
+        body = _ifinfo(0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, info)
+        if master:
+            body += _u32(IFLA_MASTER, master)
+        if mtu:
+            body += _u32(IFLA_MTU, mtu)
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def delete_link(self, name: str) -> bool:
+        """Delete link ``name`` (a veth takes its peer with it). False when it did not exist."""
+        try:
+            self.request(RTM_DELLINK, 0, _ifinfo() + _str(IFLA_IFNAME, name))
+            return True
+        except NetlinkError as e:
+            if e.errno in (19, 2):
+                return False
+            raise
+
+    def set_up(self, index: int) -> None:
+        self.request(RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP))
+
+    # ---- addresses and routes --------------------------------------------------------------------------------
+    def add_address(self, index: int, ip: str, prefixlen: int, broadcast: str | None = None) -> None:
+        raw = socket.inet_aton(ip)
+        body = struct.pack("=BBBBI", AF_INET, prefixlen, 0, 0, index) + _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS,
+                                                                                                   raw)
+        if broadcast:
+            body += _attr(IFA_BROADCAST, socket.inet_aton(broadcast))
+        try:
+            self.request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, body)
+        except NetlinkError as e:
+            if e.errno != 17:  # EEXIST: already there
+                raise
+
+    def del_address(self, index: int, ip: str, prefixlen: int) -> None:
+        raw = socket.inet_aton(ip)
+        body = struct.pack("=BBBBI", AF_INET, prefixlen, 0, 0, index) + _attr(IFA_LOCAL, raw)
+        try:
+            self.request(RTM_DELADDR, 0, body)
+        except NetlinkError as e:
+            if e.errno not in (99, 19, 2):  # EADDRNOTAVAIL, ENODEV
+                raise
+
+    def add_route_default(self, index: int, gateway: str) -> None:
+        # rtmsg: family, dst_len, src_len, tos, table main, proto boot, scope universe, type unicast; flags
+        body = struct.pack("=BBBBBBBBI", AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
+        body += _attr(RTA_GATEWAY, socket.inet_aton(gateway)) + _u32(RTA_OIF, index)
+        self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def _socket_in(netns: str) -> socket.socket:
+    """A netlink socket created inside the network namespace at ``netns`` (this thread returns home after)."""
+    from dockyard.runtime import syscalls
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        syscalls.setns(target, syscalls.CLONE_NEWNET)
+        try:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    finally:
+        os.close(home)
+        os.close(target)
+
+
+def host_routes() -> list[tuple[int, int]]:
+    """(network, mask) as integers of every IPv4 route of the caller's namespace (``/proc/net/route``)."""
+    out = []
+    try:
+        with open("/proc/net/route") as f:
+            next(f)
+            for ln in f:
+                p = ln.split()
+                if len(p) >= 8:
+                    mask = int.from_bytes(bytes.fromhex(p[7])[::-1], "big")
+                    if mask:  # the default route covers everything; it is not a network in use
+                        out.append((int.from_bytes(bytes.fromhex(p[1])[::-1], "big"), mask))
+    except OSError:
+        pass
+    return out
