@@ -56,6 +56,28 @@ class SystemFailure(DockyardError):
     """The kernel or an external tool refused an operation; the message says which and why."""
 
 
+class CannotExecute(DockyardError):
+    """The container's command exists but cannot be executed (Docker's exit status 126)."""
+
+    exit_code = 126
+
+
+class CommandNotFound(DockyardError):
+    """The container's command does not exist (Docker's exit status 127)."""
+
+    exit_code = 127
+
+
+def exec_failure(message: str) -> DockyardError:
+    """The error class for a runtime's message about starting the container's command."""
+    low = message.lower()
+    if "executable file" in low and "not found" in low:
+        return CommandNotFound(message)
+    if ("exec" in low and "permission denied" in low) or "exec format error" in low:
+        return CannotExecute(message)
+    return DockyardError(message)
+
+
 class NotImplementedYet(DockyardError):
     """A documented Docker feature dockyard does not have yet."""
 

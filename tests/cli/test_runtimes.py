@@ -44,3 +44,10 @@ def test_memory_limit(dy, busybox, runtime):
              "dd if=/dev/zero of=/dev/null bs=200M count=1", check=True).stdout.strip()
     assert dy("wait", cid).stdout.strip() == "137"
     dy("rm", cid, check=True)
+
+
+def test_commands_that_cannot_start_exit_126_and_127(dy, busybox, runtime):
+    p = dy("run", "--rm", "--runtime", runtime, "busybox", "no-such-command")
+    assert p.returncode == 127 and "not found" in p.stderr
+    p = dy("run", "--rm", "--runtime", runtime, "busybox", "/etc/passwd")
+    assert p.returncode == 126, p.stderr
