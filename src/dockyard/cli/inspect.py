@@ -37,6 +37,18 @@ def _mounts(store: Any, s: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _network_settings(store: Any, c: Any, image_cfg: dict[str, Any]) -> dict[str, Any]:
+    from dockyard.network.report import settings
+
+    return settings(store, c, image_cfg)
+
+
+def _port_bindings(c: Any) -> dict[str, Any]:
+    from dockyard.network.report import port_bindings
+
+    return port_bindings(c)
+
+
 def container_json(store: Any, c: Any) -> dict[str, Any]:
     s = c.spec
     cdir = c.dir(store)
@@ -83,6 +95,7 @@ def container_json(store: Any, c: Any) -> dict[str, Any]:
                       if m.type == "bind"] or None,
             "LogConfig": {"Type": "json-file", "Config": {}},
             "NetworkMode": s.network_mode,
+            "PortBindings": _port_bindings(c), "PublishAllPorts": s.publish_all,
             "RestartPolicy": {"Name": s.restart.name, "MaximumRetryCount": s.restart.maximum_retry_count},
             "AutoRemove": s.auto_remove,
             "CapAdd": s.cap_add or None, "CapDrop": s.cap_drop or None,
@@ -111,8 +124,7 @@ def container_json(store: Any, c: Any) -> dict[str, Any]:
                if (s.stop_signal or image_cfg.get("StopSignal")) else {}),
             **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
         },
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "IPAddress": "", "Gateway": "",
-                            "MacAddress": "", "Networks": {s.network_mode: {"IPAddress": "", "Gateway": ""}}},
+        "NetworkSettings": _network_settings(store, c, image_cfg),
     }
 
 

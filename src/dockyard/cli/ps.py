@@ -73,6 +73,14 @@ def _matches(c: Any, filters: list[tuple[str, str]]) -> bool:
     return True
 
 
+def _ports(store: Any, c: Any) -> str:
+    if not c.running or not c.config.get("ports") and not c.config.get("publish_all"):
+        return ""  # nothing published: no query, no network import
+    from dockyard.network.report import ps_ports
+
+    return ps_ports(store, c)
+
+
 def main(ctx: Context, argv: list[str]) -> int:
     p = Parser("ps", "[OPTIONS]")
     p.add_argument("-a", "--all", action="store_true")
@@ -108,7 +116,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         rows.append(Row(
             ID=c.id[:12] if trunc else c.id, Image=c.image_ref, Command=_quote_cmd(args, trunc),
             RunningFor=human_duration(now - c.created) + " ago", CreatedAt=go_time_string(c.created),
-            Status=status_text(c, now), State=c.state, Ports="", Names=c.name, Size="0B",
+            Status=status_text(c, now), State=c.state, Ports=_ports(ctx.store, c), Names=c.name, Size="0B",
             Labels=",".join(f"{k}={v}" for k, v in c.labels.items()), Mounts="",
             Networks=c.config.get("network_mode", ""),
             LocalVolumes="0"))
