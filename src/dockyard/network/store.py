@@ -36,7 +36,7 @@ LOCK = "/run/dockyard/network.lock"
 
 def ip2int(ip: str) -> int:
     try:
-        return int(struct.unpack("!I", socket.inet_aton(ip))[0])
+        return int(struct.unpack("!I", socket.inet_pton(socket.AF_INET, ip))[0])
     except OSError:
         raise InvalidArgument(f"invalid IP address: {ip}") from None
 
