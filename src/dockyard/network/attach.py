@@ -244,16 +244,19 @@ def _close_reservations(ports: list[tuple[int, str]]) -> None:
 
 
 # ---- release ------------------------------------------------------------------------------------------------------
-def release(store: Store, c: Container, forget: bool = False) -> None:
-    """Undo ``prepare``/``plumb``: ports, veths, addresses; ``forget`` (rm) also drops ``connect``ed endpoints."""
+def release(store: Store, c: Container, forget: bool = False, defer: bool = False) -> list[str]:
+    """Undo ``prepare``/``plumb``: ports, veths, addresses; ``forget`` (rm) also drops ``connect``ed endpoints.
+
+    Deleting a veth costs the kernel ~20 ms (an RCU grace period). With ``defer`` the veths are not deleted but
+    returned, for the monitor to delete after it has told its client the exit status (they also vanish with the
+    container's network namespace)."""
     from dockyard.network import firewall
-    from dockyard.network.netlink import Netlink
 
     ns = NetworkStore(store)
     ports = ns.ports(c.id)
     eps = ns.endpoints(container_id=c.id)
     if not ports and not eps:
-        return
+        return []
     nets: dict[str, Network] = {}
     for r in eps:
         try:
@@ -271,15 +274,26 @@ def release(store: Store, c: Container, forget: bool = False) -> None:
         _close_reservations([(p["host_port"], p["proto"]) for p in ports])
         ns.remove_ports(c.id)
     active = [r for r in eps if r["ip"] is not None]
-    if active:
-        with Netlink() as nl:
-            for r in active:
-                if r["veth"]:
-                    nl.delete_link(r["veth"])
+    veths = [r["veth"] for r in active if r["veth"]]
+    if not defer:
+        delete_links(veths)
     peers = _peers_of(store, c.id)
     ns.release(c.id, forget=forget)
     sync_hosts(store, *peers)
     _drop_unused_default(store, ns, [nets[r["network_id"]] for r in active if r["network_id"] in nets])
+    return veths if defer else []
+
+
+def delete_links(names: list[str]) -> None:
+    """Delete the host ends of veth pairs (gone already when the container's namespace went first)."""
+    if not names:
+        return
+    from dockyard.network.netlink import Netlink
+
+    with Netlink() as nl:
+        for name in names:
+            if os.path.exists(f"/sys/class/net/{name}"):
+                nl.delete_link(name)
 
 
 def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) -> None:
