@@ -317,7 +317,7 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
     ns = NetworkStore(store)
     mode = c.spec.network_mode
     if not uses_bridge(mode):
-        raise Conflict(f"container cannot be disconnected from host network or connected to host network"
+        raise Conflict("container cannot be disconnected from host network or connected to host network"
                        if mode == "host" else f"Container cannot be connected to network endpoints when using "
                        f"network mode {mode}")
     if net.id == ns.get(mode).id or any(r["network_id"] == net.id for r in ns.endpoints(container_id=c.id)):

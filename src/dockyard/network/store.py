@@ -196,7 +196,7 @@ class NetworkStore:
                 sn = parse_cidr(subnet)
                 for r in self.store.query("SELECT name, subnet FROM networks"):
                     if overlaps(sn, parse_cidr(r["subnet"])):
-                        raise Conflict(f"invalid pool request: Pool overlaps with other one on this address space")
+                        raise Conflict("invalid pool request: Pool overlaps with other one on this address space")
             else:
                 if gateway or ip_range:
                     raise InvalidArgument("no matching subnet for " + ("gateway " + gateway if gateway else
