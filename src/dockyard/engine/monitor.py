@@ -371,7 +371,8 @@ class Monitor:
 
                 net = attach.prepare(self.store, c, image_config)
                 mark("network")
-            rootfs.write_etc_files(self.store, c, hostname, ip=net.ip if net else None)
+            rootfs.write_etc_files(self.store, c, hostname, ip=net.ip if net else None,
+                                   nameserver=net.nameserver if net else None)
             if net is not None and net.endpoints:
                 attach.sync_hosts(self.store, c.id)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),

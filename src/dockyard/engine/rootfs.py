@@ -85,7 +85,7 @@ def unmount_root(cdir: str) -> None:
             break
 
 
-def _host_resolv(dns: list[str]) -> str:
+def _host_resolv(dns: list[str], nameserver: str | None = None) -> str:
     try:
         with open("/etc/resolv.conf") as f:
             lines = f.read().splitlines()
@@ -100,6 +100,8 @@ def _host_resolv(dns: list[str]) -> str:
                 servers.append(parts[1])
         elif ln.strip() and not ln.startswith("#"):
             keep.append(ln)
+    if nameserver:  # a user-defined network's embedded DNS server (network.dns), as Docker's 127.0.0.11
+        return f"nameserver {nameserver}\n" + "".join(ln + "\n" for ln in keep) + "options ndots:0\n"
     if dns:
         servers = dns
     if not servers:
@@ -107,11 +109,13 @@ def _host_resolv(dns: list[str]) -> str:
     return "".join(f"nameserver {s}\n" for s in servers) + "".join(ln + "\n" for ln in keep)
 
 
-def write_etc_files(store: Store, c: Container, hostname: str, ip: str | None = None) -> None:
-    write_etc(c.dir(store), hostname, c.spec.extra_hosts, c.spec.dns, ip)
+def write_etc_files(store: Store, c: Container, hostname: str, ip: str | None = None,
+                    nameserver: str | None = None) -> None:
+    write_etc(c.dir(store), hostname, c.spec.extra_hosts, c.spec.dns, ip, nameserver)
 
 
-def write_etc(cdir: str, hostname: str, extra_hosts: list[str], dns: list[str], ip: str | None = None) -> None:
+def write_etc(cdir: str, hostname: str, extra_hosts: list[str], dns: list[str], ip: str | None = None,
+              nameserver: str | None = None) -> None:
     """The /etc/hosts, /etc/hostname and /etc/resolv.conf Docker bind-mounts into every container."""
     from dockyard.fsutil import atomic_write
 
@@ -124,4 +128,4 @@ def write_etc(cdir: str, hostname: str, extra_hosts: list[str], dns: list[str], 
         hosts += f"{ip}\t{hostname}\n"
     atomic_write(os.path.join(cdir, "hosts"), hosts.encode(), durable=False)
     atomic_write(os.path.join(cdir, "hostname"), (hostname + "\n").encode(), durable=False)
-    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(dns).encode(), durable=False)
+    atomic_write(os.path.join(cdir, "resolv.conf"), _host_resolv(dns, nameserver).encode(), durable=False)

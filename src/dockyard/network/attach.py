@@ -15,7 +15,9 @@ The container's monitor calls, in order (``engine.monitor``):
 
 Name resolution (docs/decisions.md): on user-defined networks each container's /etc/hosts lists the containers
 (names, aliases, short IDs) attached to the same networks; it is rewritten in place whenever a container joins or
-leaves, so there is no DNS process that could fail. The default ``bridge`` network has no discovery, as Docker.
+leaves. Each user-defined network also has an embedded DNS server (``network.dns``) on its gateway, started here on
+demand (``prepare``/``connect``) and named in resolv.conf (``Attachment.nameserver``); when it is down, /etc/hosts
+still resolves the peers. The default ``bridge`` network has no discovery, as Docker.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Attachment:
         self.netns: str | None = None
         self.ports: list[tuple[str, int, int, str]] = []
         self.mac = ""  # --mac-address of the first network's interface
+        self.nameserver: str | None = None  # the embedded DNS server for resolv.conf (user-defined networks)
 
     @property
     def ip(self) -> str | None:
@@ -149,6 +152,9 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any]) -> Attachm
                 bridge.ensure(net)
                 ip = ns.allocate(net, c.id, aliases, ip_req, veth=veth_name(c.id, net))
                 att.endpoints.append((net, ip, veth_name(c.id, net)))
+        _start_dns(store, [net for net, _, _ in att.endpoints])
+        if not (getattr(c.spec, "dns", None) or []):
+            att.nameserver = next((net.gateway for net, _, _ in att.endpoints if not net.is_default), None)
         _publish(att, c, image_config)
         sync_hosts(store, c.id, *_peers_of(store, c.id))
     except BaseException:
@@ -345,6 +351,7 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
         finally:
             os.close(fd)
         sync_hosts(store, c.id, *_peers_of(store, c.id))
+        _start_dns(store, [net])
     except BaseException:
         ns.release(c.id, net.id, forget=True)
         raise
@@ -391,6 +398,21 @@ def _has_default_route(nspath: str) -> bool:
     finally:
         os.close(fd)
         os.close(home)
+
+
+# ---- embedded DNS ------------------------------------------------------------------------------------------------
+def _start_dns(store: Store, nets: list[Network]) -> None:
+    """Make sure each user-defined network's DNS server runs (``network.dns``); failures are not fatal."""
+    nets = [n for n in nets if not n.is_default]
+    if not nets:
+        return
+    from dockyard.network import dns
+
+    for net in nets:
+        try:
+            dns.ensure(store.root, net.id)
+        except OSError:
+            pass  # /etc/hosts still names the peers
 
 
 # ---- /etc/hosts peers ---------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ anybody else's rules and removing a network removes every rule it had. In it:
 - ``forward`` (filter): isolation. Every dockyard bridge carries interface group ``GROUP``; a packet routed into
   this bridge from another dockyard bridge is dropped (unless it is a published port's DNAT). ``--internal`` drops
   whatever would leave or enter the bridge from outside.
+- ``input`` (filter, user-defined networks): DNS packets for the gateway's port 53 (the network's embedded DNS
+  server, ``network.dns``) coming from another interface are dropped.
 
 nftables tables are independent of iptables (nft or legacy backend): the host's own iptables rules are untouched.
 """
@@ -57,6 +59,9 @@ def install(net: Network) -> None:
     dnat = ["fib daddr type local dnat to meta l4proto . th dport map @ports",
             "fib daddr type local dnat to ip daddr . meta l4proto . th dport map @ports_ip"]
     nl = "\n    "
+    dns = "" if net.is_default else (  # the embedded DNS server (network.dns) answers only its own bridge
+        f"  chain input {{ type filter hook input priority filter; policy accept;\n"
+        f'    ip daddr {net.gateway} meta l4proto {{ udp, tcp }} th dport 53 iifname != "{br}" drop\n  }}\n')
     script = f"""add table ip {t}
 delete table ip {t}
 table ip {t} {{
@@ -74,7 +79,7 @@ table ip {t} {{
   chain forward {{ type filter hook forward priority filter; policy accept;
     {nl.join(fwd)}
   }}
-}}
+{dns}}}
 """
     _nft(script)
 

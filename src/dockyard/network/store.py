@@ -254,6 +254,9 @@ class NetworkStore:
             with self.store.write() as cur:
                 cur.execute("DELETE FROM endpoints WHERE network_id=?", (net.id,))
                 cur.execute("DELETE FROM networks WHERE id=?", (net.id,))
+            from dockyard.network import dns
+
+            dns.stop(self.store.root, net.id)  # its embedded DNS server (it would leave by itself soon)
             kbridge.remove(net)
 
     def update_subnet(self, net: Network, subnet: str) -> Network:
