@@ -92,17 +92,18 @@ def _spawn(root: str, net_id: str, lockfd: int, upstream: str, sockfd: int) -> N
         try:
             os.setsid()
             if os.fork() == 0:
-                null = os.open(os.devnull, os.O_RDWR)
-                log = os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-                os.dup2(null, 0)
-                os.dup2(null, 1)
-                os.dup2(log, 2)
-                os.dup2(lockfd, 3)  # the lock travels with the open file description
-                if sockfd >= 0:
-                    os.dup2(sockfd, 4)
-                    os.closerange(5, 1 << 16)
-                else:
-                    os.closerange(4, 1 << 16)
+                import fcntl
+
+                # out of the way first: the descriptors may be any of 0-4
+                lock = fcntl.fcntl(lockfd, fcntl.F_DUPFD_CLOEXEC, 100)
+                sock = fcntl.fcntl(sockfd, fcntl.F_DUPFD_CLOEXEC, 100) if sockfd >= 0 else -1
+                null = fcntl.fcntl(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC), fcntl.F_DUPFD_CLOEXEC, 100)
+                log = fcntl.fcntl(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
+                                  fcntl.F_DUPFD_CLOEXEC, 100)
+                for fd, target in ((null, 0), (null, 1), (log, 2), (lock, 3), (sock, 4)):
+                    if fd >= 0:
+                        os.dup2(fd, target)  # inheritable; the lock travels with the open file description
+                os.closerange(5 if sock >= 0 else 4, 1 << 16)
                 os.chdir("/")
                 os.execv(sys.executable, argv)
         finally:
