@@ -61,6 +61,7 @@ def spawn(prepare: Callable[[], None], body: Callable[[int], None], final: str) 
             os._exit(0)
     os.close(w)
     pid: int | None = None
+    done = False
     buf = b""
     try:
         while True:
@@ -71,12 +72,15 @@ def spawn(prepare: Callable[[], None], body: Callable[[int], None], final: str) 
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 text = line.decode(errors="replace")
+                # the body may report `final` before the intermediate reports its pid: wait for both
                 if text.startswith("pid "):
                     pid = int(text[4:])
                 elif text == final:
-                    return pid  # type: ignore[return-value]
+                    done = True
                 elif text.startswith("error "):
                     raise SpawnError(text[6:], pid)
+                if done and pid is not None:
+                    return pid
         raise SpawnError("container process exited during setup", pid)
     finally:
         os.close(r)
