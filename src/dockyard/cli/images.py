@@ -414,7 +414,6 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not a.images:
         raise UsageError('"dockyard image inspect" requires at least 1 argument.')
-    import json
 
     from dockyard.errors import NotFound
     from dockyard.images.store import ImageStore
@@ -427,18 +426,9 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
             found.append(inspect_dict(ist, ist.resolve(name)))
         except NotFound:
             missing.append(name)
-    if a.format:
-        from dockyard.cli.template import Template, prepare
+    from dockyard.cli.template import print_inspect
 
-        _, text = prepare(a.format)
-        if text == "json":
-            text = "{{json .}}"
-        t = Template(text)
-        sys.stdout.write("".join(t.render(d) + "\n" for d in found))
-    else:
-        s = json.dumps(found, indent=4, ensure_ascii=False)
-        s = s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-        sys.stdout.write(s + "\n")
+    print_inspect(found, a.format)
     if missing:
         for m in missing:
             sys.stderr.write(f"Error: No such image: {m}\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -164,12 +163,7 @@ def main(ctx: Context, argv: list[str]) -> int:
                 rc = 1
                 continue
         out.append(obj)
-    if o.format:
-        from dockyard.cli.template import Template
+    from dockyard.cli.template import print_inspect
 
-        t = Template(o.format)
-        for obj in out:
-            print(t.render(obj))
-    else:
-        print(json.dumps(out, indent=4))
+    print_inspect(out, o.format)
     return rc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -227,14 +226,9 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
         except DockyardError as e:
             sys.stderr.write(f"Error: {e}\n")
             rc = 1
-    if a.format:
-        from dockyard.cli.template import Template
+    from dockyard.cli.template import print_inspect
 
-        t = Template(a.format)
-        for o in out:
-            print(t.render(o))
-    else:
-        print(json.dumps(out, indent=4))
+    print_inspect(out, a.format)
     return rc
 
 

@@ -372,3 +372,17 @@ def format_rows(fmt: str, rows: list[Any], headers: Mapping[str, str]) -> str:
         lines = tabwrite(lines)
         return "".join(ln + "\n" for ln in lines)
     return "".join(ln + "\n" for ln in lines)
+
+
+def print_inspect(objects: list[Any], fmt: str = "") -> None:
+    """What every ``inspect`` verb prints: each object through ``--format`` (``json`` = ``{{json .}}``), or all
+    of them as one indented JSON array with Go's HTML escaping, as the Docker CLI does."""
+    import sys
+
+    if fmt:
+        _, text = prepare(fmt)
+        t = Template("{{json .}}" if text == "json" else text)
+        sys.stdout.write("".join(t.render(d) + "\n" for d in objects))
+        return
+    s = _json.dumps(objects, indent=4, ensure_ascii=False)
+    sys.stdout.write(s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n")

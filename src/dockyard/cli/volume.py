@@ -133,7 +133,6 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not a.volumes:
         raise UsageError('"dockyard volume inspect" requires at least 1 argument.')
-    import json
 
     from dockyard.volumes.store import inspect_dict
 
@@ -145,15 +144,9 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
             found.append(inspect_dict(vs, vs.get(name)))
         except NotFound:
             missing.append(name)
-    if a.format:
-        from dockyard.cli.template import Template, prepare
+    from dockyard.cli.template import print_inspect
 
-        _, text = prepare(a.format)
-        t = Template("{{json .}}" if text == "json" else text)
-        sys.stdout.write("".join(t.render(d) + "\n" for d in found))
-    else:
-        s = json.dumps(found, indent=4, ensure_ascii=False)
-        sys.stdout.write(s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n")
+    print_inspect(found, a.format)
     for m in missing:
         sys.stderr.write(f"Error: No such volume: {m}\n")
     return 1 if missing else 0
