@@ -15,13 +15,12 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOCKYARD, EPOCH, REPO, Podman, report, sh, timed  # noqa: E402
+from common import DOCKYARD, REPO, Podman, import_busybox, report, timed  # noqa: E402
 
 DOCKERFILE = """FROM busybox
 COPY app.txt /app/app.txt
@@ -45,10 +44,7 @@ def main() -> int:
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "app.txt").write_text("hello\n")
     root = work / "dy"
-    tar = subprocess.run([str(REPO / "scripts" / "mkimage-busybox.sh"), "--tar-only"], check=True,
-                         capture_output=True, text=True).stdout.strip()
-    sh(DOCKYARD, "--root", str(root), "import", "--change", 'CMD ["sh"]', tar, "busybox", env=EPOCH)
-    sh(*podman.base(), "import", "--change", 'CMD ["sh"]', tar, "localhost/busybox:latest", env=podman.env)
+    import_busybox(root, podman)
     dy_build = [DOCKYARD, "--root", str(root), "build", "-q", "-t", "bench:1", str(ctx)]
     pm_build = podman.base() + ["build", "-q", "--network", "host", "-t", "bench:1", str(ctx)]
     rows = []

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOCKYARD, EPOCH, REPO, Podman, fmt, sh, timed  # noqa: E402
+from common import DOCKYARD, Podman, fmt, import_busybox, sh, timed  # noqa: E402
 
 
 def free_port() -> int:
@@ -64,10 +64,7 @@ def main() -> int:
     dy = [DOCKYARD, "--root", str(root)]
     pm = podman.base()
     try:
-        tar = subprocess.run([str(REPO / "scripts" / "mkimage-busybox.sh"), "--tar-only"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        sh(*dy, "import", "--change", 'CMD ["sh"]', tar, "busybox", env=EPOCH)
-        sh(*pm, "import", "--change", 'CMD ["sh"]', tar, "localhost/busybox:latest", env=podman.env)
+        import_busybox(root, podman)
 
         # 1. run --rm on the default bridge
         cold = []

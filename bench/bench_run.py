@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOCKYARD, EPOCH, REPO, Podman, report, sh, timed  # noqa: E402
+from common import DOCKYARD, REPO, Podman, import_busybox, report, sh, timed  # noqa: E402
 
 
 def pss_kib(pid: int) -> int:
@@ -38,11 +38,7 @@ class Sides:
     def __init__(self, work: Path) -> None:
         self.root = work / "dy"
         self.podman = Podman(work)
-        tar = subprocess.run([str(REPO / "scripts" / "mkimage-busybox.sh"), "--tar-only"], check=True,
-                             capture_output=True, text=True).stdout.strip()
-        sh(DOCKYARD, "--root", str(self.root), "import", "--change", 'CMD ["sh"]', tar, "busybox", env=EPOCH)
-        sh(*self.podman.base(), "import", "--change", 'CMD ["sh"]', tar, "localhost/busybox:latest",
-           env=self.podman.env)
+        import_busybox(self.root, self.podman)
 
     def dy(self, *args: str) -> list[str]:
         return [DOCKYARD, "--root", str(self.root), *args]

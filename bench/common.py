@@ -61,6 +61,14 @@ class Podman:
         self.runroot.mkdir(mode=0o700)
 
 
+def import_busybox(root: Path, podman: Podman) -> None:
+    """busybox:latest (scripts/mkimage-busybox.sh) into a dockyard root and into podman's private store."""
+    tar = subprocess.run([str(REPO / "scripts" / "mkimage-busybox.sh"), "--tar-only"], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    sh(DOCKYARD, "--root", str(root), "import", "--change", 'CMD ["sh"]', tar, "busybox", env=EPOCH)
+    sh(*podman.base(), "import", "--change", 'CMD ["sh"]', tar, "localhost/busybox:latest", env=podman.env)
+
+
 def fmt(xs: list[float], unit: str = "s") -> str:
     return f"{statistics.median(xs):8.3f} {unit}  (min {min(xs):.3f}, max {max(xs):.3f}, n={len(xs)})"
 
