@@ -127,3 +127,17 @@ def test_init_reaps_and_forwards_signals(dy, busybox):
     # without --init, sleep as pid 1 would ignore SIGTERM and need the SIGKILL after the timeout
     assert dy("stop", "-t", "30", cid).returncode == 0
     assert dy("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip() == "143"
+
+
+def test_restart_always_until_stopped(dy, busybox):
+    cid = dy("run", "-d", "--restart", "always", "busybox", "true", check=True).stdout.strip()
+    from tests.helpers import wait_for
+
+    wait_for(lambda: int(dy("inspect", "-f", "{{.RestartCount}}", cid).stdout or 0) >= 3, timeout=20,
+             what="three restarts")
+    assert dy("stop", "-t", "1", cid).returncode == 0
+    wait_for(lambda: dy("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited", what="stopped")
+    n = dy("inspect", "-f", "{{.RestartCount}}", cid).stdout.strip()
+    # a stopped container is not restarted again once its monitor has seen the stop
+    assert dy("wait", cid).returncode == 0
+    assert dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split() == ["exited", n]

@@ -119,6 +119,15 @@ def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None
     if not c.running:
         return
     cs = ContainerStore(store)
+    if c.state == "restarting":  # between two runs: end the restart loop; the monitor's back-off then exits
+        with store.write() as db:
+            n = db.execute("UPDATE containers SET state='exited', error='stopped', finished=? WHERE id=? AND "
+                           "state='restarting'", (time.time(), c.id)).rowcount
+        if n:
+            return
+        c = cs.get(c.id)  # it was just relaunched: stop the new run
+        if not c.running:
+            return
     cs.update(c.id, error="stopping")  # tells the monitor not to apply the restart policy
     if c.state == "paused":
         unpause(store, c)

@@ -167,7 +167,8 @@ def _trace(root: str, cid: str) -> None:
 def after_exit(loop: Loop, status: int) -> None:
     """Called by the slim loop (in a fresh interpreter) when the container has exited."""
     m = Monitor(Store(loop.root), loop, None, False)
-    m.finish(status)
+    if m.finish(status):
+        m.supervise()
 
 
 def finish_main(state: str) -> None:
@@ -251,23 +252,27 @@ class Monitor:
             return False
 
     def supervise(self) -> None:
-        """Start the created container, then watch it: in-process for a short while, then slimmed down."""
+        """Start the created container, then watch it: in-process for a short while, then slimmed down (an exec
+        that never returns). Restarts loop here rather than recurse, so a monitor can restart forever."""
         from dockyard.runtime.base import get_runtime
 
-        if self.wait_attach:
-            self.loop.serve_until_start(deadline=time.monotonic() + 30)
-            self.wait_attach = False
-        c = self.containers.get(self.cid)
-        mark("start")
-        get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid)
-        status = self.loop.run_until_exit(timeout=GRACE)
-        if status is None:
-            self._exec_slim()
-        mark("exited")
-        self.finish(status)  # type: ignore[arg-type]
+        while True:
+            if self.wait_attach:
+                self.loop.serve_until_start(deadline=time.monotonic() + 30)
+                self.wait_attach = False
+            c = self.containers.get(self.cid)
+            mark("start")
+            get_runtime(c.spec.runtime, RUNTIME_STATE).start(self.cid)
+            status = self.loop.run_until_exit(timeout=GRACE)
+            if status is None:
+                self._exec_slim()
+            mark("exited")
+            if not self.finish(status):  # type: ignore[arg-type]
+                return
 
-    def finish(self, status: int) -> None:
-        """Record the exit; clean up; restart per policy, or remove with --rm; tell attached clients."""
+    def finish(self, status: int) -> bool:
+        """Record the exit; clean up; restart per policy (True: relaunched, the caller supervises it again), or
+        remove with --rm; tell attached clients."""
         from dockyard.engine import rootfs
         from dockyard.runtime.base import get_runtime
 
@@ -301,8 +306,7 @@ class Monitor:
             time.sleep(min(0.1 * (2 ** min(c.restart_count, 8)), 10))  # restart back-off, as Docker's
             c = self.containers.get(self.cid)
             if c.state == "restarting" and self.launch():  # not stopped or removed meanwhile
-                self.supervise()
-                return
+                return True
         if c.spec.auto_remove:
             try:
                 remove_files(self.store, c)
@@ -322,6 +326,7 @@ class Monitor:
                 delete_links(veths)
             except OSError:
                 pass
+        return False
 
     @staticmethod
     def _should_restart(c: Container, code: int) -> bool:
