@@ -120,8 +120,6 @@ def _monitor_main(root: str, cmd_fd: int, ready_fd: int) -> None:
         for s in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGTTOU, signal.SIGTTIN):
             signal.signal(s, signal.SIG_IGN)
         # load what creating a container needs while the caller records it
-        import hashlib  # noqa: F401 - chain IDs
-
         from dockyard.engine import rootfs, specgen  # noqa: F401
         from dockyard.fsutil import atomic_write  # noqa: F401
         from dockyard.runtime import syscalls

@@ -23,11 +23,10 @@ def image_config(store: Store, c: Container) -> tuple[dict[str, Any], str | None
     rows = store.query("SELECT config, layers FROM images WHERE id=?", (c.image_id,))
     if not rows:
         raise NotFound(f"No such image: {c.image_ref}")
-    from dockyard.ids import chain_ids
+    from dockyard.snapshots.store import SnapshotStore
 
     cfg = json.loads(rows[0]["config"])
-    diff_ids = (cfg.get("rootfs") or {}).get("diff_ids") or []
-    top = chain_ids(diff_ids)[-1] if diff_ids else None
+    top = SnapshotStore(store).top_of((cfg.get("rootfs") or {}).get("diff_ids") or [])
     return cfg.get("config") or {}, top
 
 

@@ -29,7 +29,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 from collections import namedtuple
 TYPE_CHECKING = False
@@ -100,6 +99,17 @@ class SnapshotStore:
     def list(self) -> list[Snapshot]:
         return [self._row(r) for r in self.store.query("SELECT chain_id, parent, diff_id, size FROM snapshots")]
 
+    def top_of(self, diff_ids: list[str]) -> str | None:
+        """The chain ID of a stack of layers, found through the snapshot rows (parent + diff_id) rather than
+        computed: no hashing on the way to starting a container. NotFound if a layer is not unpacked."""
+        cur: str | None = None
+        for d in diff_ids:
+            rows = self.store.query("SELECT chain_id FROM snapshots WHERE diff_id=? AND parent IS ?", (d, cur))
+            if not rows:
+                raise NotFound(f"snapshot of layer {d} not found")
+            cur = rows[0]["chain_id"]
+        return cur
+
     def lowerdirs(self, chain_id: str | None) -> list[str]:
         """The fs directories of the stack ending at ``chain_id``, topmost first; [] for None (scratch)."""
         out: list[str] = []
@@ -143,6 +153,8 @@ class SnapshotStore:
                allow_devices: bool) -> Snapshot:
         os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
         with self._lock(exclusive=False):
+            import tempfile
+
             staging = tempfile.mkdtemp(dir=self.store.tmp, prefix=_STAGING_PREFIX)
             try:
                 diff_id, size = self._extract(stream, os.path.join(staging, "fs"), allow_devices)

@@ -134,6 +134,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX ports_container ON ports(container_id);
     """,
+    # 5: finding a stack's chain ID through the snapshot rows (SnapshotStore.top_of) when starting a container
+    """
+    CREATE INDEX IF NOT EXISTS snapshots_diff ON snapshots(diff_id);
+    """,
 ]
 
 
