@@ -86,3 +86,23 @@ def test_cp_does_not_follow_container_symlinks_out(dy, busybox, tmp_path):
     with open("/etc/passwd") as f:
         assert out.read_text() != f.read()
     dy("rm", cid, check=True)
+
+
+def test_seccomp_blocks_user_namespaces_and_keyrings(dy, busybox):
+    p = _run(dy, "grep Seccomp: /proc/self/status; unshare -U true && echo USERNS; unshare -n true && echo NETNS;"
+                 " echo done")
+    assert "Seccomp:\t2" in p.stdout  # a filter is installed
+    assert "USERNS" not in p.stdout and "NETNS" not in p.stdout and "done" in p.stdout
+    assert "Operation not permitted" in p.stderr
+
+
+def test_seccomp_unconfined_privileged_and_cap_add(dy, busybox):
+    p = _run(dy, "grep Seccomp: /proc/self/status; unshare -U true && echo USERNS", "--security-opt",
+             "seccomp=unconfined")
+    assert "Seccomp:\t0" in p.stdout and "USERNS" in p.stdout
+    p = _run(dy, "grep -E '^(CapEff|Seccomp):' /proc/self/status", "--privileged")
+    assert p.returncode == 0, p.stderr
+    assert "Seccomp:\t0" in p.stdout
+    assert int(p.stdout.split("CapEff:")[1].split()[0], 16) & (1 << 21)  # CAP_SYS_ADMIN
+    p = _run(dy, "unshare -m true && echo MOUNTNS", "--cap-add", "SYS_ADMIN")
+    assert "MOUNTNS" in p.stdout  # the profile follows the capabilities, as Docker's does

@@ -152,12 +152,25 @@ def _mounts(spec: ContainerSpec, cdir: str) -> list[dict[str, Any]]:
     return mounts + user
 
 
+def _all_caps() -> list[str]:
+    """Every capability this process may hand on: the kernel's, less what our own bounding set lacks (a sandboxed
+    host without CAP_SYS_RESOURCE, say), so that --privileged and --cap-add ALL cannot ask for the impossible."""
+    from dockyard.runtime.caps import CAP_NAMES
+
+    try:
+        with open("/proc/self/status") as f:
+            bnd = next(int(ln.split()[1], 16) for ln in f if ln.startswith("CapBnd:"))
+    except (OSError, StopIteration):
+        return list(CAP_NAMES)
+    return [c for i, c in enumerate(CAP_NAMES) if bnd >> i & 1]
+
+
 def _caps(spec: ContainerSpec) -> list[str]:
     from dockyard.runtime import defaults
     from dockyard.runtime.caps import CAP_NAMES
 
     if spec.privileged:
-        return list(CAP_NAMES)
+        return _all_caps()
     caps = list(defaults.DEFAULT_CAPS)
 
     def norm(c: str) -> str:
@@ -173,7 +186,7 @@ def _caps(spec: ContainerSpec) -> list[str]:
         caps = []
     caps = [c for c in caps if c not in drop]
     if "ALL" in add:
-        caps = list(CAP_NAMES)
+        caps = _all_caps()
     caps += [c for c in add if c != "ALL" and c not in caps]
     return caps
 
@@ -294,6 +307,8 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
     if not spec.privileged:
         linux["maskedPaths"] = list(defaults.MASKED_PATHS)
         linux["readonlyPaths"] = list(defaults.READONLY_PATHS)
+        if not any(o.replace("=", ":") == "seccomp:unconfined" for o in spec.security_opt):
+            linux["seccomp"] = defaults.seccomp_profile(caps)
     if spec.sysctls:
         linux["sysctl"] = dict(spec.sysctls)
     return {

@@ -127,6 +127,7 @@ class BuiltinRuntime:
             self._save(container_id, {
                 "id": container_id, "pid": pid, "start_time": st[1] if st else 0, "bundle": bundle,
                 "rootfs": rootfs, "created": time.time(), "cgroup": cg.to_dict(), "process": proc,
+                "seccomp": (spec.get("linux") or {}).get("seccomp"),
                 "annotations": spec.get("annotations") or {},
             })
             return pid
@@ -250,8 +251,8 @@ class BuiltinRuntime:
         if proc.get("terminal") and stdio.terminal_fd is None and stdio.console_socket is None:
             raise InvalidArgument("process.terminal is set but no terminal was given")
         try:
-            return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)), nsexec.exec_body(proc, stdio),
-                                "exec")
+            return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)),
+                                nsexec.exec_body(proc, stdio, st.get("seccomp")), "exec")
         except nsexec.SpawnError as e:
             if e.pid:
                 _kill_reap(e.pid)

@@ -9,6 +9,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from dockyard.errors import DockyardError
+from dockyard.runtime import seccomp as _seccomp_mod
 from dockyard.runtime import linux as L
 from dockyard.runtime import mounts
 from dockyard.runtime import syscalls as S
@@ -170,6 +171,7 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         mounts.finalize(spec)
         L.set_oom_score_adj(process.get("oomScoreAdj"))
         L.set_rlimits(process.get("rlimits"))
+        _seccomp(linux.get("seccomp"))
         L.set_user_and_caps(process)
         L.chdir(cwd)
         L.send(w, "ready")
@@ -229,7 +231,17 @@ def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
     return prepare
 
 
-def exec_body(process: dict[str, Any], stdio: Stdio) -> Callable[[int], None]:
+def _seccomp(profile: dict[str, Any] | None) -> None:
+    """Install the container's seccomp filter: after our own mounts, while CAP_SYS_ADMIN is still held."""
+    if not profile:
+        return
+    try:
+        _seccomp_mod.install(profile)
+    except (OSError, ValueError) as e:
+        raise L.SetupError(f"cannot install the seccomp filter: {e}") from None
+
+
+def exec_body(process: dict[str, Any], stdio: Stdio, seccomp: dict[str, Any] | None = None) -> Callable[[int], None]:
     def body(w: int) -> None:
         os.setsid()
         L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
@@ -237,6 +249,7 @@ def exec_body(process: dict[str, Any], stdio: Stdio) -> Callable[[int], None]:
             _container_console(stdio.console_socket, bind_console=False)
         L.set_oom_score_adj(process.get("oomScoreAdj"))
         L.set_rlimits(process.get("rlimits"))
+        _seccomp(seccomp)
         L.set_user_and_caps(process)
         L.chdir(process.get("cwd") or "/")
         L.send(w, "exec")
