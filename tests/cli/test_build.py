@@ -209,3 +209,16 @@ def test_add_url_from_a_loopback_server(dy, busybox, ctx, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_run_bind_mounts_from_a_stage_and_the_context(dy, busybox, ctx):
+    write(ctx, {"data.txt": "from context\n", "Dockerfile": (
+        "FROM busybox AS build\nRUN mkdir /out && echo from stage > /out/made\n"
+        "FROM busybox\n"
+        "RUN --mount=type=bind,from=build,source=/out,target=/mnt cp /mnt/made /made\n"
+        "RUN --mount=type=bind,target=/ctx cat /ctx/data.txt > /copied && ! touch /ctx/new 2>/dev/null\n")})
+    p = build(dy, "-q", str(ctx))
+    assert p.returncode == 0, p.stderr
+    iid = p.stdout.strip()
+    assert dy("run", "--rm", iid, "cat", "/made", "/copied").stdout == "from stage\nfrom context\n"
+    assert not (ctx / "new").exists()  # the context is never written by a build

@@ -337,7 +337,17 @@ class Builder:
         net = x.network if x.network != "default" else self.opts.network
         if net == "default":
             net = "host"  # until the bridge network lands, builds reach the network through the host's stack
-        mounts = self._run_mounts(st, x, ws)
+        opened: list[Any] = []
+        try:
+            mounts = self._run_mounts(st, x, opened)
+            self._run_process(st, x, ws, args, env, net, mounts, script)
+        finally:
+            for other in opened:
+                other.close()
+
+    def _run_process(self, st: _StageState, x: RunInstruction, ws: Any, args: list[str], env: list[str], net: str,
+                     mounts: list[dict[str, Any]], script: str | None) -> None:
+        inner = st.inner
         r, w = os.pipe()
         import threading
 
@@ -361,7 +371,9 @@ class Builder:
             raise BuildError(f"{self.df.filename}:{x.line}: process {shown} did not complete successfully: "
                              f"exit code: {status}")
 
-    def _run_mounts(self, st: _StageState, x: RunInstruction, ws: Any) -> list[dict[str, Any]]:
+    def _run_mounts(self, st: _StageState, x: RunInstruction, opened: list[Any]) -> list[dict[str, Any]]:
+        """RUN --mount: cache dirs kept between builds, tmpfs, and binds of the context (read-only: the context
+        must not change under a build) or of another stage/image (a throwaway overlay: writes are discarded)."""
         out = []
         for m in x.mounts:
             target = m.target
@@ -374,13 +386,23 @@ class Builder:
                 out.append({"destination": target, "type": "bind", "source": src, "options": ["rbind", "rw"]})
             elif m.type == "tmpfs":
                 out.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
-            elif m.type == "bind":
-                if m.from_:
-                    raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount=type=bind,from= is not supported yet")
-                rel = self.ctx.resolve(m.source or ".")[0]
-                src = self.ctx._check_inside(rel, m.source or ".")
+            elif m.type == "bind" and m.from_:
+                from dockyard.engine.fspath import secure_join
+                from dockyard.engine.oneshot import Workspace
+
+                img = self._image_of(self.df.mount_source(m.from_), x)
+                other = Workspace(self.store, img.top_chain_id if img is not None else None)
+                opened.append(other)
+                src = secure_join(other.root, m.source or "/")
+                if not os.path.exists(src):
+                    raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount from={m.from_}: \"{m.source}\" "
+                                     "not found")
                 out.append({"destination": target, "type": "bind", "source": src,
                             "options": ["rbind", "ro" if m.readonly else "rw"]})
+            elif m.type == "bind":
+                rel = self.ctx.resolve(m.source or ".")[0]
+                src = self.ctx._check_inside(rel, m.source or ".")
+                out.append({"destination": target, "type": "bind", "source": src, "options": ["rbind", "ro"]})
             else:
                 raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount=type={m.type} is not supported yet")
         return out
@@ -477,7 +499,10 @@ class Builder:
         return rest
 
     def _source_image(self, x: Any) -> Any:
-        src = self.df.copy_source(x.from_, x)
+        return self._image_of(self.df.copy_source(x.from_, x), x)
+
+    def _image_of(self, src: Any, x: Any) -> Any:
+        """The image behind a COPY --from / RUN --mount from= source (None for scratch)."""
         if src.kind == "stage":
             return self.stage_images[src.stage.index]  # type: ignore[union-attr]
         if src.kind == "scratch":
@@ -487,7 +512,7 @@ class Builder:
         try:
             return ImageStore(self.store).resolve(src.ref)
         except NotFound:
-            raise BuildError(f"{self.df.filename}:{x.line}: COPY --from={x.from_}: image not found locally") from None
+            raise BuildError(f"{self.df.filename}:{x.line}: {src.ref}: image not found locally") from None
 
     # ---- recording images -----------------------------------------------------------------------------------
     def record(self, st: _StageState, layer: str | None) -> str:
