@@ -222,3 +222,15 @@ def test_run_bind_mounts_from_a_stage_and_the_context(dy, busybox, ctx):
     iid = p.stdout.strip()
     assert dy("run", "--rm", iid, "cat", "/made", "/copied").stdout == "from stage\nfrom context\n"
     assert not (ctx / "new").exists()  # the context is never written by a build
+
+
+def test_run_steps_get_a_sandboxed_network(dy, busybox, ctx):
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN ip -4 -o addr show eth0 > /net && ip route | grep default >> /net\n"
+                              "RUN --network=none ip -o link > /links\n"})
+    iid = build(dy, "-q", "--no-cache", str(ctx)).stdout.strip()
+    net = dy("run", "--rm", iid, "cat", "/net").stdout
+    assert "eth0" in net and "default via" in net  # its own namespace on the bridge, with a NAT'd route out
+    links = dy("run", "--rm", iid, "cat", "/links").stdout
+    assert "eth0" not in links and "lo" in links
+    p = build(dy, "-q", "--no-cache", "--network", "host", str(ctx))
+    assert p.returncode == 0, p.stderr

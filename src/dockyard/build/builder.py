@@ -336,7 +336,7 @@ class Builder:
         env = [f"{k}={v}" for k, v in {**st.env(), **self._run_args(st)}.items()]
         net = x.network if x.network != "default" else self.opts.network
         if net == "default":
-            net = "host"  # until the bridge network lands, builds reach the network through the host's stack
+            net = "bridge"  # BuildKit's sandbox: a NAT'd namespace of its own; `--network host` shares the host's
         opened: list[Any] = []
         try:
             mounts = self._run_mounts(st, x, opened)

@@ -54,7 +54,15 @@ class Workspace:
 
         spec = ContainerSpec(image="", cmd=args, entrypoint=[], env=env, workdir=cwd, user=user,
                              network_mode=network, hostname=hostname)
-        rootfs.write_etc(self.dir, hostname, [], [])
+        att = None
+        if network not in ("host", "none"):  # the default bridge, as a build sandbox: NAT'd, isolated
+            from dockyard.engine.containers import Container
+            from dockyard.network.attach import prepare
+
+            self._c = Container(self.id[6:].ljust(64, "0")[:64], self.id, None, "", "running", spec)
+            att = prepare(self.store, self._c, {})
+        ip = att.endpoints[0][1] if att is not None and att.endpoints else None
+        rootfs.write_etc(self.dir, hostname, [], [], ip)
         oci = specgen.generate(spec, {}, container_id=self.id, rootfs=self.root, cdir=self.dir, hostname=hostname)
         oci["mounts"] += extra_mounts or []
         atomic_write(os.path.join(self.dir, "config.json"), json.dumps(oci).encode(), durable=False)
@@ -64,17 +72,25 @@ class Workspace:
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid = rt.create(self.id, self.dir, Stdio(null, stdout, stderr))
-        finally:
-            os.close(null)
-        try:
-            rt.start(self.id)
-            _, st = os.waitpid(pid, 0)
-        finally:
             try:
-                rt.delete(self.id, force=True)
-            except DockyardError:
-                pass
+                pid = rt.create(self.id, self.dir, Stdio(null, stdout, stderr))
+            finally:
+                os.close(null)
+            try:
+                if att is not None:
+                    att.plumb(pid)
+                rt.start(self.id)
+                _, st = os.waitpid(pid, 0)
+            finally:
+                try:
+                    rt.delete(self.id, force=True)
+                except DockyardError:
+                    pass
+        finally:
+            if att is not None:
+                from dockyard.network.attach import release
+
+                release(self.store, self._c, forget=True)
         code = os.waitstatus_to_exitcode(st)
         return code if code >= 0 else 128 - code
 
