@@ -232,5 +232,8 @@ def test_run_steps_get_a_sandboxed_network(dy, busybox, ctx):
     assert "eth0" in net and "default via" in net  # its own namespace on the bridge, with a NAT'd route out
     links = dy("run", "--rm", iid, "cat", "/links").stdout
     assert "eth0" not in links and "lo" in links
-    p = build(dy, "-q", "--no-cache", "--network", "host", str(ctx))
-    assert p.returncode == 0, p.stderr
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN hostname > /h; ip -o link | wc -l > /n\n"})
+    iid = build(dy, "-q", "--no-cache", "--network", "host", str(ctx)).stdout.strip()
+    host_links = len(open("/proc/net/dev").read().splitlines()) - 2
+    assert int(dy("run", "--rm", iid, "cat", "/n").stdout) == host_links  # the host's interfaces
+    assert dy("run", "--rm", iid, "cat", "/h").stdout == "buildkitsandbox\n"  # its UTS namespace stays its own
