@@ -160,3 +160,39 @@ def test_concurrent_load_tag_rmi_keep_the_store_consistent(tmp_path: Path) -> No
         assert p.returncode == 0, p.stderr
     assert check_consistent(root) == []
     assert list((root / "content" / "blobs" / "sha256").iterdir()) == []
+
+
+def test_prune_collects_what_a_killed_load_left(tmp_path, busybox_tar):
+    """A load killed after storing content but before recording its image leaves blobs and snapshots that only a
+    rerun would use: `image prune` removes them, and keeps everything a recorded image needs."""
+    import subprocess
+
+    from tests.conftest import DOCKYARD
+
+    root = tmp_path / "root"
+    dy = lambda *a: subprocess.run([DOCKYARD, "--root", str(root), *a], capture_output=True, text=True)  # noqa: E731
+    assert dy("import", str(busybox_tar), "keep:1").returncode == 0
+    # content of an image that was never recorded: a blob and an applied layer, as a killed load leaves them
+    import io
+    import tarfile
+
+    from dockyard.content.store import ContentStore
+    from dockyard.snapshots.store import SnapshotStore
+    from dockyard.state.db import Store
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("orphan.txt")
+        ti.size = 6
+        tf.addfile(ti, io.BytesIO(b"orphan"))
+    st = Store(str(root))
+    digest, _ = ContentStore(st).ingest(io.BytesIO(buf.getvalue()))
+    snap = SnapshotStore(st).apply_layer(None, io.BytesIO(buf.getvalue()))
+    st.close()
+    blobs = root / "content" / "blobs" / "sha256"
+    assert (blobs / digest[7:]).exists() and os.path.isdir(snap.path)
+    p = dy("image", "prune", "-f")
+    assert p.returncode == 0, p.stderr
+    assert not (blobs / digest[7:]).exists() and not os.path.exists(snap.path)
+    p = dy("run", "--rm", "--network", "none", "keep:1", "/bin/busybox", "echo", "intact")
+    assert p.stdout == "intact\n", p.stderr  # everything the recorded image needs is still there

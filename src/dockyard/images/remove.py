@@ -267,3 +267,37 @@ def prune_images(ist: ImageStore, all: bool = False) -> tuple[list[tuple[str, st
             records += recs
             total += reclaimed
     return records, total
+
+
+def collect_garbage(ist: ImageStore) -> int:
+    """Remove what no image records: blobs, snapshots and staging files that a killed ``load``, ``import`` or
+    ``build`` left behind (a rerun would reuse them; nothing else would). Returns the bytes of snapshots freed.
+
+    Holds the images lock exclusively, as rmi does, so no load or build can be between storing its content and
+    recording its image meanwhile."""
+    from dockyard.content.store import ContentStore
+    from dockyard.images.store import images_lock
+    from dockyard.snapshots.store import SnapshotStore
+
+    cs = ContentStore(ist.store)
+    ss = SnapshotStore(ist.store)
+    with images_lock(ist.store, exclusive=True):
+        keep_blobs: set[str] = set()
+        keep_chains: set[str] = set()
+        for iid, mdig, layers in ist.store.conn().execute("SELECT id, manifest_digest, layers FROM images"):
+            lys = json.loads(layers)
+            keep_blobs.add(iid)
+            if mdig:
+                keep_blobs.add(mdig)
+            keep_blobs.update(ly["digest"] for ly in lys)
+            keep_chains.update(chain_ids([ly["diff_id"] for ly in lys]))
+        sizes = {r[0]: int(r[1]) for r in ist.store.conn().execute("SELECT chain_id, size FROM snapshots")}
+        orphaned = ist.store.conn().execute("SELECT 1 FROM containers WHERE image_id IS NULL LIMIT 1").fetchone()
+        # a container whose image was force-removed still runs on that image's snapshots, which no image row
+        # names any more: keep every snapshot then (only staging leftovers go)
+        removed = ss.gc(set(sizes) if orphaned else keep_chains)
+        for d in list(cs.digests()):
+            if d not in keep_blobs:
+                cs.remove(d)
+        cs.cleanup_tmp()
+    return sum(sizes.get(ch, 0) for ch in removed)

@@ -343,10 +343,11 @@ class ImageStore:
         return remove_image(self, name, force, prune)
 
     def prune(self, all: bool = False) -> tuple[list[tuple[str, str]], int]:
-        """``image prune [-a]``: (records, reclaimed bytes)."""
-        from dockyard.images.remove import prune_images
+        """``image prune [-a]``: (records, reclaimed bytes), then the leftovers of killed loads/imports/builds."""
+        from dockyard.images.remove import collect_garbage, prune_images
 
-        return prune_images(self, all)
+        records, reclaimed = prune_images(self, all)
+        return records, reclaimed + collect_garbage(self)
 
 
 @contextlib.contextmanager
