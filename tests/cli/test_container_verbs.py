@@ -142,3 +142,10 @@ def test_ps_filters_formats_and_prune(dy, busybox):
     assert p.returncode == 0 and "Deleted Containers:" in p.stdout
     assert dy("ps", "-a", "--format", "{{.Names}}").stdout == "run1\n"
     dy("rm", "-f", a, check=True)
+
+
+def test_ps_size_counts_the_writable_layer(dy, busybox):
+    dy("run", "--name", "sized", "busybox", "sh", "-c", "head -c 12345 /dev/zero > /f", check=True)
+    out = dy("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
+    assert out.startswith("sized 12.3kB (virtual ")
+    assert "SIZE" in dy("ps", "-a", "-s").stdout.splitlines()[0]

@@ -45,6 +45,36 @@ def _quote_cmd(args: list[str], trunc: bool) -> str:
     return json.dumps(cmd, ensure_ascii=False)
 
 
+def dir_size(path: str) -> int:
+    """Bytes of the regular files and symlinks under ``path`` (hard links counted once), as Docker's SizeRw."""
+    import os
+
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, _dirnames, filenames in os.walk(path):
+        for n in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def _size(store: Any, c: Any) -> str:
+    """Docker's SIZE column: the container's writable layer, and with the image's the virtual size."""
+    import os
+
+    from dockyard.cli.humanize import human_size
+
+    rw = dir_size(os.path.join(c.dir(store), "diff"))
+    rows = store.query("SELECT size FROM images WHERE id=?", (c.image_id,)) if c.image_id else []
+    virtual = rw + (int(rows[0]["size"]) if rows else 0)
+    return f"{human_size(rw)} (virtual {human_size(virtual)})"
+
+
 class Row(dict):  # type: ignore[type-arg]
     """A template row: fields are keys; ``.Label "k"`` is a method in Docker, a dict lookup here."""
 
@@ -116,7 +146,8 @@ def main(ctx: Context, argv: list[str]) -> int:
         rows.append(Row(
             ID=c.id[:12] if trunc else c.id, Image=c.image_ref, Command=_quote_cmd(args, trunc),
             RunningFor=human_duration(now - c.created) + " ago", CreatedAt=go_time_string(c.created),
-            Status=status_text(c, now), State=c.state, Ports=_ports(ctx.store, c), Names=c.name, Size="0B",
+            Status=status_text(c, now), State=c.state, Ports=_ports(ctx.store, c), Names=c.name,
+            Size=_size(ctx.store, c) if o.size or "Size" in (o.format or "") else "",
             Labels=",".join(f"{k}={v}" for k, v in c.labels.items()), Mounts="",
             Networks=c.config.get("network_mode", ""),
             LocalVolumes="0"))
