@@ -149,3 +149,24 @@ def test_ps_size_counts_the_writable_layer(dy, busybox):
     out = dy("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
     assert out.startswith("sized 12.3kB (virtual ")
     assert "SIZE" in dy("ps", "-a", "-s").stdout.splitlines()[0]
+
+
+def test_stats_streams_and_counts_network_bytes(dy, busybox, root):
+    import subprocess
+
+    from tests.conftest import DOCKYARD
+
+    cid = dy("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
+    p = subprocess.Popen([DOCKYARD, "--root", str(root), "stats", cid], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = [p.stdout.readline() for _ in range(4)]  # two refreshes: header + row, twice
+    finally:
+        p.kill()
+        p.wait()
+    assert lines[0].startswith("CONTAINER ID") and lines[2].startswith("CONTAINER ID")
+    assert lines[1].startswith(cid[:12]) and lines[3].startswith(cid[:12])
+    gw = dy("inspect", "-f", "{{.NetworkSettings.Gateway}}", cid).stdout.strip()
+    assert dy("exec", cid, "ping", "-c", "1", "-W", "2", gw).returncode == 0  # traffic to our own bridge
+    rx, tx = dy("stats", "--no-stream", "--format", "{{.NetIO}}", cid).stdout.strip().split(" / ")
+    assert rx != "0B" and tx != "0B"
+    dy("rm", "-f", cid, check=True)
