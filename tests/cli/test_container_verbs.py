@@ -149,6 +149,8 @@ def test_ps_size_counts_the_writable_layer(dy, busybox):
     out = dy("ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}").stdout
     assert out.startswith("sized 12.3kB (virtual ")
     assert "SIZE" in dy("ps", "-a", "-s").stdout.splitlines()[0]
+    info = json.loads(dy("inspect", "-s", "sized").stdout)[0]
+    assert info["SizeRw"] == 12345 and info["SizeRootFs"] > 12345
 
 
 def test_stats_streams_and_counts_network_bytes(dy, busybox, root):

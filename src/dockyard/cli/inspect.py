@@ -144,7 +144,12 @@ def main(ctx: Context, argv: list[str]) -> int:
         obj = None
         if kind in ("", "container"):
             try:
-                obj = container_json(ctx.store, cs.get(name))
+                c = cs.get(name)
+                obj = container_json(ctx.store, c)
+                if o.size:  # as docker inspect -s: the writable layer, and the whole root's size
+                    from dockyard.cli.ps import sizes
+
+                    obj["SizeRw"], obj["SizeRootFs"] = sizes(ctx.store, c)
             except NotFound:
                 if kind == "container":
                     sys.stderr.write(f"Error: No such container: {name}\n")

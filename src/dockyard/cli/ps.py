@@ -65,14 +65,19 @@ def dir_size(path: str) -> int:
 
 def _size(store: Any, c: Any) -> str:
     """Docker's SIZE column: the container's writable layer, and with the image's the virtual size."""
-    import os
-
     from dockyard.cli.humanize import human_size
+
+    rw, virtual = sizes(store, c)
+    return f"{human_size(rw)} (virtual {human_size(virtual)})"
+
+
+def sizes(store: Any, c: Any) -> tuple[int, int]:
+    """(the container's writable layer, that plus its image): Docker's SizeRw and SizeRootFs."""
+    import os
 
     rw = dir_size(os.path.join(c.dir(store), "diff"))
     rows = store.query("SELECT size FROM images WHERE id=?", (c.image_id,)) if c.image_id else []
-    virtual = rw + (int(rows[0]["size"]) if rows else 0)
-    return f"{human_size(rw)} (virtual {human_size(virtual)})"
+    return rw, rw + (int(rows[0]["size"]) if rows else 0)
 
 
 class Row(dict):  # type: ignore[type-arg]
