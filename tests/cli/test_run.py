@@ -141,3 +141,16 @@ def test_restart_always_until_stopped(dy, busybox):
     # a stopped container is not restarted again once its monitor has seen the stop
     assert dy("wait", cid).returncode == 0
     assert dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split() == ["exited", n]
+
+
+def test_kill_disables_the_restart_policy_but_usr1_does_not(dy, busybox):
+    cid = dy("run", "-d", "--restart", "always", "busybox", "sh", "-c", "trap 'echo usr1' USR1; "
+             "while true; do sleep 0.1; done", check=True).stdout.strip()
+    from tests.helpers import wait_for
+
+    assert dy("kill", "-s", "USR1", cid).returncode == 0
+    wait_for(lambda: "usr1" in dy("logs", cid).stdout, what="trap")
+    assert dy("inspect", "-f", "{{.State.Running}}", cid).stdout.strip() == "true"
+    assert dy("kill", cid).returncode == 0
+    assert dy("wait", cid).stdout.strip() == "137"
+    assert dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split() == ["exited", "0"]

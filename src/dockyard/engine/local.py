@@ -148,10 +148,20 @@ def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None
         _wait_state(store, c.id, lambda x: not x.running, 30)
 
 
+FATAL_SIGNALS = {1, 2, 3, 6, 9, 15}  # HUP INT QUIT ABRT KILL TERM
+
+
 def kill(store: Store, c: Container, sig: int = 9) -> None:
+    """Docker's kill: a fatal signal (or the container's stop signal) disables the restart policy until the
+    container is started again; a non-fatal one (USR1, WINCH...) leaves it in place."""
     if not c.running:
         raise Conflict(f"Cannot kill container: {c.id[:12]}: Container {c.id} is not running")
-    if c.state == "paused" and sig == 9:
+    fatal = sig in FATAL_SIGNALS
+    if not fatal and c.spec.stop_signal:
+        from dockyard.engine.specgen import parse_signal
+
+        fatal = sig == parse_signal(c.spec.stop_signal)
+    if fatal:
         ContainerStore(store).update(c.id, error="stopping")
     signal_container(c, sig)
     if sig == 9:  # SIGKILL
