@@ -154,3 +154,14 @@ def test_kill_disables_the_restart_policy_but_usr1_does_not(dy, busybox):
     assert dy("kill", cid).returncode == 0
     assert dy("wait", cid).stdout.strip() == "137"
     assert dy("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", cid).stdout.split() == ["exited", "0"]
+
+
+def test_platform_must_match_the_image(dy, busybox):
+    import platform as pf
+
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(pf.machine(), pf.machine())
+    other = "arm64" if arch == "amd64" else "amd64"
+    p = dy("run", "--rm", "--platform", f"linux/{other}", "busybox", "true")
+    assert p.returncode == 125 and "does not match the specified platform" in p.stderr
+    assert dy("ps", "-aq").stdout == ""  # nothing was created
+    assert dy("run", "--rm", "--platform", f"linux/{arch}", "busybox", "echo", "ok").stdout == "ok\n"

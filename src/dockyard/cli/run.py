@@ -159,7 +159,7 @@ def main(ctx: Context, argv: list[str]) -> int:
             from dockyard.network.ports import check
 
             check(ctx.store, spec)
-        c = local.create(ctx.store, spec, o.name)
+        c = local.create(ctx.store, spec, o.name, platform=o.platform)
     except BaseException:
         if spawner is not None:
             spawner.cancel()

@@ -20,11 +20,18 @@ from dockyard.ids import new_id, validate_name
 from dockyard.state.db import Store
 
 
-def create(store: Store, spec: ContainerSpec, name: str | None = None) -> Container:
-    """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet."""
+def create(store: Store, spec: ContainerSpec, name: str | None = None, platform: str = "") -> Container:
+    """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet. ``platform``
+    (``os/arch[/variant]``) must match the image's, as with Docker's ``--platform``."""
     from dockyard.images.store import ImageStore
 
     img = ImageStore(store).resolve(spec.image)
+    if platform:
+        want = platform.lower().split("/")
+        have = [str(img.config.get("os") or "linux"), str(img.config.get("architecture") or "")]
+        if want[:2] != have:
+            raise InvalidArgument(f"image with reference {spec.image} was found but its platform "
+                                  f"({'/'.join(have)}) does not match the specified platform ({platform})")
     cfg = (img.config.get("config") or {})
     # Docker merges the image's command into the container's config at create time
     from dockyard.engine.specgen import command
