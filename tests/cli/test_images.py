@@ -160,3 +160,34 @@ def test_image_prune(dy: Runner, busybox: str, hello_tar: Path) -> None:
     p = dy("image", "prune", "-a", input="y\n", check=True)
     assert "untagged: busybox:latest\n" in p.stdout and "untagged: hello:1\n" in p.stdout
     assert dy("images", "-q", "-a", check=True).stdout == ""
+
+
+def test_image_prune_filters(dy, tmp_path):
+    import io
+    import os
+    import tarfile
+
+    def tar(name: str) -> str:
+        p = tmp_path / f"{name}.tar"
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(name)
+            tf.addfile(ti, io.BytesIO(name.encode()))
+        p.write_bytes(buf.getvalue())
+        return str(p)
+
+    old = {**os.environ, "SOURCE_DATE_EPOCH": "946684800"}  # created in 2000
+    dy("import", "--change", "LABEL keep=yes", tar("a"), "keep:1", env=old, check=True)
+    dy("import", "--change", "LABEL tier=tmp", tar("b"), "tmp:1", env=old, check=True)
+    dy("import", tar("c"), "new:1", check=True)  # created now
+    p = dy("image", "prune", "-a", "-f", "--filter", "label=tier=tmp")
+    assert p.returncode == 0, p.stderr
+    left = sorted(dy("images", "--format", "{{.Repository}}").stdout.split())
+    assert left == ["keep", "new"]
+    dy("image", "prune", "-a", "-f", "--filter", "until=24h", "--filter", "label!=keep", check=True)
+    assert sorted(dy("images", "--format", "{{.Repository}}").stdout.split()) == ["keep", "new"]
+    dy("image", "prune", "-a", "-f", "--filter", "until=24h", check=True)
+    assert dy("images", "--format", "{{.Repository}}").stdout.split() == ["new"]
+    p = dy("image", "prune", "-f", "--filter", "bogus=1")
+    assert p.returncode == 125 and "invalid filter" in p.stderr

@@ -446,10 +446,12 @@ def _prune(ctx: Context, argv: list[str]) -> int:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. 'until=<timestamp>')")
     a = p.parse_args(argv)
-    if a.filter:
-        from dockyard.errors import NotImplementedYet
-
-        raise NotImplementedYet("image prune --filter is not supported yet")
+    filters: dict[str, list[str]] = {}
+    for f in a.filter:
+        k, sep, v = f.partition("=")
+        if not sep or k not in ("until", "label", "label!"):
+            raise UsageError(f"invalid filter '{f}'")
+        filters.setdefault(k, []).append(v)
     if not a.force:
         warn = ("WARNING! This will remove all images without at least one container associated to them."
                 if a.all else "WARNING! This will remove all dangling images.")
@@ -461,7 +463,7 @@ def _prune(ctx: Context, argv: list[str]) -> int:
     from dockyard.cli.humanize import human_size
     from dockyard.images.store import ImageStore
 
-    records, reclaimed = ImageStore(ctx.store).prune(all=a.all)
+    records, reclaimed = ImageStore(ctx.store).prune(all=a.all, filters=filters)
     out = ""
     if records:
         out += "Deleted Images:\n" + "".join(f"{k.lower()}: {v}\n" for k, v in records) + "\n"

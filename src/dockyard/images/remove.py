@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dockyard.errors import Conflict, NotFound
+from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.ids import chain_ids
 from dockyard.images import reference as refs
 from dockyard.images.store import RUNNING_STATES
@@ -26,7 +26,7 @@ from dockyard.images.store import RUNNING_STATES
 if TYPE_CHECKING:
     import sqlite3
 
-    from dockyard.images.store import ImageStore
+    from dockyard.images.store import Image, ImageStore
 
 DEPENDENT_CHILD, RUNNING_CONTAINER, ACTIVE_REFERENCE, STOPPED_CONTAINER = 1, 2, 4, 8
 HARD = DEPENDENT_CHILD | RUNNING_CONTAINER
@@ -242,14 +242,57 @@ def remove_image_ex(ist: ImageStore, name: str, force: bool = False,
     return tx.records, reclaimed
 
 
-def prune_images(ist: ImageStore, all: bool = False) -> tuple[list[tuple[str, str]], int]:
-    """``image prune``: dangling images (``all``: every image no container uses). (records, bytes reclaimed)."""
+def prune_matches(im: Image, filters: dict[str, list[str]], now: float) -> bool:
+    """``image prune --filter``: ``until=`` (a duration like 24h, or a unix/RFC 3339 time: only images created
+    before it), ``label=k[=v]`` (all must match) and ``label!=k[=v]`` (none may)."""
+    for until in filters.get("until", []):
+        limit = _parse_until(until, now)
+        if im.created_ts >= limit:
+            return False
+    labels = im.labels
+    for want in filters.get("label", []):
+        k, sep, v = want.partition("=")
+        if k not in labels or (sep and labels[k] != v):
+            return False
+    for unwanted in filters.get("label!", []):
+        k, sep, v = unwanted.partition("=")
+        if k in labels and (not sep or labels[k] == v):
+            return False
+    return True
+
+
+def _parse_until(value: str, now: float) -> float:
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    if m:
+        return now - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        from dockyard.cli.humanize import parse_rfc3339
+
+        t = parse_rfc3339(value)
+        if not t:
+            raise InvalidArgument(f'invalid filter "until={value}"') from None
+        return t
+
+
+def prune_images(ist: ImageStore, all: bool = False,
+                 filters: dict[str, list[str]] | None = None) -> tuple[list[tuple[str, str]], int]:
+    """``image prune``: dangling images (``all``: every image no container uses), narrowed by ``filters``
+    (see ``prune_matches``). (records, bytes reclaimed)."""
+    import time
+
+    now = time.time()
     c = ist.store.conn()
     in_use = {r[0] for r in c.execute("SELECT DISTINCT image_id FROM containers WHERE image_id IS NOT NULL")}
     parents = {r[0] for r in c.execute("SELECT DISTINCT parent FROM images WHERE parent IS NOT NULL")}
     records: list[tuple[str, str]] = []
     total = 0
     for im in ist.list():
+        if filters and not prune_matches(im, filters, now):
+            continue
         if im.id in in_use or im.id in parents:
             continue
         names: list[str]

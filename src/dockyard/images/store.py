@@ -342,11 +342,13 @@ class ImageStore:
 
         return remove_image(self, name, force, prune)
 
-    def prune(self, all: bool = False) -> tuple[list[tuple[str, str]], int]:
-        """``image prune [-a]``: (records, reclaimed bytes), then the leftovers of killed loads/imports/builds."""
+    def prune(self, all: bool = False,
+              filters: dict[str, list[str]] | None = None) -> tuple[list[tuple[str, str]], int]:
+        """``image prune [-a] [--filter]``: (records, reclaimed bytes), then the leftovers of killed loads,
+        imports and builds."""
         from dockyard.images.remove import collect_garbage, prune_images
 
-        records, reclaimed = prune_images(self, all)
+        records, reclaimed = prune_images(self, all, filters)
         return records, reclaimed + collect_garbage(self)
 
 
