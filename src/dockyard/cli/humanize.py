@@ -114,3 +114,18 @@ def rfc3339_nano(ts: float) -> str:
     if ns:
         s += "." + f"{ns:09d}".rstrip("0")
     return s + "Z"
+
+
+def parse_time(value: str, now: float | None = None) -> float | None:
+    """A point in time as ``--since``/``--until`` take it: a duration back from now (``30s``, ``10m``, ``24h``), a
+    unix time, or RFC 3339. None when it is none of these."""
+    import re
+
+    n = time.time() if now is None else now
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    if m:
+        return n - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+    try:
+        return float(value)
+    except ValueError:
+        return parse_rfc3339(value) or None

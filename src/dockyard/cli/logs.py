@@ -14,22 +14,14 @@ from dockyard.cli.main import Context
 def _since(s: str) -> float:
     if not s:
         return 0.0
-    import re
+    from dockyard.cli.humanize import parse_time
 
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", s)
-    if m:
-        return time.time() - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
-    try:
-        return float(s)
-    except ValueError:
-        from dockyard.cli.humanize import parse_rfc3339
+    t = parse_time(s)
+    if t is None:
+        from dockyard.errors import InvalidArgument
 
-        t = parse_rfc3339(s)
-        if not t:
-            from dockyard.errors import InvalidArgument
-
-            raise InvalidArgument(f'invalid value for "since": failed to parse value as time or duration: "{s}"')
-        return t
+        raise InvalidArgument(f'invalid value for "since": failed to parse value as time or duration: "{s}"')
+    return t
 
 
 def _emit(line: bytes, tty: bool, timestamps: bool, since: float, until: float) -> None:

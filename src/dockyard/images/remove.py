@@ -262,20 +262,12 @@ def prune_matches(im: Image, filters: dict[str, list[str]], now: float) -> bool:
 
 
 def _parse_until(value: str, now: float) -> float:
-    import re
+    from dockyard.cli.humanize import parse_time
 
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
-    if m:
-        return now - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
-    try:
-        return float(value)
-    except ValueError:
-        from dockyard.cli.humanize import parse_rfc3339
-
-        t = parse_rfc3339(value)
-        if not t:
-            raise InvalidArgument(f'invalid filter "until={value}"') from None
-        return t
+    t = parse_time(value, now)
+    if t is None:
+        raise InvalidArgument(f'invalid filter "until={value}"')
+    return t
 
 
 def prune_images(ist: ImageStore, all: bool = False,
