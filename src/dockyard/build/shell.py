@@ -131,6 +131,15 @@ class Lexer:
             return ch
         return ""
 
+    def _closed_by(self, stop: str, raw_escapes: bool, missing: str) -> str:
+        """``_until(stop)``'s text; running out of input before ``stop`` is the ``missing`` syntax error."""
+        try:
+            return self._until(stop, raw_escapes)[0]
+        except _Fail:
+            if self._i >= len(self._s):
+                raise _Fail(missing) from None
+            raise
+
     def _until(self, stop: str | None, raw_escapes: bool) -> tuple[str, list[str]]:
         """Process up to ``stop`` (consumed) or the end of input when ``stop`` is None."""
         result: list[str] = []
@@ -285,12 +294,7 @@ class Lexer:
         pattern_mod = ch in "#%"
         if null_is_unset and pattern_mod:
             raise _Fail(f"unsupported modifier ({mod}) in substitution")
-        try:
-            word, _ = self._until("}", pattern_mod)
-        except _Fail:
-            if self._i >= len(self._s):
-                raise _Fail("syntax error: missing '}'") from None
-            raise
+        word = self._closed_by("}", pattern_mod, "syntax error: missing '}'")
         value = self._lookup(name)
         if value is None and self.skip_unset:
             return "${" + name + mod + word + "}"
@@ -315,18 +319,8 @@ class Lexer:
         replace_all = self._peek() == "/"
         if replace_all:
             self._i += 1
-        try:
-            pattern, _ = self._until("/", True)
-        except _Fail:
-            if self._i >= len(self._s):
-                raise _Fail("syntax error: missing '/' in ${}") from None
-            raise
-        try:
-            repl, _ = self._until("}", True)
-        except _Fail:
-            if self._i >= len(self._s):
-                raise _Fail("syntax error: missing '}'") from None
-            raise
+        pattern = self._closed_by("/", True, "syntax error: missing '/' in ${}")
+        repl = self._closed_by("}", True, "syntax error: missing '}'")
         value = self._lookup(name)
         if value is None and self.skip_unset:
             return "${" + name + "/" + pattern + "/" + repl + "}"
