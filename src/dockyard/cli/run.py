@@ -132,8 +132,6 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         network_mode=net, ports=ports, publish_all=o.publish_all, aliases=o.network_alias, ip=o.ip,
         mac_address=o.mac_address, stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
         restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
-    if o.entrypoint is not None and o.command:
-        spec.cmd = o.command
     if o.workdir and not o.workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
     return spec

@@ -13,7 +13,6 @@ rather than shown as running.
 from __future__ import annotations
 
 import json
-import os
 import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -174,14 +173,9 @@ class ContainerStore:
 
 def remove_files(store: Store, c: Container) -> None:
     """Unmount whatever is left of the container's rootfs and remove its directory."""
+    from dockyard.engine.rootfs import unmount_root
     from dockyard.fsutil import rmtree
-    from dockyard.runtime import syscalls
 
     d = c.dir(store)
-    for sub in ("rootfs",):
-        p = os.path.join(d, sub)
-        try:
-            syscalls.umount2(p, syscalls.MNT_DETACH)
-        except OSError:
-            pass
+    unmount_root(d)
     rmtree(d)
