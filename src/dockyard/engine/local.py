@@ -25,6 +25,9 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
     (``os/arch[/variant]``) must match the image's, as with Docker's ``--platform``."""
     from dockyard.images.store import ImageStore
 
+    from dockyard.engine import validate
+
+    spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
     img = ImageStore(store).resolve(spec.image)
     if platform:
         want = platform.lower().split("/")
@@ -34,9 +37,10 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
                                   f"({'/'.join(have)}) does not match the specified platform ({platform})")
     cfg = (img.config.get("config") or {})
     # Docker merges the image's command into the container's config at create time
-    from dockyard.engine.specgen import command
+    from dockyard.engine.specgen import check_sysctls, command
 
     command(spec, cfg)  # "no command specified"
+    check_sysctls(spec)  # only namespaced sysctls (a host one would change the host)
     if spec.entrypoint is None:
         spec.entrypoint = list(cfg.get("Entrypoint") or [])
         if spec.cmd is None:

@@ -1,0 +1,66 @@
+"""Checks of the user's values that end up in files a container reads (/etc/hosts, /etc/resolv.conf, its hostname).
+
+They are validated against the form Docker accepts, so that no value can carry a newline or a second entry into
+those files (``--add-host 'x:1.2.3.4\\n6.6.6.6 bank.example'``). Called by ``engine.local.create`` for every edge.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from dockyard.errors import InvalidArgument
+
+
+def _q(value: str) -> str:
+    """A value quoted as Go's %q would (escapes keep the message on one line)."""
+    return json.dumps(value, ensure_ascii=False)
+
+# RFC 1123 labels; the kernel keeps at most 64 bytes of a UTS hostname
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+# a name in /etc/hosts: printable, no whitespace, no comment sign
+_HOSTS_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,253}$")
+
+
+def hostname(value: str, what: str = "hostname") -> str:
+    if value and (len(value) > 64 or not _HOSTNAME.match(value)):
+        raise InvalidArgument(f"invalid {what} format: {_q(value)}")
+    return value
+
+
+def ip_address(value: str, flag: str) -> str:
+    import ipaddress  # 4 ms of imports: only when an address is given
+
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise InvalidArgument(f'invalid argument {_q(value)} for "{flag}" flag: '
+                              f'{_q(value)} is not an ip address') from None
+
+
+def extra_host(value: str) -> str:
+    """``name:ip`` (or Docker 25's ``name=ip``); the name as /etc/hosts takes it, the address parsed."""
+    sep = "=" if "=" in value else ":"
+    name, ok, addr = value.partition(sep)
+    if not ok or not _HOSTS_NAME.match(name):
+        raise InvalidArgument(f'invalid argument {_q(value)} for "--add-host" flag: '
+                              f'bad format for add-host: {_q(value)}')
+    if addr.startswith("[") and addr.endswith("]"):
+        addr = addr[1:-1]
+    if addr == "host-gateway":
+        raise InvalidArgument(f'invalid argument {_q(value)} for "--add-host" flag: host-gateway is not supported')
+    try:
+        return f"{name}:{ip_address(addr, '--add-host')}"
+    except InvalidArgument:
+        raise InvalidArgument(f'invalid argument {_q(value)} for "--add-host" flag: '
+                              f'invalid IP address in add-host: {_q(addr)}') from None
+
+
+def container_values(hostname_: str, domainname: str, extra_hosts: list[str], dns: list[str]) -> list[str]:
+    """Validate what ``create`` writes into the container's /etc files; returns the normalised --add-host list."""
+    hostname(hostname_)
+    hostname(domainname, "domainname")
+    for d in dns:
+        ip_address(d, "--dns")
+    return [extra_host(h) for h in extra_hosts]
