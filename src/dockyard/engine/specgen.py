@@ -251,6 +251,25 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
     return res
 
 
+def check_sysctls(spec: ContainerSpec) -> None:
+    """Refuse ``--sysctl`` values that are not namespaced (they would change the host), as Docker: the IPC ones
+    (private IPC namespace: always here), net.* unless ``--network host`` or ``container:``, kernel.domainname."""
+    if not spec.sysctls:
+        return
+    from dockyard.runtime.linux import sysctl_refusal
+
+    private = {"ipc", "uts"}
+    if spec.network_mode != "host":
+        private.add("network")
+    for k, v in spec.sysctls.items():
+        if spec.network_mode.startswith("container:") and k.startswith("net."):
+            raise InvalidArgument(f"invalid argument: --sysctl {k}: net.* sysctls cannot be set when the network "
+                                  f"mode is container")
+        why = sysctl_refusal(k, v, private, host_netns=spec.network_mode == "host")
+        if why:
+            raise InvalidArgument(f"invalid argument: {why}")
+
+
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its init in the container
 
 
@@ -310,6 +329,7 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         if not any(o.replace("=", ":") == "seccomp:unconfined" for o in spec.security_opt):
             linux["seccomp"] = defaults.seccomp_profile(caps)
     if spec.sysctls:
+        check_sysctls(spec)
         linux["sysctl"] = dict(spec.sysctls)
     return {
         "ociVersion": "1.0.2",

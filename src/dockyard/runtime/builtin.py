@@ -97,6 +97,12 @@ class BuiltinRuntime:
             raise InvalidArgument("process.args must not be empty")
         if stdio.terminal_fd is None and stdio.console_socket is None and (spec.get("process") or {}).get("terminal"):
             raise InvalidArgument("process.terminal is set but no terminal was given")
+        from dockyard.runtime import linux as L
+
+        try:
+            L.check_sysctls(spec.get("linux") or {})  # the engine checks too; the runtime may be given any spec
+        except L.SetupError as e:
+            raise InvalidArgument(str(e)) from None
         os.makedirs(self.state_root, 0o711, exist_ok=True)
         try:
             os.mkdir(d, 0o711)

@@ -53,6 +53,79 @@ def send(fd: int, line: str) -> None:
     os.write(fd, (line.replace("\n", " ") + "\n").encode())
 
 
+# ----- sysctls -----------------------------------------------------------------------------------------------
+#: sysctls of the IPC namespace (runc's list); fs.mqueue.* belongs to it as well
+IPC_SYSCTLS = frozenset({"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                         "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"})
+_SYSCTL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:@+")
+
+
+def sysctl_refusal(name: str, value: str, private: set[str], host_netns: bool = False) -> str | None:
+    """Why the sysctl ``name=value`` may not be set in a container whose new (or non-host) namespaces are
+    ``private`` (e.g. ``{"ipc", "network", "uts"}``), or None when it may. Only namespaced sysctls are allowed,
+    as runc/Docker: the IPC ones and fs.mqueue.* with a private IPC namespace, net.* with a private network
+    namespace, kernel.domainname with a private UTS namespace. The name becomes a /proc/sys path, so its form is
+    checked first: dot-separated words of letters, digits and ``_-:@+`` (no ``/``, no empty word, no ``..``)."""
+    parts = name.split(".")
+    if len(parts) < 2 or not all(p and set(p) <= _SYSCTL_CHARS for p in parts):
+        return f"invalid sysctl name {name!r}"
+    if "\n" in str(value) or "\0" in str(value):
+        return f"invalid value for sysctl {name}"
+    if name in IPC_SYSCTLS or name.startswith("fs.mqueue."):
+        return None if "ipc" in private else f"sysctl {name!r} is not allowed without a private IPC namespace"
+    if name.startswith("net."):
+        if "network" not in private or host_netns:
+            return f"sysctl {name!r} is not allowed in the host's network namespace"
+        return None
+    if name == "kernel.domainname":
+        return None if "uts" in private else f"sysctl {name!r} is not allowed without a private UTS namespace"
+    if name == "kernel.hostname":
+        return f"sysctl {name!r} is not allowed: it conflicts with the hostname setting"
+    return f"sysctl {name!r} is not allowed: it is not namespaced and would change the host"
+
+
+def check_sysctls(linux: dict[str, Any]) -> None:
+    """Refuse the spec's ``linux.sysctl`` entries that would reach the host (see ``sysctl_refusal``). A namespace
+    joined by path counts as private unless it is the caller's own (the host's, for network)."""
+    sysctls = linux.get("sysctl") or {}
+    if not sysctls:
+        return
+    private: set[str] = set()
+    host_netns = False
+    for ns in linux.get("namespaces") or []:
+        t = ns.get("type")
+        if not ns.get("path"):
+            private.add(t)
+            continue
+        try:
+            same = os.stat(ns["path"]).st_ino == os.stat(f"/proc/self/ns/{NS_PROC.get(t, t)}").st_ino
+        except OSError:
+            same = False
+        if not same:
+            private.add(t)
+        elif t == "network":
+            host_netns = True
+    for k, v in sysctls.items():
+        why = sysctl_refusal(str(k), str(v), private, host_netns)
+        if why:
+            raise SetupError(why)
+
+
+def write_sysctls(sysctls: dict[str, Any] | None) -> None:
+    """Write the (already checked) sysctls, in the container's /proc after pivot_root."""
+    for k, v in (sysctls or {}).items():
+        if sysctl_refusal(str(k), str(v), {"ipc", "network", "uts"}) is not None:  # form, again, before the path
+            raise SetupError(f"invalid sysctl name {k!r}")
+        try:
+            fd = os.open("/proc/sys/" + str(k).replace(".", "/"), os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.write(fd, str(v).encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise SetupError(f"cannot set sysctl {k}={v}: {os.strerror(e.errno or 0).lower()}") from None
+
+
 # ----- stdio ------------------------------------------------------------------------------------------------
 def setup_stdio(stdin: int | None, stdout: int | None, stderr: int | None, terminal_fd: int | None) -> None:
     """Make the given fds 0, 1, 2 (``None``: /dev/null); with a terminal, make it the controlling tty."""

@@ -157,12 +157,7 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         mounts.pivot(rootfs)
         if stdio.console_socket is not None and process.get("terminal"):
             _container_console(stdio.console_socket, bind_console=True)
-        for k, v in (linux.get("sysctl") or {}).items():
-            try:
-                with open("/proc/sys/" + k.replace(".", "/"), "w") as f:
-                    f.write(str(v))
-            except OSError as e:
-                raise L.SetupError(f"cannot set sysctl {k}={v}: {os.strerror(e.errno or 0).lower()}") from None
+        L.write_sysctls(linux.get("sysctl"))
         cwd = process.get("cwd") or "/"
         try:
             os.makedirs(cwd, 0o755, exist_ok=True)
