@@ -252,6 +252,29 @@ def open_parent(root_fd: int, path: str, create: bool = False) -> tuple[int, str
     return open_in_root(root_fd, parent, os.O_RDONLY | os.O_DIRECTORY), base
 
 
+def follow_last(root_fd: int, path: str) -> str:
+    """``path`` with symlinks in its last component followed (inside the root, as the container would), so that
+    the result's last component is not a link (or does not exist). Its parents are still resolved at use."""
+    for _ in range(MAX_LINKS):
+        parts = path.rstrip("/").rsplit("/", 1)
+        parent, base = (parts[0] or "/", parts[1]) if len(parts) == 2 else ("/", parts[0])
+        if base in ("", ".", ".."):
+            return path
+        try:
+            pfd = open_in_root(root_fd, parent, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            return path
+        try:
+            try:
+                target = os.readlink(base, dir_fd=pfd)
+            except OSError:
+                return path  # not a link, or nothing there
+        finally:
+            os.close(pfd)
+        path = target if target.startswith("/") else f"{parent}/{target}"
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+
+
 class NotRegular(OSError):
     """``read_regular`` found something that is not a small regular file."""
 

@@ -71,3 +71,53 @@ def test_passwd_linked_to_dev_zero_fails_promptly(dy, busybox_tar, tmp_path):
     assert "unable to find user nobody" in p.stderr
     p = dy("run", "--rm", img, "echo", "ok", timeout=30)  # the default user needs no lookup: runs as 0
     assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr
+
+
+# -- finding 9: cp resolves every destination component inside the container -----------------------------------
+
+@pytest.fixture
+def sleeper(dy, busybox):
+    cid = dy("run", "-d", "busybox", "sleep", "300", check=True).stdout.strip()
+    yield cid
+    dy("rm", "-f", cid)
+
+
+def test_cp_dir_into_a_symlink_to_a_host_dir_stays_inside(dy, sleeper, tmp_path, hostdir):
+    src = tmp_path / "payload"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "f").write_text("payload\n")
+    (src / "top").write_text("top\n")
+    # /x -> a host directory that exists on the host; inside the container it does not (yet)
+    dy("exec", sleeper, "ln", "-s", str(hostdir), "/x", check=True)
+    assert dy("cp", str(src), f"{sleeper}:/x/").returncode == 0
+    assert list(hostdir.iterdir()) == []
+    assert dy("exec", sleeper, "cat", f"{hostdir}/sub/f").stdout == "payload\n"
+    # the same when the link's target exists inside the container, and through a symlinked parent
+    dy("exec", sleeper, "sh", "-c", f"mkdir -p /y && ln -s {hostdir.parent} /y/up", check=True)
+    assert dy("cp", str(src), f"{sleeper}:/y/up/{hostdir.name}/again").returncode == 0
+    assert list(hostdir.iterdir()) == []
+    assert dy("exec", sleeper, "cat", f"{hostdir}/again/top").stdout == "top\n"
+    # a link nested in an existing destination directory: the copy replaces it, never writes through it
+    dy("exec", sleeper, "sh", "-c", f"mkdir -p /dst && ln -s {hostdir} /dst/sub", check=True)
+    assert dy("cp", f"{src}/.", f"{sleeper}:/dst").returncode == 0
+    assert list(hostdir.iterdir()) == []
+    assert dy("exec", sleeper, "cat", "/dst/sub/f").stdout == "payload\n"
+    # a single file through the link, and an archive through stdin
+    assert dy("cp", str(src / "top"), f"{sleeper}:/x/file").returncode == 0
+    buf = tmp_path / "a.tar"
+    with tarfile.open(buf, "w") as tf:
+        tf.add(src / "top", arcname="piped")
+    assert dy("cp", "-", f"{sleeper}:/x", input=buf.read_bytes()).returncode == 0
+    assert list(hostdir.iterdir()) == []
+    assert dy("exec", sleeper, "ls", str(hostdir)).stdout.split() == ["again", "file", "piped", "sub", "top"]
+
+
+def test_cp_out_of_a_container_does_not_follow_its_links(dy, sleeper, tmp_path, hostdir):
+    (hostdir / "secret").write_text("host secret\n")
+    dy("exec", sleeper, "sh", "-c", f"mkdir -p /d && ln -s {hostdir} /d/link && echo in > /d/f", check=True)
+    out = tmp_path / "out"
+    assert dy("cp", f"{sleeper}:/d", str(out)).returncode == 0
+    assert (out / "f").read_text() == "in\n"
+    assert os.readlink(out / "link") == str(hostdir)
+    p = dy("cp", f"{sleeper}:/d/link/", "-", input=b"")  # bytes in, bytes out
+    assert b"host secret" not in p.stdout
