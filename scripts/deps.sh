@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
-      podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk)
+      podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

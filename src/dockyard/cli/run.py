@@ -46,6 +46,33 @@ def parse_args(verb: str, argv: list[str]) -> SimpleNamespace:
     return SimpleNamespace(**vals, image=pos[0], command=pos[1:])
 
 
+def _security_opts(opts: list[str]) -> list[str]:
+    """As Docker's CLI: ``seccomp=FILE`` is sent as ``seccomp=<the file's JSON>`` (the engine checks the rest)."""
+    import json
+
+    out = []
+    for opt in opts:
+        k, sep, v = opt.partition("=")
+        if not sep and k != "no-new-privileges":
+            k, sep, v = opt.partition(":")
+        if (not sep or not v) and k != "no-new-privileges":
+            raise InvalidArgument(f"Invalid --security-opt: {json.dumps(opt)}")
+        if k == "seccomp" and v not in ("builtin", "unconfined"):
+            try:
+                with open(v, "rb") as f:
+                    data = f.read()
+            except OSError as e:
+                raise InvalidArgument(f"opening seccomp profile ({v}) failed: open {v}: "
+                                      f"{os.strerror(e.errno or 0).lower()}") from None
+            try:
+                text = json.dumps(json.loads(data), separators=(",", ":"))
+            except ValueError as e:
+                raise InvalidArgument(f"compacting json for seccomp profile ({v}) failed: {e}") from None
+            opt = "seccomp=" + text
+        out.append(opt)
+    return out
+
+
 def _read_kv_files(paths: list[str]) -> list[str]:
     out = []
     for p in paths:
@@ -126,7 +153,7 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         env=_env(_read_kv_files(o.env_file) + o.env), workdir=o.workdir, user=o.user, hostname=o.hostname,
         domainname=o.domainname, labels=labels, tty=o.tty, open_stdin=o.interactive, auto_remove=o.rm,
         read_only=o.read_only, privileged=o.privileged, init=o.init, cap_add=o.cap_add, cap_drop=o.cap_drop,
-        security_opt=o.security_opt, ulimits=[units.ulimit(u) for u in o.ulimit],
+        security_opt=_security_opts(o.security_opt), ulimits=[units.ulimit(u) for u in o.ulimit],
         shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
         mounts=_volumes(o.volume, o.mount, o.volumes_from, o.tmpfs), extra_hosts=o.add_host, dns=o.dns,
         network_mode=net, ports=ports, publish_all=o.publish_all, aliases=o.network_alias, ip=o.ip,

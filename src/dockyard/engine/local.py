@@ -28,6 +28,9 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
     from dockyard.engine import validate
 
     spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
+    from dockyard.engine import security, specgen
+
+    security.check(spec.security_opt, specgen.capabilities(spec), spec.privileged)  # before anything exists
     img = ImageStore(store).resolve(spec.image)
     if platform:
         want = platform.lower().split("/")

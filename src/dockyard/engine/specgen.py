@@ -202,6 +202,11 @@ def _caps(spec: ContainerSpec) -> list[str]:
     return caps
 
 
+def capabilities(spec: ContainerSpec) -> list[str]:
+    """The capability set (bounding = effective = permitted) of a container; raises InvalidArgument."""
+    return _caps(spec)
+
+
 _RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss",
             "rtprio", "rttime", "sigpending", "stack", "as"}
 
@@ -306,8 +311,14 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": init_binary(),
                        "options": ["bind", "ro", "nosuid", "nodev"]})
     caps = _caps(spec)
-    nnp = any(o in ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
-              for o in spec.security_opt)
+    from dockyard.engine import security
+
+    secopts = security.parse(spec.security_opt)
+    nnp = secopts.no_new_privileges
+    writable_cgroups = spec.privileged if secopts.writable_cgroups is None else secopts.writable_cgroups
+    for m in mounts:
+        if m["destination"] == "/sys/fs/cgroup":
+            m["options"] = [o for o in m["options"] if o not in ("ro", "rw")] + ["rw" if writable_cgroups else "ro"]
     user = resolve_user(spec.user or image_config.get("User") or "", rootfs)
     env = environment(spec, image_config, hostname)
     home = user.pop("home")
@@ -334,11 +345,12 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         "cgroupsPath": f"/dockyard/{container_id}",
         "resources": _resources(spec),
     }
-    if not spec.privileged:
+    if not spec.privileged and not secopts.unmask_systempaths:
         linux["maskedPaths"] = list(defaults.MASKED_PATHS)
         linux["readonlyPaths"] = list(defaults.READONLY_PATHS)
-        if not any(o.replace("=", ":") == "seccomp:unconfined" for o in spec.security_opt):
-            linux["seccomp"] = defaults.seccomp_profile(caps)
+    seccomp = security.seccomp_for(secopts, caps, spec.privileged)  # Docker's profile, resolved for these caps
+    if seccomp is not None:
+        linux["seccomp"] = seccomp
     if spec.sysctls:
         check_sysctls(spec)
         linux["sysctl"] = dict(spec.sysctls)

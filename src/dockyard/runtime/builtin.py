@@ -120,9 +120,10 @@ class BuiltinRuntime:
                 os.mkfifo(fifo, 0o622)
             finally:
                 os.umask(old)
+            bpf = _seccomp_bpf(d, (spec.get("linux") or {}).get("seccomp"))
             try:
-                pid = nsexec.spawn(nsexec.init_prepare(spec, cg), nsexec.init_body(spec, rootfs, stdio, cg, fifo),
-                                   "ready")
+                pid = nsexec.spawn(nsexec.init_prepare(spec, cg),
+                                   nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf), "ready")
             except nsexec.SpawnError as e:
                 pid = e.pid
                 raise SystemFailure(str(e)) from None
@@ -258,7 +259,7 @@ class BuiltinRuntime:
             raise InvalidArgument("process.terminal is set but no terminal was given")
         try:
             return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)),
-                                nsexec.exec_body(proc, stdio, st.get("seccomp")), "exec")
+                                nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st)), "exec")
         except nsexec.SpawnError as e:
             if e.pid:
                 _kill_reap(e.pid)
@@ -302,3 +303,32 @@ def _wait_empty(cg: Cgroup, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise SystemFailure("timed out waiting for the container's processes to exit")
         time.sleep(0.002)
+
+
+def _seccomp_bpf(state_dir: str, profile: dict[str, Any] | None) -> tuple[bytes, list[str]] | None:
+    """Compile the container's filter here, in the runtime (the container process cannot load libseccomp past
+    pivot_root), and keep it for exec as ``seccomp.bpf`` in the container's state directory."""
+    if not profile:
+        return None
+    from dockyard.fsutil import atomic_write
+    from dockyard.runtime import seccomp
+
+    try:
+        code = seccomp.compile_cached(profile)
+    except seccomp.ProfileError as e:
+        raise InvalidArgument(f"invalid seccomp profile: {e}") from None
+    atomic_write(os.path.join(state_dir, "seccomp.bpf"), code, 0o600, durable=False)
+    return code, list(profile.get("flags") or [])
+
+
+def _saved_bpf(state_dir: str, st: dict[str, Any]) -> tuple[bytes, list[str]] | None:
+    profile = st.get("seccomp")
+    if not profile:
+        return None
+    try:
+        with open(os.path.join(state_dir, "seccomp.bpf"), "rb") as f:
+            return f.read(), list(profile.get("flags") or [])
+    except FileNotFoundError:  # a container created before filters were kept
+        from dockyard.runtime import seccomp
+
+        return seccomp.compile_cached(profile), list(profile.get("flags") or [])

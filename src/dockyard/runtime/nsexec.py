@@ -123,7 +123,9 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
     return prepare
 
 
-def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str) -> Callable[[int], None]:
+def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str,
+              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int], None]:
+    """``seccomp``: the compiled filter and its flags (compiled by the caller: see runtime.seccomp)."""
     def body(w: int) -> None:
         linux = spec.get("linux") or {}
         new = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
@@ -166,7 +168,7 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         mounts.finalize(spec)
         L.set_oom_score_adj(process.get("oomScoreAdj"))
         L.set_rlimits(process.get("rlimits"))
-        _seccomp(linux.get("seccomp"))
+        _seccomp(seccomp)
         L.set_user_and_caps(process)
         L.chdir(cwd)
         L.send(w, "ready")
@@ -226,17 +228,18 @@ def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
     return prepare
 
 
-def _seccomp(profile: dict[str, Any] | None) -> None:
+def _seccomp(compiled: tuple[bytes, list[str]] | None) -> None:
     """Install the container's seccomp filter: after our own mounts, while CAP_SYS_ADMIN is still held."""
-    if not profile:
+    if not compiled:
         return
     try:
-        _seccomp_mod.install(profile)
-    except (OSError, ValueError) as e:
+        _seccomp_mod.install_bpf(*compiled)
+    except OSError as e:
         raise L.SetupError(f"cannot install the seccomp filter: {e}") from None
 
 
-def exec_body(process: dict[str, Any], stdio: Stdio, seccomp: dict[str, Any] | None = None) -> Callable[[int], None]:
+def exec_body(process: dict[str, Any], stdio: Stdio,
+              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int], None]:
     def body(w: int) -> None:
         os.setsid()
         L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
