@@ -351,6 +351,8 @@ class Cgroup:
             if "/" in k or k.startswith("."):
                 raise InvalidArgument(f"invalid cgroup file name: {k}")
             _set(f"{d}/{k}", v)
+        if r.get("devices"):
+            apply_device_rules(d, r["devices"])
 
     # ----- observation --------------------------------------------------------------------------------------
     def oom_killed(self) -> bool:
@@ -424,6 +426,19 @@ class Cgroup:
                 pids["current"] = num(f"{p}/pids.current") or 0
                 pids["limit"] = num(f"{p}/pids.max")
         return {"memory": mem, "cpu": cpu, "pids": pids}
+
+
+def apply_device_rules(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:
+    """cgroup v2 has no devices controller: the rules become a BPF device program attached to the cgroup (see
+    ``devfilter``), as runc and crun do. Without it a container with CAP_MKNOD could open any host device."""
+    from dockyard.runtime import devfilter
+
+    try:
+        devfilter.attach(cgroup_dir, rules)
+    except devfilter.DeviceRuleError as e:
+        raise InvalidArgument(str(e)) from None
+    except OSError as e:
+        raise from_oserror(f"cannot apply the device rules to cgroup {cgroup_dir}", e, hint="") from None
 
 
 def shares_to_weight(shares: int) -> int:

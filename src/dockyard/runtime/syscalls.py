@@ -160,3 +160,59 @@ def ioctl_lo_up() -> None:
             fcntl.ioctl(s.fileno(), 0x8914, struct.pack("16sh22x", b"lo", flags | 1))  # SIOCSIFFLAGS
     finally:
         s.close()
+
+
+# ----- bpf(2): cgroup device programs ---------------------------------------------------------------------------
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+
+
+def _bpf(cmd: int, attr: ctypes.Array) -> int:  # type: ignore[type-arg]
+    nr = _SYS_BPF.get(os.uname().machine)
+    if nr is None:
+        raise OSError(38, "bpf: unsupported architecture")
+    return _check(_libc.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr))))
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str = "GPL", expected_attach_type: int = 0,
+                  name: str = "") -> int:
+    """Load a BPF program (``insns``: struct bpf_insn, 8 bytes each); returns its fd (close-on-exec). On a
+    verifier refusal the OSError's message carries the verifier's log."""
+    import struct
+
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+
+    def load(log: ctypes.Array | None) -> int:  # type: ignore[type-arg]
+        attr = ctypes.create_string_buffer(128)
+        struct.pack_into("=IIQQIIQII16sII", attr, 0, prog_type, len(insns) // 8, ctypes.addressof(code),
+                         ctypes.addressof(lic), 1 if log else 0, len(log) if log else 0,
+                         ctypes.addressof(log) if log else 0, 0, 0, name.encode()[:15], 0, expected_attach_type)
+        return _bpf(BPF_PROG_LOAD, attr)
+
+    try:
+        return load(None)
+    except OSError as e:
+        if e.errno != 13 and e.errno != 22:  # EACCES/EINVAL: the verifier said no; get its log
+            raise
+    log = ctypes.create_string_buffer(65536)
+    try:
+        return load(log)
+    except OSError as e:
+        detail = log.value.decode(errors="replace").strip().splitlines()
+        raise OSError(e.errno, f"{e.strerror}{': ' + detail[-1] if detail else ''}") from None
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0) -> None:
+    """Attach ``prog_fd`` to a cgroup (``target_fd``: its directory opened O_RDONLY|O_DIRECTORY); it stays
+    attached as long as the cgroup exists, after both fds are closed."""
+    import struct
+
+    attr = ctypes.create_string_buffer(128)
+    struct.pack_into("=IIII", attr, 0, target_fd, prog_fd, attach_type, flags)
+    _bpf(BPF_PROG_ATTACH, attr)
