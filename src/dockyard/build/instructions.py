@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dockyard.build.mounts import Mount, MountError, parse_mount
-from dockyard.build.parser import DockerfileError, Heredoc, Node, chomp_heredoc, parse_heredoc_word
+from dockyard.build.parser import (DockerfileError, Heredoc, HeredocWordError, Node, chomp_heredoc,
+                                    parse_heredoc_word)
 
 __all__ = [
     "Instruction", "FromInstruction", "RunInstruction", "CmdInstruction", "EntrypointInstruction",
@@ -29,7 +30,7 @@ class _Fail(Exception):
     """Internal: a reason; ``make_instruction`` adds file and line."""
 
 
-_FAILS = (_Fail, MountError)
+_FAILS = (_Fail, MountError, HeredocWordError)
 
 
 def _clone(obj):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ import re
 
 from dockyard.errors import InvalidArgument
 
-__all__ = ["DockerfileError", "Heredoc", "Node", "ParseResult", "parse", "parse_heredoc_word",
+__all__ = ["DockerfileError", "Heredoc", "HeredocWordError", "Node", "ParseResult", "parse", "parse_heredoc_word",
            "chomp_heredoc", "DIRECTIVES"]
 
 DIRECTIVES = ("syntax", "escape", "check")
@@ -118,6 +118,11 @@ class _Fail(Exception):
     """Internal: a reason without a location; the caller adds the line."""
 
 
+class HeredocWordError(_Fail):
+    """``parse_heredoc_word`` cannot lex the word (``<<"EOF`` without its closing quote); a reason without a
+    location: callers (this parser, ``instructions.make_instruction``) report it at the instruction's line."""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Heredoc words
 
@@ -138,9 +143,9 @@ def parse_heredoc_word(word: str) -> Heredoc | None:
             return None
         raw = Lexer("\\", skip_unset=True, raw_quotes=True).process_words(rest, {})
     except ExpansionError as e:
-        raise _Fail(str(e)) from None
+        raise HeredocWordError(str(e)) from None
     if len(raw) != 1:
-        raise _Fail(f"internal lexing of heredoc produced inconsistent results: {rest}")
+        raise HeredocWordError(f"internal lexing of heredoc produced inconsistent results: {rest}")
     name = words[0]
     quoted = raw[0].count("'") + raw[0].count('"') != name.count("'") + name.count('"')
     return Heredoc(name, "", expand=not quoted, chomp=dash == "-", fd=int(fd or 0))

@@ -62,7 +62,9 @@ class Reference(namedtuple("Reference", "domain path tag digest", defaults=(None
             p = self.path
             if p.startswith(OFFICIAL_PREFIX) and "/" not in p[len(OFFICIAL_PREFIX):]:
                 return p[len(OFFICIAL_PREFIX):]
-            return p
+            if _split_domain(p)[0] == DEFAULT_DOMAIN:
+                return p
+            # "docker.io/0.0/x" printed as "0.0/x" would read back with "0.0" as a registry: keep the domain
         return self.name
 
     def __str__(self) -> str:
