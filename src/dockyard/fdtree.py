@@ -22,7 +22,6 @@ import stat
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dockyard.rootpath import DIR_FLAGS, fd_path
 
@@ -167,8 +166,10 @@ def tar_info(name: str, st: os.stat_result) -> tarfile.TarInfo:
     return ti
 
 
-def add_to_tar(tf: tarfile.TarFile, parent_fd: int, name: str, arcname: str, *, one_fs: bool = False) -> None:
-    """Append ``name`` (below ``parent_fd``; not followed) and, for a directory, everything under it."""
+def add_to_tar(tf: tarfile.TarFile, parent_fd: int, name: str, arcname: str, *, one_fs: bool = False,
+               root_entry: bool = True) -> None:
+    """Append ``name`` (below ``parent_fd``; not followed) and, for a directory, everything under it (without
+    an entry for the directory itself when not ``root_entry``)."""
     links: dict[tuple[int, int], str] = {}
     st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
     if not stat.S_ISDIR(st.st_mode):
@@ -178,8 +179,8 @@ def add_to_tar(tf: tarfile.TarFile, parent_fd: int, name: str, arcname: str, *, 
     if fd is None:
         raise Changed(errno.ENOTDIR, "changed while being read", name)
     try:
-        top = Entry(name, name, parent_fd, os.fstat(fd), fd)
-        _add_entry(tf, top, arcname, links)
+        if root_entry:
+            _add_entry(tf, Entry(name, name, parent_fd, os.fstat(fd), fd), arcname, links)
         prefix = "" if arcname in ("", ".") else arcname.rstrip("/") + "/"
         for e in walk(fd, one_fs=one_fs):
             _add_entry(tf, e, prefix + e.rel, links)
@@ -383,8 +384,3 @@ def _copy_data(fi: int, fo: int) -> None:
                 while view:
                     view = view[os.write(fo, view):]
             return
-
-
-def copy_fileobj(fd: int, out: BinaryIO) -> None:
-    while buf := os.read(fd, CHUNK):
-        out.write(buf)

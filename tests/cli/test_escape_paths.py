@@ -121,3 +121,82 @@ def test_cp_out_of_a_container_does_not_follow_its_links(dy, sleeper, tmp_path, 
     assert os.readlink(out / "link") == str(hostdir)
     p = dy("cp", f"{sleeper}:/d/link/", "-", input=b"")  # bytes in, bytes out
     assert b"host secret" not in p.stdout
+
+
+# -- finding 9: commit (and export, diff) never follow a container's symlinks out -------------------------------
+
+_SWAPPER = ("mkdir -p /race; i=0; while [ $i -lt 300 ]; do echo $i > /race/a$i; i=$((i+1)); done; "
+            "while true; do mkdir /race/d.new; echo inside > /race/d.new/f; rm -rf /race/d; mv /race/d.new /race/d; "
+            "rm -rf /race/d; ln -s {host} /race/d; done")
+
+
+def test_commit_of_a_racing_container_never_takes_host_files(dy, busybox, hostdir):
+    for i in range(50):
+        (hostdir / f"HOSTMARKER{i}").write_text("host\n")
+    cid = dy("run", "-d", "busybox", "sh", "-c", _SWAPPER.format(host=hostdir), check=True).stdout.strip()
+    try:
+        wait_for(lambda: dy("exec", cid, "test", "-e", "/race/a299").returncode == 0, what="the swapper")
+        images = []
+        for n in range(20):
+            p = dy("commit", "--pause=false", cid, f"race:{n}")
+            assert p.returncode == 0, p.stderr
+            images.append(f"race:{n}")
+        dy("rm", "-f", cid)
+        for img in images:
+            p = dy("run", "--rm", "--network", "none", img, "sh", "-c", "ls /race/d/ 2>/dev/null; true")
+            assert p.returncode == 0, p.stderr
+            assert "HOSTMARKER" not in p.stdout, f"{img} holds host files"
+    finally:
+        dy("rm", "-f", cid)
+
+
+def test_export_and_diff_of_a_racing_container_never_take_host_files(dy, busybox, hostdir, tmp_path):
+    for i in range(50):
+        (hostdir / f"HOSTMARKER{i}").write_text("host\n")
+    cid = dy("run", "-d", "busybox", "sh", "-c", _SWAPPER.format(host=hostdir), check=True).stdout.strip()
+    try:
+        wait_for(lambda: dy("exec", cid, "test", "-e", "/race/a299").returncode == 0, what="the swapper")
+        for n in range(10):
+            out = tmp_path / f"e{n}.tar"
+            assert dy("export", "-o", str(out), cid).returncode == 0
+            with tarfile.open(out) as tf:
+                assert not [m for m in tf.getnames() if "HOSTMARKER" in m]
+            out.unlink()
+            p = dy("diff", cid)
+            assert p.returncode == 0 and "HOSTMARKER" not in p.stdout
+    finally:
+        dy("rm", "-f", cid)
+
+
+def test_commit_pauses_the_container_by_default(dy, busybox, root):
+    cid = dy("run", "-d", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null; "
+             "touch /ready; sleep 300", check=True).stdout.strip()
+    try:
+        wait_for(lambda: dy("exec", cid, "test", "-e", "/ready").returncode == 0, timeout=60, what="the big file")
+        from tests.conftest import DOCKYARD
+
+        proc = subprocess.Popen([DOCKYARD, "--root", str(root), "commit", cid, "paused:1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            states: list[str] = []
+
+            def paused_or_done() -> bool:
+                states.append(dy("inspect", "-f", "{{.State.Status}}", cid).stdout.strip())
+                return states[-1] == "paused" or proc.poll() is not None
+
+            wait_for(paused_or_done, timeout=60, interval=0.01, what="the commit")
+            seen = "paused" in states
+            assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert seen is True and proc.returncode == 0
+        assert dy("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "running"
+        p = dy("commit", "--pause=false", cid, "paused:2")
+        assert p.returncode == 0, p.stderr
+        assert dy("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "running"
+        p = dy("commit", "--pause=maybe", cid)
+        assert p.returncode != 0 and "invalid argument" in p.stderr
+    finally:
+        dy("rm", "-f", cid)

@@ -13,22 +13,26 @@ from dockyard.errors import InvalidArgument
 
 
 def changes(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
-    """Docker's ``diff`` lines as (kind, path): A added, C changed, D deleted (an overlay whiteout)."""
+    """Docker's ``diff`` lines as (kind, path): A added, C changed, D deleted (an overlay whiteout).
+
+    The upper dir is walked through fds and the lower dirs are looked up without following any link
+    (``fdtree``, ``rootpath``): a running container swapping a directory for a symlink cannot list host files."""
+    from dockyard.fdtree import walk
+    from dockyard.rootpath import lstat_beneath, open_root
+
     out: list[tuple[str, str]] = []
-
-    def in_lower(rel: str) -> bool:
-        return any(os.path.lexists(os.path.join(lo, rel)) for lo in lowers)
-
-    for dirpath, dirnames, filenames in os.walk(upper):
-        dirnames.sort()
-        for name in sorted(dirnames) + sorted(filenames):
-            p = os.path.join(dirpath, name)
-            rel = os.path.relpath(p, upper)
-            st = os.lstat(p)
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                out.append(("D", "/" + rel))
+    lfds = [open_root(lo) for lo in lowers if os.path.isdir(lo)]
+    ufd = open_root(upper)
+    try:
+        for e in walk(ufd):
+            if stat.S_ISCHR(e.st.st_mode) and e.st.st_rdev == 0:
+                out.append(("D", "/" + e.rel))
             else:
-                out.append(("C" if in_lower(rel) else "A", "/" + rel))
+                found = any(lstat_beneath(fd, e.rel) is not None for fd in lfds)
+                out.append(("C" if found else "A", "/" + e.rel))
+    finally:
+        for fd in [ufd, *lfds]:
+            os.close(fd)
     out.sort(key=lambda x: x[1])
     return out
 
@@ -74,28 +78,30 @@ def main(ctx: Context, argv: list[str]) -> int:
     p.add_argument("-p", "--pause", default="true")
     p.add_argument("container")
     p.add_argument("repository", nargs="?")
-    o = p.parse_args(argv)
+    # a boolean flag, as Docker's: bare -p/--pause is true and never takes the next word as its value
+    o = p.parse_args(["--pause=true" if a in ("-p", "--pause") else a for a in argv])
+    pause = o.pause.lower()
+    if pause not in ("true", "false", "1", "0", "t", "f"):
+        raise InvalidArgument(f'invalid argument "{o.pause}" for "-p, --pause" flag: strconv.ParseBool: parsing '
+                              f'"{o.pause}": invalid syntax')
     from dockyard.engine.commit import commit_container
 
     c = cs.get(o.container)
-    iid = commit_container(ctx.store, c, o.repository, changes=o.change, message=o.message, author=o.author)
+    iid = commit_container(ctx.store, c, o.repository, changes=o.change, message=o.message, author=o.author,
+                           pause=pause in ("true", "1", "t"))
     print(iid)
     return 0
 
 
 def _export(root: str, out: object) -> None:
-    """The container's merged root as a tar; the kernel file systems mounted inside are not part of it."""
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in list(dirnames) + sorted(filenames):
-                p = os.path.join(dirpath, name)
-                rel = os.path.relpath(p, root)
-                if name in dirnames and os.path.ismount(p):
-                    dirnames.remove(name)
-                ti = tf.gettarinfo(p, rel)
-                if ti.isreg():
-                    with open(p, "rb") as f:
-                        tf.addfile(ti, f)
-                else:
-                    tf.addfile(ti)
+    """The container's merged root as a tar, read through fds (``fdtree``: a symlink swapped in by a running
+    container is archived as the link it is); the kernel file systems mounted inside are not part of it."""
+    from dockyard.fdtree import add_to_tar
+    from dockyard.rootpath import open_root
+
+    rfd = open_root(root)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:  # type: ignore[call-overload]
+            add_to_tar(tf, rfd, ".", ".", one_fs=True, root_entry=False)
+    finally:
+        os.close(rfd)

@@ -33,7 +33,25 @@ def layer_image(store: Store, parent: Any | None, upperdir: str | None, *, overr
 
 
 def commit_container(store: Store, c: Any, repository: str | None, *, changes: list[str], message: str = "",
-                     author: str = "") -> str:
+                     author: str = "", pause: bool = True) -> str:
+    """Commit ``c``; a running container is paused (cgroup freezer) while its upper dir is read, as Docker does
+    by default, so the layer is one consistent state. With ``pause=False`` the walk still never follows a link
+    the container swaps in (``snapshots.layer`` reads through fds)."""
+    if pause and c.state == "running":
+        from dockyard.engine import local
+
+        local.pause(store, c)
+        try:
+            return _commit(store, c, repository, changes=changes, message=message, author=author)
+        finally:
+            from dockyard.engine.containers import ContainerStore
+
+            local.unpause(store, ContainerStore(store).get(c.id))
+    return _commit(store, c, repository, changes=changes, message=message, author=author)
+
+
+def _commit(store: Store, c: Any, repository: str | None, *, changes: list[str], message: str,
+            author: str) -> str:
     from dockyard.images.store import ImageStore
 
     parent = ImageStore(store).get(c.image_id) if c.image_id else None

@@ -17,7 +17,6 @@ import hashlib
 import os
 import stat
 import tarfile
-from collections.abc import Iterator
 from typing import BinaryIO
 
 from dockyard.snapshots.extract import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
@@ -44,34 +43,10 @@ class _HashingWriter:
         self.out.flush()
 
 
-def _walk(root: str, rel: str = "") -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of every entry below ``root``, sorted, parents before children."""
-    d = os.path.join(root, rel) if rel else root
-    with os.scandir(d) as it:
-        entries = sorted(it, key=lambda e: os.fsencode(e.name))
-    for e in entries:
-        p = f"{rel}/{e.name}" if rel else e.name
-        st = e.stat(follow_symlinks=False)
-        yield p, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _walk(root, p)
+def _xattrs(target: int | str) -> dict[str, str]:
+    from dockyard.fdtree import xattrs
 
-
-def _xattrs(path: str) -> dict[str, str]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError:
-        return {}
-    out: dict[str, str] = {}
-    for n in sorted(names):
-        if n.startswith(_SKIP_XATTRS):
-            continue
-        try:
-            v = os.getxattr(path, n, follow_symlinks=False)
-        except OSError:
-            continue
-        out["SCHILY.xattr." + n] = v.decode("utf-8", "surrogateescape")
-    return out
+    return {"SCHILY.xattr." + n: v.decode("utf-8", "surrogateescape") for n, v in xattrs(target, _SKIP_XATTRS).items()}
 
 
 def _info(name: str, st: os.stat_result, mtime: int, type_: bytes) -> tarfile.TarInfo:
@@ -91,9 +66,14 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
     links: dict[tuple[int, int], str] = {}
     tf = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",  # type: ignore[call-overload]
                       errors="surrogateescape")
+    from dockyard.fdtree import Changed, ExactReader, walk
+    from dockyard.rootpath import open_root
+
+    root_fd = open_root(srcdir)
     try:
-        for rel, st in _walk(srcdir):
-            path = os.path.join(srcdir, rel)
+        for e in walk(root_fd):
+            rel, st = e.rel, e.st
+            target = e.xattr_target()  # the entry itself, never a path that could be followed
             mtime = int(st.st_mtime)
             if epoch is not None and mtime > epoch:
                 mtime = epoch
@@ -106,12 +86,12 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
                 continue
             if stat.S_ISSOCK(mode):
                 continue
-            pax = _xattrs(path)
+            pax = _xattrs(target)
             if stat.S_ISDIR(mode):
                 ti = _info(rel, st, mtime, tarfile.DIRTYPE)
                 opaque = pax.pop("SCHILY.xattr." + OPAQUE_XATTR, None)
                 try:
-                    opaque_v = os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False)
+                    opaque_v = os.getxattr(target, OPAQUE_XATTR)
                 except OSError:
                     opaque_v = b""
                 ti.pax_headers = pax
@@ -135,11 +115,22 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
                 ti = _info(rel, st, mtime, tarfile.REGTYPE)
                 ti.size = st.st_size
                 ti.pax_headers = pax
-                with open(path, "rb") as f:
-                    tf.addfile(ti, _Exact(f, st.st_size, rel))
+                try:
+                    fd = e.open()
+                except Changed:  # removed or swapped while the layer was written (a commit with --pause=false)
+                    if links.get((st.st_dev, st.st_ino)) == rel:
+                        del links[(st.st_dev, st.st_ino)]
+                    continue
+                try:
+                    tf.addfile(ti, ExactReader(fd, st.st_size, rel))  # type: ignore[arg-type]
+                finally:
+                    os.close(fd)
             elif stat.S_ISLNK(mode):
                 ti = _info(rel, st, mtime, tarfile.SYMTYPE)
-                ti.linkname = os.readlink(path)
+                try:
+                    ti.linkname = e.readlink()
+                except OSError:
+                    continue
                 ti.pax_headers = pax
                 tf.addfile(ti)
             elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -152,22 +143,7 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
                 ti.pax_headers = pax
                 tf.addfile(ti)
     finally:
+        os.close(root_fd)
         tf.close()
     sink.flush()
     return "sha256:" + sink.h.hexdigest(), sink.size
-
-
-class _Exact:
-    """Reads exactly ``size`` bytes of a file (a file that changed size while being archived is an error)."""
-
-    def __init__(self, f: BinaryIO, size: int, name: str) -> None:
-        self.f, self.left, self.name = f, size, name
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self.left:
-            n = self.left
-        data = self.f.read(n)
-        if len(data) < n:
-            raise OSError(f"{self.name} shrank while being archived")
-        self.left -= len(data)
-        return data
