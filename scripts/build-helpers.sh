@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the project's small static helper programs into $DOCKYARD_LIBEXEC (default .venv/libexec):
 #   dockyard-init   the init of `run --init` (images/init/init.c)
+#   dockyard-exec   the sealed stub through which the built-in runtime execs every container program (images/exec/exec.c)
 # Rebuilds only what is older than its source.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,3 +14,4 @@ build() {  # build NAME SOURCE
   fi
 }
 build dockyard-init "$here/images/init/init.c"
+build dockyard-exec "$here/images/exec/exec.c"

@@ -3,9 +3,20 @@ that would reach the host. Driven through the installed `dockyard` command, as a
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 
 pytestmark = pytest.mark.e2e
+
+HOST_PYTHON = os.path.realpath(sys.executable)
+
+# A script run as its own interpreter's input: if /proc/self/exe is the host's python, this runs as Python.
+SELF_EXE_SCRIPT = """#!/proc/self/exe
+import os, sys
+print("HOST-PYTHON", sys.version.split()[0], os.readlink("/proc/self/exe"))
+"""
 
 
 def _read(path: str) -> str:
@@ -78,3 +89,73 @@ def test_runtime_command_refuses_a_host_sysctl_in_a_spec(tmp_path):
                            timeout=60, stdin=subprocess.DEVNULL)
         assert p.returncode == 1 and ("not allowed" in p.stderr or "invalid sysctl" in p.stderr), p.stderr
         assert _read("/proc/sys/vm/swappiness") == before
+
+
+# ----- the host binary and host fds (CVE-2019-5736 class) ---------------------------------------------------------
+def test_proc_self_exe_script_does_not_run_the_host_interpreter(dy, busybox, tmp_path):
+    d = tmp_path / "entry"
+    d.mkdir()
+    (d / "entry.sh").write_text(SELF_EXE_SCRIPT)
+    (d / "entry.sh").chmod(0o755)
+    p = dy("run", "--rm", "--network", "none", "-v", f"{d}:/x:ro", "--entrypoint", "/x/entry.sh", "busybox")
+    assert "HOST-PYTHON" not in p.stdout + p.stderr
+    assert p.returncode == 126 and p.stderr.strip() == "dockyard-exec: not a container program", p.stderr
+    # and the same through exec
+    cid = dy("run", "-d", "--network", "none", "-v", f"{d}:/x:ro", "busybox", "sleep", "60", check=True).stdout.strip()
+    p = dy("exec", cid, "/x/entry.sh")
+    assert "HOST-PYTHON" not in p.stdout + p.stderr and p.returncode == 126, p
+    # what the container program itself sees as its exe: its own binary, never the host's python
+    p = dy("exec", cid, "sh", "-c", "readlink /proc/self/exe; readlink /proc/1/exe", check=True)
+    assert p.stdout.split() == ["/bin/busybox", "/bin/busybox"]
+
+
+def test_build_run_step_with_proc_self_exe_script(dy, busybox, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "entry.sh").write_text(SELF_EXE_SCRIPT)
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY entry.sh /entry.sh\nRUN chmod 755 /entry.sh\n"
+                                       'RUN ["/entry.sh"]\n')
+    p = dy("build", "-t", "selfexe", str(ctx), timeout=120)
+    assert "HOST-PYTHON" not in p.stdout + p.stderr
+    assert p.returncode != 0 and "not a container program" in p.stdout + p.stderr, p.stderr
+
+
+def test_container_processes_hold_only_their_stdio(dy, busybox):
+    cid = dy("run", "-d", "--network", "none", "busybox", "sleep", "60", check=True).stdout.strip()
+    p = dy("exec", cid, "sh", "-c", "ls /proc/1/fd; echo -; ls /proc/$$/fd; :", check=True)
+    pid1, _, mine = p.stdout.partition("-")
+    assert pid1.split() == ["0", "1", "2"]
+    assert mine.split() == ["0", "1", "2"]
+    p = dy("exec", "-u", "1000", cid, "sh", "-c", "id -u; ls /proc/$$/fd; :", check=True)
+    assert p.stdout.split() == ["1000", "0", "1", "2"]
+
+
+RACE = r"""
+while :; do
+  for d in /proc/[0-9]*; do
+    [ "$d" = /proc/$$ ] && continue
+    if [ -e $d/exe ] && ! [ $d/exe -ef /bin/busybox ]; then
+      echo "EXE $(readlink $d/exe)"
+      for f in $d/fd/*; do echo "FD $(readlink $f)"; done
+      echo x 2>/dev/null >> $d/exe && echo "WROTE $(readlink $d/exe)"
+    fi
+  done
+done
+"""
+
+
+def test_exec_cannot_be_raced_to_the_host_binary_or_fds(dy, busybox, root):
+    """A process in the container watches every new process while `exec` runs: it may only ever see container
+    binaries or the sealed exec stub, never the host's python, a host fd (the store's database) or a file it can
+    write."""
+    cid = dy("run", "-d", "--network", "none", "busybox", "sh", "-c", RACE, check=True).stdout.strip()
+    for _ in range(30):
+        dy("exec", cid, "true", check=True)
+        dy("exec", "-u", "1000", cid, "true", check=True)
+    logs = dy("logs", cid, check=True).stdout + dy("logs", cid).stderr
+    seen = set(ln for ln in logs.splitlines() if ln.strip())
+    assert not any("python" in ln or HOST_PYTHON in ln for ln in seen), seen
+    assert not any("dockyard.db" in ln or str(root) in ln for ln in seen), seen
+    assert not any(ln.startswith("WROTE") for ln in seen), seen
+    exes = {ln for ln in seen if ln.startswith("EXE ")}
+    assert exes <= {"EXE /memfd:dockyard-exec (deleted)", "EXE /bin/busybox", "EXE "}, exes

@@ -123,7 +123,8 @@ class BuiltinRuntime:
             bpf = _seccomp_bpf(d, (spec.get("linux") or {}).get("seccomp"))
             try:
                 pid = nsexec.spawn(nsexec.init_prepare(spec, cg),
-                                   nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf), "ready")
+                                   nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf), "ready",
+                                   nsexec.stdio_fds(stdio))
             except nsexec.SpawnError as e:
                 pid = e.pid
                 raise SystemFailure(str(e)) from None
@@ -259,7 +260,8 @@ class BuiltinRuntime:
             raise InvalidArgument("process.terminal is set but no terminal was given")
         try:
             return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)),
-                                nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st)), "exec")
+                                nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st)), "exec",
+                                nsexec.stdio_fds(stdio))
         except nsexec.SpawnError as e:
             if e.pid:
                 _kill_reap(e.pid)

@@ -184,8 +184,6 @@ def set_user_and_caps(process: dict[str, Any], sc: Any = S) -> None:
         os.setresuid(uid, uid, uid)
         sc.prctl(S.PR_SET_KEEPCAPS, 0)
         _caps.apply(capobj, sc)
-        if uid != 0:
-            sc.prctl(S.PR_SET_DUMPABLE, 1)
         if process.get("noNewPrivileges"):
             sc.prctl(S.PR_SET_NO_NEW_PRIVS, 1)
     except OSError as e:
@@ -261,9 +259,49 @@ def find_executable(name: str, path: str) -> tuple[str | None, int, str]:
     return None, 127, f'exec: "{name}": executable file not found in $PATH'
 
 
-def exec_process(process: dict[str, Any]) -> None:
-    """Look up ``process.args[0]`` with the container's PATH and execve it; on failure write Docker's message to
-    stderr and exit 127 (not found) or 126 (cannot execute). Never returns."""
+# ----- the exec stub -----------------------------------------------------------------------------------------
+STUB_NAME = "dockyard-exec"
+
+
+def stub_path() -> str:
+    """Where scripts/build-helpers.sh puts dockyard-exec (images/exec/exec.c): the venv's libexec."""
+    import sys
+
+    return os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", STUB_NAME)
+
+
+def load_exec_stub() -> int:
+    """A sealed memfd holding dockyard-exec, through which the container program is exec'd (see exec.c): made
+    in the container process before it loses the host's paths (setns(mnt), pivot_root). Close-on-exec, and no
+    write, shrink or grow is possible, so a container that opens it through /proc/<pid>/exe can only run it.
+    There is no fallback: without the stub, execve from Python would expose the host interpreter."""
+    path = stub_path()
+    try:
+        src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SetupError(f"the runtime's exec stub {path} is missing ({os.strerror(e.errno or 0).lower()}): "
+                         f"build it with scripts/deps.sh") from None
+    try:
+        fd = os.memfd_create(STUB_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        size = os.fstat(src).st_size
+        done = 0
+        while done < size:
+            n = os.sendfile(fd, src, done, size - done)
+            if n == 0:
+                break
+            done += n
+    finally:
+        os.close(src)
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    return fd
+
+
+def exec_process(process: dict[str, Any], stub: int) -> None:
+    """Look up ``process.args[0]`` with the container's PATH and exec it through the sealed ``stub`` (a memfd
+    from ``load_exec_stub``): this process stops being the host's python before any container code can look at
+    it. On failure write Docker's message to stderr and exit 127 (not found) or 126 (cannot execute); the stub
+    does the same when its own execve fails. Never returns."""
     args = process.get("args") or []
     env = env_dict(process.get("env"))
     code = 127
@@ -275,10 +313,10 @@ def exec_process(process: dict[str, Any]) -> None:
             raise SetupError(msg)
         reset_signals()
         try:
-            os.execve(path, args, env)
+            os.execve(stub, [STUB_NAME, path, *args], env)
         except OSError as e:
-            code = 127 if e.errno == 2 else 126
-            raise SetupError(f"exec {path}: {os.strerror(e.errno or 0).lower()}") from None
+            code = 126
+            raise SetupError(f"exec {path}: cannot run the exec stub: {os.strerror(e.errno or 0).lower()}") from None
     except BaseException as e:  # noqa: BLE001 - report anything, then exit
         try:
             os.write(2, f"{e}\n".encode())

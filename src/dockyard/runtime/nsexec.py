@@ -35,21 +35,34 @@ def _report(w: int, e: BaseException) -> None:
         pass
 
 
-def spawn(prepare: Callable[[], None], body: Callable[[int], None], final: str) -> int:
-    """Fork an intermediate that runs ``prepare`` (join cgroup/namespaces), forks ``body(w)`` and exits.
-    Returns the pid of the body process once it has sent ``final``; raises SpawnError with its message."""
+def stdio_fds(stdio: Stdio) -> set[int]:
+    return {fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd, stdio.console_socket)
+            if fd is not None}
+
+
+def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: str, keep: set[int]) -> int:
+    """Fork an intermediate that runs ``prepare`` (join cgroup/namespaces), forks ``body(w, stub)`` and exits.
+    Returns the pid of the body process once it has sent ``final``; raises SpawnError with its message.
+
+    Before anything else, both children make themselves non-dumpable (no other process of the container may
+    ptrace them or open their /proc/<pid>/exe or fd/ while they are the host's python: execve of the stub makes
+    the body dumpable again) and close every fd but the sync pipe, ``keep`` (the stdio given) and the stub memfd,
+    so that none of the caller's fds (its database, locks, logs) can ever reach a container process."""
     r, w = os.pipe()
     mid = os.fork()
     if mid == 0:  # intermediate
         try:
-            os.close(r)
+            S.prctl(S.PR_SET_DUMPABLE, 0)
+            L.close_fds_except(keep | {w})
             # the caller's Python signal handlers must never run in a container process
             L.reset_signals()
+            stub = L.load_exec_stub()  # while the host's paths are still ours: prepare may join a mount namespace
             prepare()
             pid = os.fork()
             if pid == 0:
                 try:
-                    body(w)
+                    L.close_fds_except(keep | {w, stub})
+                    body(w, stub)
                 except BaseException as e:  # noqa: BLE001
                     _report(w, e)
                 finally:
@@ -124,9 +137,9 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
 
 
 def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str,
-              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int], None]:
+              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int, int], None]:
     """``seccomp``: the compiled filter and its flags (compiled by the caller: see runtime.seccomp)."""
-    def body(w: int) -> None:
+    def body(w: int, stub: int) -> None:
         linux = spec.get("linux") or {}
         new = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
         process = spec.get("process") or {}
@@ -174,11 +187,12 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         L.send(w, "ready")
         os.close(w)
         # created: wait here until `start` opens the fifo for reading
+        # (allowed although we are not dumpable: a process may always open its own /proc/self/fd/N)
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
         os.close(fd)
-        L.close_fds_except(set())
-        L.exec_process(process)
+        L.close_fds_except({stub})
+        L.exec_process(process, stub)
     return body
 
 
@@ -239,8 +253,8 @@ def _seccomp(compiled: tuple[bytes, list[str]] | None) -> None:
 
 
 def exec_body(process: dict[str, Any], stdio: Stdio,
-              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int], None]:
-    def body(w: int) -> None:
+              seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int, int], None]:
+    def body(w: int, stub: int) -> None:
         os.setsid()
         L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
         if stdio.console_socket is not None and process.get("terminal"):
@@ -252,6 +266,6 @@ def exec_body(process: dict[str, Any], stdio: Stdio,
         L.chdir(process.get("cwd") or "/")
         L.send(w, "exec")
         os.close(w)
-        L.close_fds_except(set())
-        L.exec_process(process)
+        L.close_fds_except({stub})
+        L.exec_process(process, stub)
     return body
