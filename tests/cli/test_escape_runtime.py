@@ -159,3 +159,26 @@ def test_exec_cannot_be_raced_to_the_host_binary_or_fds(dy, busybox, root):
     assert not any(ln.startswith("WROTE") for ln in seen), seen
     exes = {ln for ln in seen if ln.startswith("EXE ")}
     assert exes <= {"EXE /memfd:dockyard-exec (deleted)", "EXE /bin/busybox", "EXE "}, exes
+
+
+def test_missing_exec_stub_is_a_clear_error_and_nothing_runs(tmp_path):
+    """No fallback to exec'ing from python: without dockyard-exec the runtime refuses, naming scripts/deps.sh."""
+    import json
+    import subprocess
+
+    from dockyard.runtime.defaults import default_spec
+    from dockyard.runtime.testing import make_busybox_rootfs
+
+    py = tmp_path / "venv" / "bin" / "python"  # a python whose libexec has no stub
+    py.parent.mkdir(parents=True)
+    py.symlink_to(HOST_PYTHON)
+    b = tmp_path / "bundle"
+    make_busybox_rootfs(str(b / "rootfs"))
+    spec = default_spec("rootfs", ["sh", "-c", "echo RAN"], cgroups_path=f"/dockyard-test/nostub{tmp_path.name}")
+    (b / "config.json").write_text(json.dumps(spec))
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__import__("dockyard").__file__)))
+    p = subprocess.run([str(py), "-m", "dockyard.runtime", "--root", str(tmp_path / "state"), "run", "--bundle",
+                        str(b), f"nostub{tmp_path.name}"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": src})
+    assert p.returncode != 0 and "RAN" not in p.stdout
+    assert p.stderr.count("\n") == 1 and "dockyard-exec" in p.stderr and "scripts/deps.sh" in p.stderr, p.stderr

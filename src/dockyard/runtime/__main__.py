@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             o, r = _opts(args, {"--no-pivot", "--no-new-keyring"}, {"--bundle", "-b", "--pid-file", "--console-socket",
                                                                      "--preserve-fds"})
             _need(r, 1, "create [--bundle B] [--pid-file F] ID")
+            if str(o.get("--preserve-fds") or "0") != "0":  # every fd but stdio is closed in the container
+                raise ValueError("--preserve-fds is not supported by the built-in runtime")
             pid = rt.create(r[0], str(o.get("--bundle") or o.get("-b") or "."), Stdio(0, 1, 2))
             _write_pid(o.get("--pid-file"), pid)
         elif cmd == "start":
