@@ -21,7 +21,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
-    "ci", max_examples=300, deadline=timedelta(milliseconds=500), database=None, print_blob=True,
+    "ci", max_examples=200, deadline=timedelta(milliseconds=500), database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                            HealthCheck.filter_too_much])
 settings.register_profile(

@@ -23,6 +23,8 @@ from dockyard.errors import InvalidArgument
 
 _TOKEN = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
 _MISSING = object()
+_PAD_MAX = 4096
+"""Widest ``pad`` a template may ask for (a --format value must not be able to allocate gigabytes)."""
 
 
 class _Node:
@@ -170,11 +172,13 @@ class Template:
                 else:
                     items: list[Any]
                     if isinstance(v, Mapping):
-                        items = [v[k] for k in sorted(v)]
+                        items = [v[k] for k in _sorted_keys(v)]
                     elif v is None or v is _MISSING:
                         items = []
-                    else:
+                    elif isinstance(v, (list, tuple, str)):
                         items = list(v)
+                    else:
+                        raise InvalidArgument(f"template: range can't iterate over {to_text(v)}")
                     if not items:
                         self._exec(n.orelse, dot, out)
                     for it in items:
@@ -193,15 +197,23 @@ class Template:
             args = [self._arg(a, dot) for a in cmd[1:]] + extra
             try:
                 return FUNCS[head](*args)
+            except InvalidArgument:
+                raise
             except TypeError as e:
                 raise InvalidArgument(f"template: wrong number of args for {head}: {e}") from None
+            except (ValueError, IndexError, KeyError, AttributeError, OverflowError) as e:
+                # a bad argument value (an empty split separator, a width that is not a number...)
+                raise InvalidArgument(f"template: error calling {head}: {e}") from None
         if len(cmd) > 1 or extra:
             raise InvalidArgument(f"template: can't give argument to non-function {head}")
         return self._arg(head, dot)
 
     def _arg(self, a: str, dot: Any) -> Any:
         if a.startswith('"'):
-            return _json.loads(a)
+            try:
+                return _json.loads(a)
+            except ValueError:
+                raise InvalidArgument(f"template: malformed string literal {a}") from None
         if a.startswith("`"):
             return a[1:-1]
         if a == ".":
@@ -227,10 +239,12 @@ def field(v: Any, name: str) -> Any:
         return _MISSING
     if isinstance(v, Mapping):
         return v.get(name, _MISSING)
-    try:
-        return getattr(v, name)
-    except AttributeError:
-        raise InvalidArgument(f"template: can't evaluate field {name} in type {type(v).__name__}") from None
+    # objects: data attributes only, as Go reaches exported fields only (no dunders, no methods: a --format
+    # value must not walk into Python internals such as __init__.__globals__)
+    found = getattr(v, name, _MISSING) if name and not name.startswith("_") else _MISSING
+    if found is _MISSING or callable(found):
+        raise InvalidArgument(f"template: can't evaluate field {name} in type {type(v).__name__}")
+    return found
 
 
 def truth(v: Any) -> bool:
@@ -253,17 +267,28 @@ def to_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     if isinstance(v, Mapping):
-        return "map[" + " ".join(f"{to_text(k)}:{to_text(v[k])}" for k in sorted(v)) + "]"
+        return "map[" + " ".join(f"{to_text(k)}:{to_text(v[k])}" for k in _sorted_keys(v)) + "]"
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(to_text(x) for x in v) + "]"
     return str(v)
+
+
+def _sorted_keys(m: Mapping[Any, Any]) -> list[Any]:
+    """Keys in Go's order for printing a map (sorted; keys of mixed types by their text)."""
+    try:
+        return sorted(m)
+    except TypeError:
+        return sorted(m, key=to_text)
 
 
 def go_json(v: Any) -> str:
     """``json.Marshal``: compact, with <, >, & escaped as Go does."""
     if v is _MISSING:
         v = None
-    s = _json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=_default)
+    try:
+        s = _json.dumps(v, separators=(",", ":"), ensure_ascii=False, default=_default, allow_nan=False)
+    except ValueError as e:  # NaN/Infinity (Go: "json: unsupported value: NaN"), circular data
+        raise InvalidArgument(f"template: error calling json: {e}") from None
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -287,17 +312,51 @@ def _index(v: Any, *keys: Any) -> Any:
     return v
 
 
+_VERB = re.compile(r"%[%vsdq]")
+
+
 def _printf(fmt: str, *args: Any) -> str:
-    conv = re.sub(r"%v|%s|%d|%q", "{}", fmt)
-    vals = []
-    for m, a in zip(re.findall(r"%v|%s|%d|%q", fmt), args):
-        vals.append(_json.dumps(to_text(a)) if m == "%q" else to_text(a))
-    return conv.format(*vals)
+    """Go's Sprintf for the verbs %v %s %d %q and %%; a missing argument prints ``%!v(MISSING)`` as in Go.
+    (The text around the verbs is copied as is: braces are not format fields.)"""
+    if not isinstance(fmt, str):
+        raise InvalidArgument(f"template: error calling printf: format is not a string: {to_text(fmt)}")
+    it = iter(args)
+
+    def verb(m: re.Match[str]) -> str:
+        v = m.group(0)
+        if v == "%%":
+            return "%"
+        a = next(it, _MISSING)
+        if a is _MISSING:
+            return f"%!{v[1]}(MISSING)"
+        return _json.dumps(to_text(a), ensure_ascii=False) if v == "%q" else to_text(a)
+
+    return _VERB.sub(verb, fmt)
 
 
-def _truncate(s: Any, n: int) -> str:
+def _truncate(s: Any, n: Any) -> str:
     t = to_text(s)
+    n = int(n)
+    if n < 0:
+        raise InvalidArgument(f"template: error calling truncate: negative length {n}")
     return t[:n]
+
+
+def _pad(s: Any, left: Any, right: Any) -> str:
+    left, right = int(left), int(right)
+    if not (0 <= left <= _PAD_MAX and 0 <= right <= _PAD_MAX):
+        raise InvalidArgument(f"template: error calling pad: width out of range 0..{_PAD_MAX}")
+    return " " * left + to_text(s) + " " * right
+
+
+def _and(first: Any, *rest: Any) -> Any:
+    a = (first, *rest)
+    return next((x for x in a if not truth(x)), a[-1])
+
+
+def _or(first: Any, *rest: Any) -> Any:
+    a = (first, *rest)
+    return next((x for x in a if truth(x)), a[-1])
 
 
 FUNCS: dict[str, Callable[..., Any]] = {
@@ -313,12 +372,12 @@ FUNCS: dict[str, Callable[..., Any]] = {
     "print": lambda *a: "".join(to_text(x) for x in a),
     "println": lambda *a: " ".join(to_text(x) for x in a) + "\n",
     "truncate": _truncate,
-    "pad": lambda s, left, right: " " * int(left) + to_text(s) + " " * int(right),
+    "pad": _pad,
     "eq": lambda a, *b: any(a == x for x in b),
     "ne": lambda a, b: a != b,
     "not": lambda a: not truth(a),
-    "and": lambda *a: next((x for x in a if not truth(x)), a[-1]),
-    "or": lambda *a: next((x for x in a if truth(x)), a[-1]),
+    "and": _and,
+    "or": _or,
 }
 
 
