@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 
 from dockyard.errors import InvalidArgument
 
@@ -234,7 +233,7 @@ def resolve(profile: dict[str, Any], caps: list[str], machine: str | None = None
             kernel: str | None = None) -> dict[str, Any] | None:
     """A Docker profile -> the OCI ``linux.seccomp`` of a container with bounding set ``caps`` on ``machine``
     (uname -m) running ``kernel`` (uname -r). None when the profile is empty (Docker: seccomp disabled)."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     kernel = kernel or os.uname().release
     if not profile.get("defaultAction") and not profile.get("syscalls"):
         return None

@@ -110,38 +110,3 @@ def default_spec(rootfs: str, args: list[str], *, env: list[str] | None = None, 
     if cgroups_path:
         spec["linux"]["cgroupsPath"] = cgroups_path
     return spec
-
-
-#: The default seccomp profile, as a deny list: syscalls a default container may not make, each unless the
-#: container holds the capability named (Docker's profile allows these only with that capability).
-SECCOMP_DENY: dict[str, list[str]] = {
-    "": ["add_key", "keyctl", "request_key", "kexec_load", "kexec_file_load", "uselib", "ustat", "sysfs", "_sysctl",
-         "nfsservctl", "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register", "create_module",
-         "get_kernel_syms", "query_module"],
-    "CAP_SYS_ADMIN": ["mount", "umount2", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount", "fspick",
-                      "mount_setattr", "pivot_root", "setns", "unshare", "bpf", "fanotify_init", "lookup_dcookie",
-                      "quotactl", "quotactl_fd", "perf_event_open", "swapon", "swapoff"],
-    "CAP_SYS_MODULE": ["init_module", "finit_module", "delete_module"],
-    "CAP_SYS_BOOT": ["reboot"],
-    "CAP_SYS_TIME": ["settimeofday", "clock_settime", "clock_adjtime"],
-    "CAP_SYS_PTRACE": ["process_vm_readv", "process_vm_writev", "kcmp"],
-    "CAP_SYSLOG": ["syslog"],
-    "CAP_SYS_PACCT": ["acct"],
-    "CAP_SYS_RAWIO": ["iopl", "ioperm"],
-    "CAP_DAC_READ_SEARCH": ["name_to_handle_at", "open_by_handle_at"],
-}
-#: clone flags for new namespaces (denied without CAP_SYS_ADMIN); clone3 answers ENOSYS so that libcs fall back to
-#: clone, whose flags the filter can read.
-CLONE_NS_FLAGS = [0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000]
-
-
-def seccomp_profile(caps: list[str]) -> dict[str, Any]:
-    """The OCI ``linux.seccomp`` of a default container with capabilities ``caps``."""
-    names = sorted(n for cap, ns in SECCOMP_DENY.items() if not cap or cap not in caps for n in ns)
-    rules: list[dict[str, Any]] = [{"names": names, "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
-    if "CAP_SYS_ADMIN" not in caps:
-        rules += [{"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
-                   "args": [{"index": 0, "value": f, "valueTwo": f, "op": "SCMP_CMP_MASKED_EQ"}]}
-                  for f in CLONE_NS_FLAGS]
-        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38})
-    return {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": rules}

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import struct
 
 TYPE_CHECKING = False
@@ -130,7 +129,7 @@ def _conditions(args: list[dict[str, Any]], name: str) -> list[list[_ArgCmp]]:
 def compile_bpf(profile: dict[str, Any], machine: str | None = None) -> bytes:
     """The BPF program (``struct sock_filter`` bytes) for an OCI ``linux.seccomp``; raises ProfileError."""
     lib = _libseccomp()
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     default_name = profile.get("defaultAction")
     default = _action(default_name, profile.get("defaultErrnoRet"), "defaultAction")
     flags = profile.get("flags") or []
@@ -230,7 +229,7 @@ def _trusted_dir(path: str) -> bool:
 
 def compile_cached(profile: dict[str, Any], cache_dir: str = CACHE_DIR) -> bytes:
     """:func:`compile_bpf`, through a cache of compiled filters (a miss compiles and stores, atomically, 0600)."""
-    machine = platform.machine()
+    machine = os.uname().machine
     if not _trusted_dir(cache_dir):
         return compile_bpf(profile, machine)
     path = os.path.join(cache_dir, _cache_key(profile, machine) + ".bpf")
@@ -295,7 +294,7 @@ def install_bpf(code: bytes, flags: list[str] | None = None) -> None:
     if not bits:
         syscalls.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog))
         return
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in _NATIVE:
         raise OSError(errno.ENOTSUP, f"seccomp filter flags are not supported on {machine}")
     libc = ctypes.CDLL(None, use_errno=True)
