@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from dockyard.build.context import Context, copy_tree
+from dockyard.build.context import Context, copy_tree, selected
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
     ExposeInstruction, HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
@@ -195,12 +195,15 @@ class Builder:
         if isinstance(x, (RunInstruction, CopyInstruction)):
             extra = ""
             self._downloads = None
+            if isinstance(x, CopyInstruction):
+                self._check_copy(x)
             if isinstance(x, AddInstruction) and any(_is_url(s) for s in x.sources):
-                self._downloads = self._download([s for s in x.sources if _is_url(s)])
+                self._downloads = self._download([s for s in x.sources if _is_url(s)], x)
                 extra = self._downloads.checksum([r for r in _walk_all(self._downloads.root, "")[1:]
-                                                  if "/" not in r])
+                                                  if "/" not in r], self._exclude(x))
             if isinstance(x, CopyInstruction) and not x.from_ and not x.contents:
-                extra += self.ctx.checksum([r for s in x.sources if not _is_url(s) for r in self.ctx.resolve(s)])
+                rels, pivots = self._context_sources(x)
+                extra += self.ctx.checksum(rels, self._exclude(x), pivots)
             elif isinstance(x, RunInstruction):
                 extra = json.dumps(sorted(self._run_args(st).items()))
             key = self._key(st.key, json.dumps(x.to_json(), sort_keys=True) + "\0" +
@@ -407,6 +410,58 @@ class Builder:
                 raise BuildError(f"{self.df.filename}:{x.line}: RUN --mount=type={m.type} is not supported yet")
         return out
 
+    def _fail(self, x: Any, msg: str) -> BuildError:
+        return BuildError(f"{self.df.filename}:{x.line}: {x.name} {msg}")
+
+    def _check_copy(self, x: CopyInstruction) -> None:
+        """Flags that cannot be applied are refused here, naming the line (never accepted and ignored)."""
+        if x.chmod:
+            from dockyard.build.chmod import parse_chmod
+
+            try:
+                parse_chmod(x.chmod)
+            except ValueError as e:
+                raise self._fail(x, f"--chmod={x.chmod}: {e}") from None
+        self._exclude(x)
+        if not isinstance(x, AddInstruction):
+            return
+        if x.keep_git_dir is not None:
+            raise self._fail(x, "--keep-git-dir: adding a Git repository is not supported")
+        for s in x.sources:
+            if _is_git(s):
+                raise self._fail(x, f"{s}: adding a Git repository is not supported")
+        if x.checksum is not None:
+            if len(x.sources) != 1 or x.contents:
+                raise self._fail(x, "--checksum can't be specified for multiple sources")
+            if not _is_url(x.sources[0]):
+                raise self._fail(x, "--checksum can't be specified for non-HTTP(S) sources")
+            algo, _, hexd = x.checksum.partition(":")
+            if algo != "sha256" or len(hexd) != 64 or any(c not in "0123456789abcdef" for c in hexd):
+                raise self._fail(x, f"--checksum={x.checksum}: expected sha256:<64 lowercase hex digits>")
+
+    def _exclude(self, x: CopyInstruction) -> Any:
+        """The ``--exclude`` patterns as a matcher (None without any)."""
+        if not x.excludes:
+            return None
+        from dockyard.build.dockerignore import Matcher
+
+        try:
+            return Matcher(x.excludes)
+        except InvalidArgument as e:
+            raise self._fail(x, f"--exclude: {e}") from None
+
+    def _context_sources(self, x: CopyInstruction) -> tuple[list[str], list[str] | None]:
+        """The context entries a COPY/ADD names, and with ``--parents`` the pivot of each."""
+        srcs = [s for s in x.sources if not _is_url(s)]
+        if not x.parents:
+            return [r for s in srcs for r in self.ctx.resolve(s)], None
+        rels, pivots = [], []
+        for s in srcs:
+            pivot, found = self.ctx.parents_sources(s)
+            rels += found
+            pivots += [pivot] * len(found)
+        return rels, pivots
+
     def _do_copy(self, st: _StageState, x: CopyInstruction, ws: Any) -> None:
         from dockyard.engine.fspath import secure_join
 
@@ -421,7 +476,12 @@ class Builder:
 
             u = resolve_user(x.chown, ws.root)
             uid, gid = u["uid"], u["gid"]
-        chmod = int(x.chmod, 8) if x.chmod else None
+        chmod = None
+        if x.chmod:
+            from dockyard.build.chmod import parse_chmod
+
+            chmod = parse_chmod(x.chmod)
+        exclude = self._exclude(x)
         host_dest = secure_join(ws.root, dest)
         if x.contents:  # COPY <<EOF /file
             for h in x.contents:
@@ -429,7 +489,7 @@ class Builder:
                 os.makedirs(os.path.dirname(p), exist_ok=True)
                 with open(p, "w") as f:
                     f.write(h.data)
-                os.chmod(p, chmod if chmod is not None else 0o644)
+                os.chmod(p, chmod(0o644, False) if chmod is not None else 0o644)
                 os.lchown(p, uid or 0, gid or 0)
             return
         if x.from_:
@@ -437,53 +497,70 @@ class Builder:
             from dockyard.engine.oneshot import Workspace
 
             with Workspace(self.store, src_image.top_chain_id if src_image else None) as src_ws:
-                rels = []
+                rels, from_pivots = [], []
                 for s in x.sources:
+                    pivot, sep, _ = s.partition("/./")
                     p = secure_join(src_ws.root, s)
                     if not os.path.lexists(p):
                         raise BuildError(f"{self.df.filename}:{x.line}: COPY --from={x.from_}: \"{s}\" not found")
                     rels.append(os.path.relpath(p, src_ws.root))
+                    from_pivots.append(os.path.relpath(secure_join(src_ws.root, pivot), src_ws.root)
+                                       if sep else "")
                 copy_tree(src_ws.root, rels, lambda rel: _walk_all(src_ws.root, rel), host_dest,
-                          dest_is_dir, uid, gid, chmod)
+                          dest_is_dir, uid, gid, chmod, exclude, [("" if p == "." else p) for p in from_pivots]
+                          if x.parents else None)
             return
-        rels = [r for s in x.sources if not _is_url(s) for r in self.ctx.resolve(s)]
+        rels, pivots = self._context_sources(x)
         if len(rels) + (len(os.listdir(self._downloads.root)) if self._downloads else 0) > 1:
             dest_is_dir = True
         if isinstance(x, AddInstruction):
-            rels = self._add_archives(rels, host_dest, uid, gid, x)
+            rels, pivots = self._add_archives(rels, pivots, host_dest, exclude, x)
         if self._downloads is not None:  # ADD URL: downloaded files, not unpacked (as Docker), mode 0600
             dl = self._downloads
             copy_tree(dl.root, sorted(os.listdir(dl.root)), dl.walk, host_dest, dest_is_dir, uid, gid,
-                      chmod if chmod is not None else 0o600)
-        copy_tree(self.ctx.root, rels, self.ctx.walk, host_dest, dest_is_dir, uid, gid, chmod)
+                      chmod if chmod is not None else (lambda mode, is_dir: 0o600), exclude)
+        copy_tree(self.ctx.root, rels, self.ctx.walk, host_dest, dest_is_dir, uid, gid, chmod, exclude, pivots)
 
-    def _download(self, urls: list[str]) -> Context:
-        """Fetch ADD's URLs into a private directory (named by the URL's last path segment)."""
+    def _download(self, urls: list[str], x: Any) -> Context:
+        """Fetch ADD's URLs into a private directory (named by the URL's last path segment); with
+        ``--checksum`` the body's digest must be the one given, else the build fails naming the line."""
         import tempfile
         import urllib.parse
         import urllib.request
 
+        from dockyard.fsutil import rmtree
+
         d = tempfile.mkdtemp(dir=self.store.tmp, prefix="add-")
         for url in urls:
             name = os.path.basename(urllib.parse.urlparse(url).path) or "index.html"
+            h = hashlib.sha256()
             try:
                 with urllib.request.urlopen(url, timeout=60) as r, open(os.path.join(d, name), "wb") as f:
                     while chunk := r.read(1 << 20):
+                        h.update(chunk)
                         f.write(chunk)
             except OSError as e:
-                from dockyard.fsutil import rmtree
-
                 rmtree(d)
-                raise BuildError(f"{self.df.filename}: ADD {url}: download failed: {e}") from None
+                raise BuildError(f"{self.df.filename}:{x.line}: ADD {url}: download failed: {e}") from None
+            got = "sha256:" + h.hexdigest()
+            if x.checksum is not None and got != x.checksum:
+                rmtree(d)
+                raise BuildError(f"{self.df.filename}:{x.line}: ADD {url}: digest mismatch: the --checksum "
+                                 f"given is {x.checksum}, the downloaded content is {got}")
         return Context(d)
 
-    def _add_archives(self, rels: list[str], host_dest: str, uid: Any, gid: Any, x: Any) -> list[str]:
-        """ADD: local tar archives (plain, gzip, bzip2, xz) are unpacked at the destination, safely."""
+    def _add_archives(self, rels: list[str], pivots: list[str] | None, host_dest: str, exclude: Any,
+                      x: Any) -> tuple[list[str], list[str] | None]:
+        """ADD: local tar archives (plain, gzip, bzip2, xz) are unpacked at the destination, safely (an archive
+        that ``--exclude`` matches is left out, not unpacked)."""
         import tarfile
 
-        rest = []
-        for rel in rels:
+        rest, rest_pivots = [], []
+        for i, rel in enumerate(rels):
             p = os.path.join(self.ctx.root, rel)
+            pivot = pivots[i] if pivots is not None else None
+            if not selected(self.ctx.root, rel, lambda r: [r], exclude, pivot):
+                continue
             if x.unpack is not False and os.path.isfile(p) and tarfile.is_tarfile(p):
                 from dockyard.snapshots.extract import Extractor
 
@@ -496,7 +573,8 @@ class Builder:
                     os.close(fd)
             else:
                 rest.append(rel)
-        return rest
+                rest_pivots.append(pivot)
+        return rest, (rest_pivots if pivots is not None else None)  # type: ignore[return-value]
 
     def _source_image(self, x: Any) -> Any:
         return self._image_of(self.df.copy_source(x.from_, x), x)
@@ -562,6 +640,17 @@ class Builder:
 
 def _is_url(s: str) -> bool:
     return s.startswith(("http://", "https://"))
+
+
+def _is_git(s: str) -> bool:
+    """A source BuildKit would clone (``git@host:repo``, ``git://``, ``ssh://``, an http(s) URL of a ``.git``)."""
+    if s.startswith(("git@", "git://", "ssh://")):
+        return True
+    if _is_url(s):
+        import urllib.parse
+
+        return urllib.parse.urlparse(s).path.endswith(".git")
+    return False
 
 
 def _walk_all(root: str, rel: str) -> list[str]:

@@ -9,6 +9,15 @@ Copy rules, as Docker's: several sources, or a destination ending in ``/``, make
 directory source copies its *contents*; a single file onto an existing directory lands inside it. Copied entries
 belong to 0:0 unless ``--chown``; ``--chmod`` sets their mode; modification times are kept (the layer writer clamps
 them to the build's epoch).
+
+``--exclude=PATTERN`` (COPY and ADD, repeatable; .dockerignore syntax: ``*``, ``**``, ``!``) drops entries from a
+copy: a pattern is matched against each entry's path relative to the source it comes from (inside a directory
+source: the path below that directory; a file source: its name; with ``--parents``: the path below the pivot).
+An excluded directory takes its contents with it unless a ``!`` pattern re-includes some.
+
+``--parents`` keeps each matched source's path (relative to the context root, or to the pivot written as ``/./``
+in the source: ``COPY --parents x/./y/*.txt /d/`` gives ``/d/y/a.txt``) under the destination, which is then
+always a directory; ``**`` in such a source matches any number of directories.
 """
 
 from __future__ import annotations
@@ -17,11 +26,13 @@ import fnmatch
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 
-from dockyard.build.dockerignore import Matcher
+from dockyard.build.dockerignore import Matcher, clean
 from dockyard.errors import InvalidArgument, NotFound
 
 _MAGIC = ("*", "?", "[")
+Chmod = Callable[[int, bool], int]  # ``--chmod``: (current mode, is a directory) -> new mode
 
 
 class Context:
@@ -50,15 +61,19 @@ class Context:
             raise InvalidArgument(f"forbidden path outside the build context: {src} (a symlink leads out of it)")
         return real
 
-    def resolve(self, src: str) -> list[str]:
-        """Context-relative paths (``/``-separated, ``""`` for the root) matched by one COPY/ADD source."""
+    def resolve(self, src: str, double_star: bool = False) -> list[str]:
+        """Context-relative paths (``/``-separated, ``""`` for the root) matched by one COPY/ADD source
+        (``double_star``: a ``**`` component matches any number of directories, as with ``COPY --parents``)."""
         parts = self._clean(src)
         found = [""]
         for part in parts:
             nxt = []
             for base in found:
                 base_real = self._check_inside(base, src)
-                if any(ch in part for ch in _MAGIC):
+                if double_star and part == "**":
+                    nxt.extend(r for r in self.walk(base) if r == base or os.path.isdir(os.path.join(self.root, r))
+                               and not os.path.islink(os.path.join(self.root, r)))
+                elif any(ch in part for ch in _MAGIC):
                     try:
                         names = sorted(os.listdir(base_real))
                     except (NotADirectoryError, FileNotFoundError):
@@ -72,7 +87,7 @@ class Context:
                     rel = f"{base}/{part}" if base else part
                     if os.path.lexists(os.path.join(base_real, part)) and not self.matcher.matches(rel):
                         nxt.append(rel)
-            found = nxt
+            found = list(dict.fromkeys(nxt))
         for rel in found:
             if rel:
                 self._check_inside(rel, src)
@@ -102,12 +117,21 @@ class Context:
                         out.append(r)
         return out
 
-    def checksum(self, rels: list[str]) -> str:
+    def parents_sources(self, src: str) -> tuple[str, list[str]]:
+        """``COPY --parents``: the pivot of ``src`` (context-relative, ``""`` without ``/./``) and its matches."""
+        pivot, sep, pattern = src.partition("/./")
+        if not sep:
+            pivot, pattern = "", src
+        pivot = "/".join(self._clean(pivot))
+        pattern = clean("/" + pattern).lstrip("/")  # no ``..`` above the pivot
+        return pivot, self.resolve(f"{pivot}/{pattern}" if pivot else pattern, double_star=True)
+
+    def checksum(self, rels: list[str], exclude: Matcher | None = None, pivots: list[str] | None = None) -> str:
         """A digest of what the sources contain (names, types, modes, file contents, link targets), not of mtimes:
-        the cache key of a COPY/ADD."""
+        the cache key of a COPY/ADD. ``exclude``/``pivots`` select entries as ``copy_tree`` does."""
         h = hashlib.sha256()
-        for top in rels:
-            for rel in self.walk(top):
+        for i, top in enumerate(rels):
+            for rel in selected(self.root, top, self.walk, exclude, pivots[i] if pivots else None):
                 p = os.path.join(self.root, rel)
                 st = os.lstat(p)
                 h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
@@ -121,34 +145,94 @@ class Context:
         return "sha256:" + h.hexdigest()
 
 
+def _is_dir(p: str) -> bool:
+    return os.path.isdir(p) and not os.path.islink(p)
+
+
+def selected(src_root: str, top: str, walk, exclude: Matcher | None,  # type: ignore[no-untyped-def]
+             pivot: str | None = None) -> list[str]:
+    """The entries ``walk(top)`` gives, less those ``exclude`` matches. Each entry is matched by its path relative
+    to the source: below ``pivot`` (``--parents``), below ``top`` when it is a directory, else by its name."""
+    out = walk(top)
+    if exclude is None or not exclude.patterns:
+        return out
+    top_dir = _is_dir(os.path.join(src_root, top))
+    keep = []
+    for rel in out:
+        if pivot is not None:
+            key = os.path.relpath(rel, pivot) if pivot else rel
+        elif top_dir:
+            key = os.path.relpath(rel, top) if rel != top else "."
+        else:
+            key = os.path.basename(rel)
+        if not exclude.matches(key):
+            keep.append(rel)
+    return keep
+
+
 def copy_tree(src_root: str, rels: list[str], walk, dest: str, dest_is_dir: bool,  # type: ignore[no-untyped-def]
-              uid: int | None, gid: int | None, chmod: int | None) -> None:
+              uid: int | None, gid: int | None, chmod: Chmod | None, exclude: Matcher | None = None,
+              pivots: list[str] | None = None) -> None:
     """Copy sources (``rels`` under ``src_root``, expanded by ``walk(rel)``) to ``dest`` (a host path inside the
-    merged root, already resolved within it). Directory sources copy their contents."""
-    for top in rels:
+    merged root, already resolved within it). Directory sources copy their contents; with ``pivots``
+    (``--parents``, one per source) each source lands at ``dest/<its path below its pivot>``, its parent
+    directories made like the source's. ``exclude`` drops entries (see ``selected``)."""
+    for i, top in enumerate(rels):
         top_abs = os.path.join(src_root, top)
-        is_dir = os.path.isdir(top_abs) and not os.path.islink(top_abs)
-        if is_dir:
+        pivot = pivots[i] if pivots is not None else None
+        if pivot is not None:
+            sub_top = os.path.relpath(top, pivot) if pivot else top
+            if sub_top == ".." or sub_top.startswith("../"):
+                raise InvalidArgument(f"{top}: source path is not below its --parents pivot {pivot or '/'}")
+            base = dest if sub_top == "." else os.path.join(dest, sub_top)
+            os.makedirs(dest, exist_ok=True)
+            parts = [] if sub_top == "." else sub_top.split("/")[:-1]
+            for n in range(1, len(parts) + 1):  # the parents, made like the source's (links followed)
+                d = os.path.join(dest, *parts[:n])
+                if not _is_dir(d):
+                    st = os.stat(os.path.join(src_root, pivot, *parts[:n]))
+                    mode = stat.S_IMODE(st.st_mode)
+                    _mkdir(d, chmod(mode, True) if chmod else mode, uid, gid)
+                    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        elif _is_dir(top_abs):
             base = dest
-        elif dest_is_dir or (os.path.isdir(dest) and not os.path.islink(dest)):
+        elif dest_is_dir or _is_dir(dest):
             base = os.path.join(dest, os.path.basename(top) or os.path.basename(src_root))
         else:
             base = dest
         os.makedirs(os.path.dirname(base.rstrip("/")) or "/", exist_ok=True)
-        for rel in walk(top):
+        for rel in selected(src_root, top, walk, exclude, pivot):
             sub = os.path.relpath(rel, top) if rel != top else "."
             target = base if sub == "." else os.path.join(base, sub)
+            if sub != "." and not _is_dir(os.path.dirname(target)):
+                # its directory was excluded but a ``!`` pattern keeps this entry: make the missing directories
+                # (never through a symlink of the image)
+                walked = base
+                if not _is_dir(base):
+                    _mkdir(base, 0o755, uid, gid)
+                for part in sub.split("/")[:-1]:
+                    walked = os.path.join(walked, part)
+                    if not _is_dir(walked):
+                        _mkdir(walked, 0o755, uid, gid)
             _copy_entry(os.path.join(src_root, rel), target, uid, gid, chmod)
 
 
-def _copy_entry(src: str, dst: str, uid: int | None, gid: int | None, chmod: int | None) -> None:
+def _mkdir(path: str, mode: int, uid: int | None, gid: int | None) -> None:
+    if os.path.lexists(path):
+        os.unlink(path)
+    os.mkdir(path)
+    os.chmod(path, mode)
+    os.lchown(path, uid if uid is not None else 0, gid if gid is not None else 0)
+
+
+def _copy_entry(src: str, dst: str, uid: int | None, gid: int | None, chmod: Chmod | None) -> None:
     st = os.lstat(src)
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
         if os.path.islink(dst) or (os.path.lexists(dst) and not os.path.isdir(dst)):
             os.unlink(dst)
         os.makedirs(dst, exist_ok=True)
-        os.chmod(dst, chmod if chmod is not None else mode)
+        os.chmod(dst, chmod(mode, True) if chmod is not None else mode)
     elif stat.S_ISLNK(st.st_mode):
         _replace(dst)
         os.symlink(os.readlink(src), dst)
@@ -159,7 +243,7 @@ def _copy_entry(src: str, dst: str, uid: int | None, gid: int | None, chmod: int
             with os.fdopen(fd, "wb") as fo:
                 while chunk := fi.read(1 << 20):
                     fo.write(chunk)
-        os.chmod(dst, chmod if chmod is not None else mode)
+        os.chmod(dst, chmod(mode, False) if chmod is not None else mode)
     else:
         return  # sockets, fifos, devices are not copied
     os.lchown(dst, uid if uid is not None else 0, gid if gid is not None else 0)

@@ -487,6 +487,7 @@ class CopyInstruction(Instruction):
         new.dest = self._x(self.dest, env)
         new.chown = None if self.chown is None else self._x(self.chown, env)
         new.chmod = None if self.chmod is None else self._x(self.chmod, env)
+        new.excludes = [self._x(e, env) for e in self.excludes]
         contents = []
         for h in self.contents:
             if h.expand:
