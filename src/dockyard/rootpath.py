@@ -58,9 +58,8 @@ def _load_openat2():  # type: ignore[no-untyped-def]
     fn = None
     try:
         import ctypes
-        import platform
 
-        if platform.machine() in ("x86_64", "aarch64", "arm64", "riscv64", "loongarch64"):
+        if os.uname().machine in ("x86_64", "aarch64", "arm64", "riscv64", "loongarch64"):
             libc = ctypes.CDLL(None, use_errno=True)
 
             class OpenHow(ctypes.Structure):

@@ -200,3 +200,20 @@ def test_commit_pauses_the_container_by_default(dy, busybox, root):
         assert p.returncode != 0 and "invalid argument" in p.stderr
     finally:
         dy("rm", "-f", cid)
+
+
+# -- mount destinations are resolved inside the root and mounted through an fd -------------------------------------
+
+def test_mount_destination_symlink_to_a_host_dir_mounts_inside(dy, busybox_tar, tmp_path, hostdir):
+    img = _image(dy, busybox_tar, tmp_path, "linkdata", {"data": str(hostdir), "etc/conf": str(hostdir / "f")})
+    p = dy("run", "--rm", "-v", "vol:/data", img, "sh", "-c", f"echo v > /data/x; ls {hostdir}; cat /data/x")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["x", "v"]  # the volume sits at <root>/<hostdir> inside the container
+    bind = tmp_path / "bindsrc"
+    bind.mkdir()
+    (bind / "file").write_text("bound\n")
+    p = dy("run", "--rm", "-v", f"{bind / 'file'}:/etc/conf", "--tmpfs", "/data", img, "sh", "-c",
+           f"cat /etc/conf; touch /data/t; ls {hostdir}")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["bound", "f", "t"]  # /etc/conf -> <hostdir>/f lands in the tmpfs at /data
+    assert list(hostdir.iterdir()) == []

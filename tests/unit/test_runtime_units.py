@@ -13,6 +13,14 @@ from dockyard.runtime.defaults import DEFAULT_CAPS, default_spec
 from dockyard.runtime.linux import find_executable
 
 
+def _named(path):  # type: ignore[no-untyped-def]
+    """A target given as /proc/self/fd/<n>[/rest] (an fd resolved inside the root) as the host path it names."""
+    if path and path.startswith("/proc/self/fd/"):
+        n, _, rest = path[len("/proc/self/fd/"):].partition("/")
+        return os.path.join(os.readlink(f"/proc/self/fd/{n}"), rest) if rest else os.readlink(f"/proc/self/fd/{n}")
+    return path
+
+
 class RecordingSyscalls:
     """Stands in for ``dockyard.runtime.syscalls``: records calls, touches nothing."""
 
@@ -20,13 +28,13 @@ class RecordingSyscalls:
         self.calls: list[tuple] = []
 
     def mount(self, source, target, fstype, flags=0, data=None):  # type: ignore[no-untyped-def]
-        self.calls.append(("mount", source, target, fstype, flags, data))
+        self.calls.append(("mount", source, _named(target), fstype, flags, data))
 
     def umount2(self, target, flags=0):  # type: ignore[no-untyped-def]
         self.calls.append(("umount2", target, flags))
 
     def mknod(self, path, mode, device):  # type: ignore[no-untyped-def]
-        self.calls.append(("mknod", path, mode, device))
+        self.calls.append(("mknod", _named(path), mode, device))
         open(path, "w").close()
 
     def prctl(self, *a):  # type: ignore[no-untyped-def]

@@ -80,76 +80,94 @@ def parse_options(options: list[str] | None) -> tuple[int, int, str]:
 
 
 def secure_join(root: str, unsafe: str) -> str:
-    """``root`` + ``unsafe`` with every symlink on the way resolved as if ``root`` were ``/``: the result never
-    leaves ``root`` (like filepath-securejoin)."""
-    parts = [p for p in unsafe.split("/") if p and p != "."]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        cur = os.path.join(root, *resolved, p)
-        try:
-            st = os.lstat(cur)
-        except OSError:
-            resolved.append(p)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > 255:
-                raise OSError(40, os.strerror(40), unsafe)
-            target = os.readlink(cur)
-            if target.startswith("/"):
-                resolved = []
-            parts = [x for x in target.split("/") if x and x != "."] + parts
-            continue
-        resolved.append(p)
-    return os.path.join(root, *resolved) if resolved else root
+    """``root`` + ``unsafe`` resolved as if ``root`` were ``/`` (a string: only after pivot_root, where nothing
+    but the container's own root is reachable). Before pivot_root every target is an fd (``_target``)."""
+    from dockyard.rootpath import secure_join as join
+
+    return join(root, unsafe)
 
 
 def _is_bind(m: dict[str, Any], flags: int) -> bool:
     return bool(flags & S.MS_BIND) or m.get("type") == "bind"
 
 
-def _ensure_target(dest: str, source: str | None, is_bind: bool) -> None:
-    """Create the mount point: a file for a bind mount of a non-directory, else a directory."""
-    if os.path.lexists(dest):
-        return
+def _target(root_fd: int, dest: str, source: str | None, is_bind: bool) -> int:
+    """An O_PATH fd of mount point ``dest``, resolved by the kernel inside the root (``rootpath``), made if
+    missing (a file for a bind mount of a non-directory, else a directory) with *at calls relative to the fds of
+    its parents. The mount is then made on ``/proc/self/fd/<fd>``: exactly what was resolved, even if a
+    container sharing a volume swaps a component for a symlink meanwhile (runc's CVE-2021-30465)."""
+    from dockyard.rootpath import follow_last, mkdir_all, open_in_root, open_parent
+
+    try:
+        return open_in_root(root_fd, dest, os.O_PATH)
+    except FileNotFoundError:
+        pass
+    dest = follow_last(root_fd, dest)  # a dangling link: its target is made, inside the root
     if is_bind and source and not os.path.isdir(source):
-        os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
-        os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+        pfd, base = open_parent(root_fd, dest, create=True)
+        try:
+            os.close(os.open(base, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=pfd))
+        except FileExistsError:
+            pass
+        finally:
+            os.close(pfd)
     else:
-        os.makedirs(dest, 0o755, exist_ok=True)
+        os.close(mkdir_all(root_fd, dest))
+    return open_in_root(root_fd, dest, os.O_PATH)
+
+
+def _remount_target(root_fd: int, dest: str) -> int:
+    """The mount point again, after something was mounted on it: resolving it anew reaches the new mount."""
+    from dockyard.rootpath import open_in_root
+
+    return open_in_root(root_fd, dest, os.O_PATH)
 
 
 def mount_one(rootfs: str, m: dict[str, Any], sc: Any = S, cgroup_dirs: dict[str, str] | None = None,
-              new_cgroupns: bool = True) -> None:
+              new_cgroupns: bool = True, root_fd: int | None = None) -> None:
+    from dockyard.rootpath import fd_path, open_root
+
     flags, prop, data = parse_options(m.get("options"))
     typ = m.get("type") or ("bind" if flags & S.MS_BIND else "")
     src = m.get("source") or typ
     dst_rel = m["destination"]
+    own_root = root_fd is None
+    fds: list[int] = []
     try:
-        dest = secure_join(rootfs, dst_rel)
+        if root_fd is None:
+            root_fd = open_root(rootfs)
         bind = _is_bind(m, flags)
         if bind and not os.path.exists(src):
             raise FileNotFoundError(2, os.strerror(2), src)
-        _ensure_target(dest, src, bind)
+        fds.append(_target(root_fd, dst_rel, src, bind))
+        dest = fd_path(fds[-1])
         if typ == "cgroup" and not bind:
-            _mount_cgroup(dest, flags, sc, cgroup_dirs or {}, new_cgroupns)
+            _mount_cgroup(dest, lambda: _reopen(root_fd, dst_rel, fds), flags, sc, cgroup_dirs or {},
+                          new_cgroupns)
         elif bind:
             sc.mount(src, dest, None, S.MS_BIND | (flags & S.MS_REC))
             extra = flags & ~(S.MS_BIND | S.MS_REC | S.MS_REMOUNT)
             if extra:
+                dest = _reopen(root_fd, dst_rel, fds)
                 sc.mount(None, dest, None, S.MS_BIND | S.MS_REMOUNT | extra | _locked_flags(dest))
         else:
             sc.mount(src, dest, typ, flags, data or None)
         if prop:
-            sc.mount(None, dest, None, prop)
+            sc.mount(None, _reopen(root_fd, dst_rel, fds), None, prop)
     except OSError as e:
         raise _fail(f"cannot mount {typ or src} on {dst_rel}", e) from None
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if own_root and root_fd is not None:
+            os.close(root_fd)
+
+
+def _reopen(root_fd: int, dst_rel: str, fds: list[int]) -> str:
+    from dockyard.rootpath import fd_path
+
+    fds.append(_remount_target(root_fd, dst_rel))
+    return fd_path(fds[-1])
 
 
 def _locked_flags(path: str) -> int:
@@ -160,18 +178,20 @@ def _locked_flags(path: str) -> int:
     return f & (S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC | S.MS_NOATIME | S.MS_NODIRATIME | S.MS_RELATIME)
 
 
-def _mount_cgroup(dest: str, flags: int, sc: Any, dirs: dict[str, str], new_ns: bool) -> None:
+def _mount_cgroup(dest: str, reopen: Any, flags: int, sc: Any, dirs: dict[str, str], new_ns: bool) -> None:
     """/sys/fs/cgroup: on v2 one cgroup2 mount; on v1 a tmpfs holding one mount per hierarchy (a fresh mount
-    when the container has its own cgroup namespace, else a bind of its own cgroup directory)."""
+    when the container has its own cgroup namespace, else a bind of its own cgroup directory). ``reopen()``
+    gives the mount point anew once something is mounted on it."""
     base = flags & (S.MS_NOSUID | S.MS_NODEV | S.MS_NOEXEC)
     if "" in dirs:  # pure v2
         if new_ns:
             sc.mount("cgroup2", dest, "cgroup2", flags)
         else:
             sc.mount(dirs[""], dest, None, S.MS_BIND)
-            sc.mount(None, dest, None, S.MS_BIND | S.MS_REMOUNT | flags)
+            sc.mount(None, reopen(), None, S.MS_BIND | S.MS_REMOUNT | flags)
         return
     sc.mount("tmpfs", dest, "tmpfs", base, "mode=755")
+    dest = reopen()  # the fresh tmpfs: nothing from the container is in it
     for name, d in dirs.items():
         sub = os.path.join(dest, name)
         os.makedirs(sub, 0o755, exist_ok=True)
@@ -197,58 +217,90 @@ def _mount_cgroup(dest: str, flags: int, sc: Any, dirs: dict[str, str], new_ns: 
 
 
 def create_devices(rootfs: str, devices: list[dict[str, Any]] | None, sc: Any = S) -> None:
+    from dockyard.rootpath import fd_path, open_parent, open_root
+
     wanted = [{"path": p, "type": t, "major": ma, "minor": mi, "fileMode": mode, "uid": 0, "gid": 0}
               for p, t, ma, mi, mode in DEFAULT_DEVICES]
     seen = {d["path"] for d in devices or []}
     wanted = [d for d in wanted if d["path"] not in seen] + list(devices or [])
     old = os.umask(0)
+    root_fd = open_root(rootfs)
     try:
         for d in wanted:
-            path = secure_join(rootfs, d["path"])
             kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d.get("type", "c")]
             mode = d.get("fileMode", 0o666) & 0o7777
-            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-            if os.path.lexists(path):
-                os.unlink(path)
+            pfd, base = open_parent(root_fd, d["path"], create=True)
             try:
-                sc.mknod(path, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)))
-                if d.get("uid") or d.get("gid"):
-                    os.chown(path, d.get("uid") or 0, d.get("gid") or 0)
-            except PermissionError:
-                # no CAP_MKNOD (e.g. in a user namespace): bind-mount the host's node instead
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o666))
-                sc.mount(d["path"], path, None, S.MS_BIND)
+                try:
+                    os.unlink(base, dir_fd=pfd)
+                except FileNotFoundError:
+                    pass
+                path = f"{fd_path(pfd)}/{base}"  # the parent by fd; the node itself is made, never followed
+                try:
+                    sc.mknod(path, kind | mode, os.makedev(d.get("major", 0), d.get("minor", 0)))
+                    if d.get("uid") or d.get("gid"):
+                        os.chown(base, d.get("uid") or 0, d.get("gid") or 0, dir_fd=pfd, follow_symlinks=False)
+                except PermissionError:
+                    # no CAP_MKNOD (e.g. in a user namespace): bind-mount the host's node instead
+                    os.close(os.open(base, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o666, dir_fd=pfd))
+                    tfd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+                    try:
+                        sc.mount(d["path"], fd_path(tfd), None, S.MS_BIND)
+                    finally:
+                        os.close(tfd)
+            finally:
+                os.close(pfd)
     except OSError as e:
         raise _fail(f"cannot create device {d['path']}", e) from None
     finally:
+        os.close(root_fd)
         os.umask(old)
 
 
 def dev_symlinks(rootfs: str, console_src: str | None, sc: Any = S) -> None:
-    dev = secure_join(rootfs, "/dev")
-    links = list(DEV_SYMLINKS)
-    if os.path.exists(os.path.join(dev, "pts", "ptmx")):
-        links.append(("pts/ptmx", "/dev/ptmx"))
-    for target, link in links:
-        p = os.path.join(dev, os.path.basename(link))
-        try:
-            if os.path.lexists(p):
-                if os.path.islink(p) and os.readlink(p) == target:
-                    continue
-                if os.path.isdir(p) and not os.path.islink(p):
-                    continue
-                os.unlink(p)
-            os.symlink(target, p)
-        except OSError as e:
-            raise _fail(f"cannot create symlink {link}", e) from None
-    if console_src:
-        p = os.path.join(dev, "console")
-        try:
-            if not os.path.lexists(p):
-                os.close(os.open(p, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            sc.mount(console_src, p, None, S.MS_BIND)
-        except OSError as e:
-            raise _fail("cannot set up /dev/console", e) from None
+    from dockyard.rootpath import fd_path, open_in_root, open_root
+
+    root_fd = open_root(rootfs)
+    try:
+        dev = open_in_root(root_fd, "/dev", os.O_RDONLY | os.O_DIRECTORY)
+    finally:
+        os.close(root_fd)
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists(f"{fd_path(dev)}/pts/ptmx"):
+            links.append(("pts/ptmx", "/dev/ptmx"))
+        for target, link in links:
+            name = os.path.basename(link)
+            try:
+                try:
+                    st = os.stat(name, dir_fd=dev, follow_symlinks=False)
+                    if stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=dev) == target:
+                        continue
+                    if stat.S_ISDIR(st.st_mode):
+                        continue
+                    os.unlink(name, dir_fd=dev)
+                except FileNotFoundError:
+                    pass
+                os.symlink(target, name, dir_fd=dev)
+            except OSError as e:
+                raise _fail(f"cannot create symlink {link}", e) from None
+        if console_src:
+            try:
+                try:
+                    os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                     0o600, dir_fd=dev))
+                except FileExistsError:
+                    pass
+                cfd = os.open("console", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev)
+                try:
+                    sc.mount(console_src, fd_path(cfd), None, S.MS_BIND)
+                finally:
+                    os.close(cfd)
+            except OSError as e:
+                raise _fail("cannot set up /dev/console", e) from None
+    finally:
+        os.close(dev)
 
 
 def prepare(spec: dict[str, Any], rootfs: str, console_src: str | None, sc: Any = S,
@@ -261,8 +313,14 @@ def prepare(spec: dict[str, Any], rootfs: str, console_src: str | None, sc: Any 
         sc.mount(rootfs, rootfs, None, S.MS_BIND | S.MS_REC)
     except OSError as e:
         raise _fail(f"cannot bind-mount the root filesystem {rootfs}", e) from None
-    for m in spec.get("mounts") or []:
-        mount_one(rootfs, m, sc, cgroup_dirs, new_cgroupns)
+    from dockyard.rootpath import open_root
+
+    root_fd = open_root(rootfs)
+    try:
+        for m in spec.get("mounts") or []:
+            mount_one(rootfs, m, sc, cgroup_dirs, new_cgroupns, root_fd=root_fd)
+    finally:
+        os.close(root_fd)
     create_devices(rootfs, linux.get("devices"), sc)
     dev_symlinks(rootfs, console_src, sc)
 
