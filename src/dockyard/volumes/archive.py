@@ -52,9 +52,15 @@ def _unlink(path: str) -> None:
 
 
 def _add(tf: tarfile.TarFile, src: str) -> None:
-    tf.add(src, arcname=".", recursive=False)
-    for name in sorted(os.listdir(src)):
-        tf.add(os.path.join(src, name), arcname=name, recursive=True)
+    """The data directory as ``.`` then its contents, read through fds (``fdtree``): a container using the
+    volume cannot make the export follow a symlink out of it."""
+    from dockyard.fdtree import add_to_tar
+
+    fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        add_to_tar(tf, fd, ".", ".")
+    finally:
+        os.close(fd)
 
 
 class _Tap:
