@@ -149,7 +149,7 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any]) -> Attachm
         with HostLock():
             for i, (net, aliases, ip_req) in enumerate(nets):
                 net = _heal_default(ns, net)
-                bridge.ensure(net)
+                bridge.ensure(net, store)
                 ip = ns.allocate(net, c.id, aliases, ip_req, veth=veth_name(c.id, net))
                 att.endpoints.append((net, ip, veth_name(c.id, net)))
         _start_dns(store, [net for net, _, _ in att.endpoints])
@@ -165,15 +165,36 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any]) -> Attachm
 
 # ---- published ports ----------------------------------------------------------------------------------------------
 def _wanted_ports(c: Container, image_config: dict[str, Any]) -> list[tuple[str, int, int, str]]:
-    out = [(p.get("host_ip", ""), int(p.get("host_port") or 0), int(p["container_port"]), p.get("proto", "tcp"))
-           for p in getattr(c.spec, "ports", []) or []]
+    """(host_ip, host_port or 0, container_port, proto) from ``-p`` and, with ``-P``, the image's ExposedPorts;
+    every value checked (an image's keys are untrusted: a malformed one refuses the run)."""
+    from dockyard.network import checks
+
+    out = []
+    for p in getattr(c.spec, "ports", []) or []:
+        host_ip = p.get("host_ip", "") or ""
+        out.append((checks.ipv4(host_ip) if host_ip else "", checks.port(p.get("host_port") or 0, "hostPort")
+                    if p.get("host_port") else 0, checks.port(p["container_port"], "containerPort"),
+                    _proto(p.get("proto", "tcp"))))
     if getattr(c.spec, "publish_all", False):
         have = {(cp, pr) for _, _, cp, pr in out}
-        for key in image_config.get("ExposedPorts") or {}:
-            port, _, proto = key.partition("/")
-            if port.isdigit() and (int(port), proto or "tcp") not in have:
-                out.append(("", 0, int(port), proto or "tcp"))
+        exposed = image_config.get("ExposedPorts") or {}
+        if not isinstance(exposed, dict):
+            raise InvalidArgument("invalid ExposedPorts in image config: not an object")
+        for key in exposed:
+            for port, proto in checks.exposed(key):
+                if (port, proto) not in have:
+                    have.add((port, proto))
+                    out.append(("", 0, port, _proto(proto)))
     return out
+
+
+def _proto(p: str) -> str:
+    from dockyard.network import checks
+
+    p = checks.proto(p)
+    if p == "sctp":
+        raise InvalidArgument("publishing sctp ports is not supported by dockyard")
+    return p
 
 
 def reserve(host_ip: str, port: int, proto: str) -> socket.socket:
@@ -336,7 +357,7 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
         return
     veth = veth_name(c.id, net)
     with HostLock():
-        bridge.ensure(net)
+        bridge.ensure(net, store)
         addr = ns.allocate(net, c.id, aliases, ip, connected=True, veth=veth)
     try:
         path = f"/proc/{c.pid}/ns/net"

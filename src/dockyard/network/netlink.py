@@ -26,6 +26,7 @@ import socket
 import struct
 
 NETLINK_ROUTE = 0
+NETLINK_NETFILTER = 12
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE = 1, 4, 0x100, 0x200, 0x400
@@ -39,6 +40,8 @@ VETH_INFO_PEER = 1
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 IFF_UP = 1
+NFNL_SUBSYS_NFTABLES, NFT_MSG_GETCHAIN = 10, 4
+NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME = 1, 3
 AF_INET = 2
 
 _HDR = struct.Struct("=IHHII")
@@ -81,9 +84,9 @@ class NetlinkError(OSError):
 class Netlink:
     """An rtnetlink socket in the caller's network namespace, or in the one at ``netns`` (a path)."""
 
-    def __init__(self, netns: str | None = None) -> None:
+    def __init__(self, netns: str | None = None, protocol: int = NETLINK_ROUTE) -> None:
         if netns is None:
-            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE)
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
         else:
             self.sock = _socket_in(netns)
         self.sock.bind((0, 0))
@@ -137,6 +140,21 @@ class Netlink:
         for t, payload in r:
             if t == RTM_NEWLINK:
                 return int(_IFINFO.unpack_from(payload)[2])
+        return None
+
+    def link(self, name: str) -> tuple[int, str] | None:
+        """(index, kind) of link ``name`` (kind as ``ip -d link`` shows it: "bridge", "veth", "dummy"; "" for a
+        device without one, such as a physical NIC), or None when there is no such link."""
+        try:
+            r = self.request(RTM_GETLINK, 0, _ifinfo() + _str(IFLA_IFNAME, name))
+        except NetlinkError as e:
+            if e.errno in (19, 2):  # ENODEV, ENOENT
+                return None
+            raise
+        for t, payload in r:
+            if t == RTM_NEWLINK:
+                info = _attrs(_attrs(payload[_IFINFO.size:]).get(IFLA_LINKINFO, b""))
+                return int(_IFINFO.unpack_from(payload)[2]), info.get(IFLA_INFO_KIND, b"").rstrip(b"\0").decode()
         return None
 
     def links(self) -> list[tuple[int, str]]:
@@ -219,6 +237,20 @@ class Netlink:
         body = struct.pack("=BBBBBBBBI", AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
         body += _attr(RTA_GATEWAY, socket.inet_aton(gateway)) + _u32(RTA_OIF, index)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+def nft_has_chain(table: str, chain: str) -> bool:
+    """Whether nftables table ``ip TABLE`` has a chain named ``chain`` (one nfnetlink query, no ``nft`` process:
+    ~50 us). False when the table itself is missing."""
+    msg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETCHAIN
+    body = struct.pack("=BBH", AF_INET, 0, 0) + _str(NFTA_CHAIN_TABLE, table) + _str(NFTA_CHAIN_NAME, chain)
+    with Netlink(protocol=NETLINK_NETFILTER) as nl:
+        try:
+            return bool(nl.request(msg_type, 0, body))
+        except NetlinkError as e:
+            if e.errno == 2:  # ENOENT: no such table or chain
+                return False
+            raise
 
 
 def _socket_in(netns: str) -> socket.socket:

@@ -23,6 +23,8 @@ def _range(s: str, what: str, allow_empty: bool) -> list[int]:
         raise InvalidArgument(f"no port specified: {s}<empty>")
     lo, sep, hi = s.partition("-")
     try:
+        if not (lo.isascii() and lo.isdigit() and (not sep or hi.isascii() and hi.isdigit())):
+            raise ValueError
         a = int(lo)
         b = int(hi) if sep else a
     except ValueError:
@@ -45,10 +47,10 @@ def parse(values: list[str]) -> list[dict[str, Any]]:
             host_ip, hp, cp = parts
             host_ip = host_ip.strip("[]")
             if host_ip:
-                from dockyard.network.store import ip2int
+                from dockyard.network.checks import ipv4
 
                 try:
-                    ip2int(host_ip)
+                    host_ip = ipv4(host_ip)
                 except InvalidArgument:
                     raise InvalidArgument(f"invalid IP address: {host_ip}") from None
         elif len(parts) == 2:

@@ -73,7 +73,7 @@ def mac_for(ip: str) -> str:
 
 class Network:
     __slots__ = ("id", "name", "driver", "bridge", "subnet", "gateway", "ip_range", "internal", "labels", "options",
-                 "created")
+                 "created", "own_bridge")
 
     def __init__(self, r: Any) -> None:
         self.id, self.name, self.driver, self.bridge = r["id"], r["name"], r["driver"], r["bridge"]
@@ -82,6 +82,8 @@ class Network:
         self.labels: dict[str, str] = json.loads(r["labels"])
         self.options: dict[str, str] = json.loads(r["options"])
         self.created: float = r["created"]
+        # False: the bridge existed before ``network create`` (a host bridge it adopted): never deleted by dockyard
+        self.own_bridge = bool(r["own_bridge"]) if "own_bridge" in r.keys() else True
 
     @property
     def prefixlen(self) -> int:
@@ -184,14 +186,24 @@ class NetworkStore:
         if name in PSEUDO or (name == DEFAULT_NAME and bridge != default_bridge_name(self.store.root)):
             raise Conflict(f"network with name {name} already exists" if name != "none" and name != "host" else
                            f"operation is not permitted on predefined {name} network ")
+        from dockyard.network import checks
+
         nid = new_id()
         options = dict(options or {})
-        bridge = bridge or options.get("com.docker.network.bridge.name") or "dy-" + nid[:12]
-        if len(bridge) > 15:
-            raise InvalidArgument(f"bridge name {bridge} is longer than 15 characters")
+        bridge = checks.ifname(bridge or options.get("com.docker.network.bridge.name") or "dy-" + nid[:12])
         with HostLock():
             if self.store.query("SELECT 1 FROM networks WHERE name=?", (name,)):
                 raise Conflict(f"network with name {name} already exists")
+            own = True
+            if kernel:
+                from dockyard.network.netlink import Netlink
+
+                with Netlink() as nl:
+                    link = nl.link(bridge)
+                if link is not None and link[1] != "bridge":
+                    raise Conflict(f"cannot use {bridge} as the network's bridge: it is an existing host interface "
+                                   f"and not a bridge ({link[1] or 'device'})")
+                own = link is None  # an existing bridge is used, and left in place by network rm
             if subnet:
                 sn = parse_cidr(subnet)
                 for r in self.store.query("SELECT name, subnet FROM networks"):
@@ -217,14 +229,15 @@ class NetworkStore:
                     raise InvalidArgument(f"no matching subnet for range {ip_range}")
             row = {"id": nid, "name": name, "driver": "bridge", "bridge": bridge, "subnet": subnet,
                    "gateway": gateway, "ip_range": ip_range, "internal": int(internal),
-                   "labels": json.dumps(labels or {}), "options": json.dumps(options), "created": time.time()}
+                   "labels": json.dumps(labels or {}), "options": json.dumps(options), "created": time.time(),
+                   "own_bridge": int(own)}
             from sqlite3 import IntegrityError
 
             try:
                 with self.store.write() as cur:
                     cur.execute("INSERT INTO networks (id, name, driver, bridge, subnet, gateway, ip_range, internal,"
-                                " labels, options, created) VALUES (:id, :name, :driver, :bridge, :subnet, :gateway,"
-                                " :ip_range, :internal, :labels, :options, :created)", row)
+                                " labels, options, created, own_bridge) VALUES (:id, :name, :driver, :bridge, :subnet,"
+                                " :gateway, :ip_range, :internal, :labels, :options, :created, :own_bridge)", row)
             except IntegrityError:
                 if self.store.query("SELECT 1 FROM networks WHERE name=?", (name,)):
                     raise Conflict(f"network with name {name} already exists") from None
@@ -333,6 +346,15 @@ class NetworkStore:
                 cur.execute(f"UPDATE endpoints SET ip=NULL, mac=NULL, veth=NULL WHERE {where}", args)
 
     # ---- ports -----------------------------------------------------------------------------------------------
+    def published(self, network_id: str) -> list[tuple[str, int, str, int, str]]:
+        """(host_ip, host_port, container_ip, container_port, proto) of the running containers' published ports
+        on a network: what its firewall maps must hold."""
+        rows = self.store.query(
+            "SELECT p.host_ip, p.host_port, e.ip, p.container_port, p.proto FROM ports p JOIN endpoints e ON"
+            " e.network_id=p.network_id AND e.container_id=p.container_id WHERE p.network_id=? AND e.ip IS NOT NULL",
+            (network_id,))
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
     def ports(self, cid: str | None = None) -> list[Any]:
         if cid:
             return self.store.query("SELECT * FROM ports WHERE container_id=? ORDER BY container_port, proto",
