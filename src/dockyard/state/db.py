@@ -138,6 +138,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX IF NOT EXISTS snapshots_diff ON snapshots(diff_id);
     """,
+    # 6: whether dockyard made a network's bridge: network rm deletes only those, never an adopted host bridge.
+    # Older rows: the names dockyard generates were its own.
+    """
+    ALTER TABLE networks ADD COLUMN own_bridge INTEGER NOT NULL DEFAULT 0;
+    UPDATE networks SET own_bridge=1 WHERE bridge LIKE 'dy-%' OR bridge LIKE 'dyd%' OR bridge='dockyard0';
+    """,
 ]
 
 
