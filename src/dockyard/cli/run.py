@@ -164,12 +164,29 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
     return spec
 
 
+def _attach_streams(values: list[str]) -> set[str]:
+    """``-a``: the streams to attach (stdout and stderr when none is named; stdin comes with ``-i``)."""
+    out = set()
+    for v in values:
+        if v.lower() not in ("stdin", "stdout", "stderr"):
+            raise InvalidArgument(f'invalid argument "{v}" for "-a, --attach" flag: valid streams are STDIN, '
+                                  "STDOUT and STDERR")
+        out.add(v.lower())
+    return out or {"stdout", "stderr"}
+
+
 def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.engine import local
 
     o = parse_args(ctx.verb, argv)
     if o.detach and o.attach:
         raise UsageError("Conflicting options: -a and -d")
+    streams = _attach_streams(o.attach)
+    if o.pull not in ("always", "missing", "never"):
+        raise InvalidArgument(f"invalid pull option: '{o.pull}': must be one of \"always\", \"missing\" or "
+                              "\"never\"")
+    if o.pull == "always":
+        raise InvalidArgument("--pull=always: dockyard has no registry to pull from (import or build the image)")
     if o.cidfile and os.path.exists(o.cidfile):
         raise InvalidArgument(f"Container ID file found, make sure the other container isn't running or delete "
                               f"{o.cidfile}")
@@ -202,8 +219,16 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.cli import stream
 
     local.start(ctx.store, c, wait_attach=True, spawner=spawner)
-    status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True,
-                           detach_keys=stream.parse_detach_keys(o.detach_keys))
+    import contextlib
+
+    proxy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if o.sig_proxy and not o.tty:  # as Docker: no proxy with a tty (the terminal sends ^C to the container)
+        from dockyard.cli.sigproxy import forwarding
+
+        proxy = forwarding(ctx.store, c.id)
+    with proxy:
+        status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True, stdout="stdout" in streams,
+                               stderr="stderr" in streams, detach_keys=stream.parse_detach_keys(o.detach_keys))
     if status is None:
         from dockyard.engine.containers import ContainerStore
         from dockyard.errors import NotFound
