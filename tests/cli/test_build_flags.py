@@ -158,3 +158,28 @@ def test_copy_link_gives_the_same_files(dy, busybox, ctx):
     p = dy("build", "-t", "link:1", str(ctx))
     assert p.returncode == 0, p.stderr
     assert dy("run", "--rm", "link:1", "cat", "/l/a.txt", "/n/a.txt").stdout == "a\na\n"
+
+
+def test_run_and_from_flags_that_cannot_be_applied_are_refused(dy, busybox, ctx):
+    import platform
+
+    other = "linux/arm64" if platform.machine() in ("x86_64", "AMD64") else "linux/amd64"
+    write(ctx, {"Dockerfile": "FROM busybox\nRUN --security=insecure true\n"})
+    p = dy("build", str(ctx))
+    assert p.returncode == 1 and "Dockerfile:2" in p.stderr and "security.insecure" in p.stderr, p.stderr
+    write(ctx, {"Dockerfile": f"FROM --platform={other} busybox\nCOPY Dockerfile /\n"})
+    p = dy("build", str(ctx))
+    assert p.returncode == 1 and "Dockerfile:1" in p.stderr and other in p.stderr, p.stderr
+    write(ctx, {"Dockerfile": "FROM --platform=$BUILDPLATFORM busybox\nCOPY Dockerfile /\n"})
+    assert dy("build", str(ctx)).returncode == 0
+
+
+def test_build_cli_flags_that_cannot_be_applied_are_refused(dy, busybox, ctx):
+    write(ctx, {"Dockerfile": "FROM busybox\nCOPY Dockerfile /\n"})
+    p = dy("build", "--pull", str(ctx))
+    assert p.returncode == 1 and "no registry" in p.stderr, p.stderr
+    p = dy("build", "--progress=rawjson", str(ctx))
+    assert p.returncode == 1 and "invalid progress mode" in p.stderr, p.stderr
+    p = dy("build", "--progress=quiet", str(ctx))
+    assert p.returncode == 0 and p.stdout.strip().startswith("sha256:") and p.stderr == "", p.stderr
+    assert dy("build", "--progress=plain", "--pull=false", str(ctx)).returncode == 0

@@ -29,7 +29,7 @@ from dockyard.build.instructions import (
     RunInstruction, ShellInstruction, StopSignalInstruction, UserInstruction, VolumeInstruction,
     WorkdirInstruction,
 )
-from dockyard.build.stages import Dockerfile, Stage, host_platform, platform_args
+from dockyard.build.stages import Dockerfile, Stage, host_platform, normalize_platform, platform_args
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.state.db import Store
 
@@ -124,6 +124,9 @@ class Builder:
         from dockyard.images.store import ImageStore
 
         base = self.df.base_of(stage, self.global_env)
+        if base.platform and normalize_platform(base.platform) != normalize_platform(host_platform()):
+            raise BuildError(f"{self.df.filename}:{stage.from_.line}: FROM --platform={base.platform}: building "
+                             f"for another platform is not supported (this host is {host_platform()})")
         total = len(stage.instructions) + 1
         label = stage.display_name
         self.step(f"[{label} 1/{total}] FROM {base.ref}" + (f" AS {stage.name}" if stage.name else ""))
@@ -197,6 +200,9 @@ class Builder:
             self._downloads = None
             if isinstance(x, CopyInstruction):
                 self._check_copy(x)
+            elif x.security != "sandbox":  # BuildKit needs the security.insecure entitlement, never granted here
+                raise BuildError(f"{self.df.filename}:{x.line}: RUN --security={x.security}: the security.insecure "
+                                 "entitlement is not allowed (dockyard runs every step sandboxed)")
             if isinstance(x, AddInstruction) and any(_is_url(s) for s in x.sources):
                 self._downloads = self._download([s for s in x.sources if _is_url(s)], x)
                 extra = self._downloads.checksum([r for r in _walk_all(self._downloads.root, "")[1:]

@@ -27,6 +27,13 @@ def main(ctx: Context, argv: list[str]) -> int:
     vals, pos = _flags().parse(argv)
     if len(pos) != 1:
         raise UsageError('"dockyard build" requires exactly 1 argument.')
+    if vals["pull"]:
+        raise InvalidArgument("--pull: dockyard has no registry to pull from (import or build the base image)")
+    if vals["progress"] not in ("auto", "plain", "tty", "quiet"):  # the steps are always shown as plain lines
+        raise InvalidArgument(f'--progress={vals["progress"]}: invalid progress mode, expected auto, plain, tty '
+                              "or quiet")
+    if vals["progress"] == "quiet":
+        vals["quiet"] = True
     import tempfile
 
     from dockyard.build.builder import Builder, Options
