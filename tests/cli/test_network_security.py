@@ -262,3 +262,16 @@ def test_a_deleted_table_is_remade_when_a_container_starts(net, www: Path) -> No
     # the running container's port is back too (the maps are re-filled from the store)
     assert "hello from dockyard" in http_from(None, "127.0.0.1", port1)
     assert f"table ip {table}" in tables()
+
+
+# ---- other values that reach the host's network configuration -------------------------------------------------------
+def test_mac_address_and_alias_values_are_checked(net) -> None:
+    p = net("run", "--rm", "--mac-address", "zz", "busybox", "true")
+    assert p.returncode == 125 and p.stderr == "Error: invalid MAC address: 'zz'\n", p.stderr
+    p = net("run", "--rm", "--mac-address", "03:42:ac:11:00:09", "busybox", "true")  # multicast
+    assert p.returncode == 125 and p.stderr.startswith("Error: invalid MAC address"), p.stderr
+    name = f"n{uid()}"
+    net("network", "create", name, check=True)
+    p = net("run", "--rm", "--network", name, "--network-alias", "a\n1.2.3.4 evil", "busybox", "true")
+    assert p.returncode == 125 and p.stderr == "Error: invalid network alias: 'a\\n1.2.3.4 evil'\n", p.stderr
+    assert net("ps", "-aq", check=True).stdout == ""

@@ -75,6 +75,7 @@ class Attachment:
 
 def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, first: int,
            route: bool = True, mac0: str = "") -> None:
+    from dockyard.network import checks
     from dockyard.network.netlink import Netlink
     from dockyard.network.store import mac_for
 
@@ -82,7 +83,7 @@ def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, fi
         for i, (net, ip, veth) in enumerate(endpoints):
             nl.delete_link(veth)  # a leftover of a crashed monitor
             master = nl.index(net.bridge)
-            mac = bytes.fromhex(((i == 0 and mac0) or mac_for(ip)).replace(":", ""))
+            mac = checks.mac((i == 0 and mac0) or mac_for(ip))
             nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac)
     with Netlink(netns=nspath) as inner:
         routed = not route
@@ -349,6 +350,10 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
                        f"network mode {mode}")
     if net.id == ns.get(mode).id or any(r["network_id"] == net.id for r in ns.endpoints(container_id=c.id)):
         raise Conflict(f"endpoint with name {c.name} already exists in network {net.name}")
+    from dockyard.network import checks
+
+    for a in aliases:
+        checks.alias(a)
     if (aliases or ip) and net.is_default:
         raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
                               if aliases else "user specified IP address is supported on user defined networks only")

@@ -92,3 +92,23 @@ def exposed(key: object) -> list[tuple[int, str]]:
     if b < a:
         raise InvalidArgument(f"invalid exposed port in image config: {key!r}")
     return [(n, p) for n in range(a, b + 1)]
+
+
+def mac(v: object) -> bytes:
+    """``--mac-address``: six hex octets separated by ``:`` or ``-``, unicast -> its 6 bytes."""
+    s = v.replace("-", ":") if isinstance(v, str) else ""
+    parts = s.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p) for p in parts):
+        raise InvalidArgument(f"invalid MAC address: {v!r}")
+    raw = bytes.fromhex("".join(parts))
+    if raw[0] & 1:
+        raise InvalidArgument(f"invalid MAC address: {v!r}: a multicast address")
+    return raw
+
+
+def alias(v: object) -> str:
+    """A network alias (a name in peers' /etc/hosts and the embedded DNS): printable, no whitespace, <= 255."""
+    if not isinstance(v, str) or not v or len(v) > 255 or not v.isprintable() or any(c.isspace() for c in v) \
+            or v.startswith("#"):
+        raise InvalidArgument(f"invalid network alias: {v!r}")
+    return v

@@ -73,6 +73,13 @@ def check(store: Store, spec: ContainerSpec) -> None:
     from dockyard.errors import Conflict
 
     mode = spec.network_mode
+    if getattr(spec, "mac_address", "") or spec.aliases:
+        from dockyard.network import checks
+
+        if getattr(spec, "mac_address", ""):
+            checks.mac(spec.mac_address)
+        for a in spec.aliases:
+            checks.alias(a)
     if mode == "bridge" and not (spec.aliases or spec.ip or spec.ports):
         return  # the default network needs nothing checked (and no store query on run's hot path)
     if mode in ("host", "none") or mode.startswith("container:"):
