@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from dockyard.cli.main import Context
 from dockyard.errors import InvalidArgument
@@ -59,17 +58,101 @@ def main(ctx: Context, argv: list[str]) -> int:
 
     syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
     if o.detach:
-        null = os.open(os.devnull, os.O_RDWR)
-        rt.exec(c.id, proc, Stdio(null, null, null))
+        rt.exec(c.id, proc, Stdio(None, None, None))  # /dev/null, opened by the runtime inside
         return 0
     if o.tty:
         return _exec_tty(rt, c.id, proc, o.interactive)
-    stdin = 0 if o.interactive else os.open(os.devnull, os.O_RDONLY)
-    sys.stdout.flush()
-    pid = rt.exec(c.id, proc, Stdio(stdin, 1, 2))
+    return _exec_pipes(rt, c.id, proc, o.interactive)
+
+
+def _status(pid: int) -> int:
     _, st = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(st)
     return code if code >= 0 else 128 - code
+
+
+def _exec_pipes(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ignore[no-untyped-def]
+    """Run the process with pipes of its own (never this command's fds: a process left behind must not read the
+    caller's terminal, as Docker's exec without -t) and relay them: stdout and stderr apart, stdin with -i (its
+    EOF closes the process's stdin), the exit status kept."""
+    import selectors
+
+    from dockyard.runtime.base import Stdio
+
+    o_r, o_w = os.pipe2(os.O_CLOEXEC)
+    e_r, e_w = os.pipe2(os.O_CLOEXEC)
+    i_r = i_w = None
+    if interactive:
+        i_r, i_w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = rt.exec(cid, proc, Stdio(i_r, o_w, e_w))  # None: /dev/null, opened by the runtime
+    finally:
+        for fd in (o_w, e_w, i_r):
+            if fd is not None:
+                os.close(fd)
+    if i_w is not None:  # a thread, so that any stdin works (a file cannot be polled) and output never waits
+        import threading
+
+        threading.Thread(target=_copy_stdin, args=(i_w,), daemon=True).start()
+    pidfd = os.pidfd_open(pid)
+    sel = selectors.DefaultSelector()
+    outs = {o_r: 1, e_r: 2}
+    for fd in outs:
+        sel.register(fd, selectors.EVENT_READ)
+    sel.register(pidfd, selectors.EVENT_READ)
+    status: int | None = None
+    try:
+        while outs:
+            # after the exit, drain what is left; a process left behind may hold the pipes: bounded
+            events = sel.select(timeout=None if status is None else 0.5)
+            if not events:
+                break
+            for key, _ in events:
+                if key.fd == pidfd:
+                    sel.unregister(pidfd)
+                    status = _status(pid)
+                    continue
+                data = _read(key.fd)
+                if data:
+                    _write_all(outs[key.fd], data)
+                    continue
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                del outs[key.fd]
+    finally:
+        for fd in outs:
+            os.close(fd)
+    if status is None:
+        status = _status(pid)
+    os.close(pidfd)
+    return status
+
+
+def _copy_stdin(i_w: int) -> None:
+    """Copy our stdin to the process's until EOF, then close its end (it sees EOF too)."""
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            _write_all(i_w, data)
+    except OSError:  # the process closed its stdin (EPIPE), or ours is unreadable: what is left is dropped
+        pass
+    finally:
+        os.close(i_w)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ignore[no-untyped-def]
@@ -125,7 +208,5 @@ def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: igno
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
-    _, st = os.waitpid(pid, 0)
     os.close(master)
-    code = os.waitstatus_to_exitcode(st)
-    return code if code >= 0 else 128 - code
+    return _status(pid)
