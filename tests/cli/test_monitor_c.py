@@ -236,17 +236,23 @@ log = os.open(os.path.join(root, "log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 os.set_inheritable(pidfd, True); os.set_inheritable(log, True)
 for fd in (out_r, err_r, in_w):
     os.set_inheritable(fd, True)
-os.execv(binary, [binary, f"python={sys.executable}", f"src={src}", f"root={root}", "cid=x", f"pid={pid}",
-                  f"pidfd={pidfd}", f"log_fd={log}", "log_size=0", f"log_path={root}/log", f"out={out_r}:1",
-                  f"out={err_r}:2", f"stdin={in_w}", f"listener={lst}", "partial1=" + b"part ".hex(),
-                  f"client={a}:1:1:1:0:", f"pending={a}:" + bytes([0, 0, 0, 0, 0, 0, 0, 6]).hex(),
-                  f"pending={a}:" + b"hel".hex(), f"client={b}:0:0:0:0:" + b'{"stdout": false, "std'.hex()])
+items = [f"python={sys.executable}", f"src={src}", f"root={root}", "cid=x", f"pid={pid}",
+         f"pidfd={pidfd}", f"log_fd={log}", "log_size=0", f"log_path={root}/log", f"out={out_r}:1",
+         f"out={err_r}:2", f"stdin={in_w}", f"listener={lst}", "partial1=" + b"part ".hex(),
+         f"client={a}:1:1:1:0:", f"pending={a}:" + bytes([0, 0, 0, 0, 0, 0, 0, 6]).hex(),
+         f"pending={a}:" + b"hel".hex(), f"client={b}:0:0:0:0:" + b'{"stdout": false, "std'.hex()]
+state = os.memfd_create("state", 0)  # the state goes through a memfd, never argv
+os.write(state, "\0".join(items).encode())
+os.lseek(state, 0, os.SEEK_SET)
+os.set_inheritable(state, True)
+os.execv(binary, [binary, "cid=x", f"state={state}"])
 """
 
 FINISH = r"""
 import json, os
 def finish_main(state):
-    d = json.loads(state)
+    with open(int(state), closefd=True) as f:  # a memfd
+        d = json.loads(f.read())
     open_fds = [fd for fd in [d["listener"], d["log_fd"]] + [c["fd"] for c in d["clients"]] if os.fstat(fd)]
     with open(os.path.join(d["root"], "state.json"), "w") as f:
         json.dump({**d, "open": open_fds}, f)

@@ -1,7 +1,11 @@
 """The attach protocol between a container's monitor and its clients (``run``, ``start -a``, ``attach``, ``wait``).
 
-The monitor listens on an abstract unix socket named ``dockyard-<container id>`` (no file to leak; it vanishes with
-the monitor). A client sends one JSON line ``{"stdin": bool, "stdout": bool, "stderr": bool}`` and then both sides
+The monitor listens on the unix socket ``/run/dockyard/attach/<container id>.sock``, in a directory only root can
+enter (``/run/dockyard`` is 0700), and accepts only clients of its own user (SO_PEERCRED). It is not an abstract
+socket: those are reachable from every process of the network namespace, i.e. from any local user and from any
+``--network host`` container (containerd's CVE-2020-15257). ``/proc/net/unix``, which a host-network container can
+read, shows only the name it was bound at: a neutral one (see ``listen``). A socket left by a monitor that
+died refuses connections, and goes with the container (``rm``). A client sends one JSON line ``{"stdin": bool, "stdout": bool, "stderr": bool}`` and then both sides
 exchange frames, shaped like Docker's multiplexed stream: 1 byte stream type, 3 zero bytes, 4 bytes big-endian
 payload length, payload.
 
@@ -13,15 +17,85 @@ process once it is attached, so no early output is lost).
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, START = 0, 1, 2, 3, 4, 5
 _HDR = struct.Struct(">BxxxI")
+_UCRED = struct.Struct("3i")
+
+
+RUN_DIR = "/run/dockyard"  # runtime state that lives until reboot; root-only (0700)
+SOCK_DIR = RUN_DIR + "/attach"
 
 
 def address(container_id: str) -> str:
-    return "\0dockyard-" + container_id
+    return f"{SOCK_DIR}/{container_id}.sock"
+
+
+def private_dir(path: str) -> None:
+    """Make ``path`` a directory only its owner (root) can enter; a wider existing one is narrowed (migration)."""
+    try:
+        os.mkdir(path, 0o700)
+        return
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+            return
+        except FileExistsError:
+            pass
+    except FileExistsError:
+        pass
+    st = os.stat(path)
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def listen(container_id: str) -> socket.socket:
+    """The monitor's listening socket (replacing a stale one of an earlier monitor of this container).
+
+    It is bound under a name that says nothing (``/proc/self/fd/<dir fd>/.bind-<pid>``, which is what
+    ``/proc/net/unix`` shows) and then renamed to its address."""
+    private_dir(RUN_DIR)
+    private_dir(SOCK_DIR)
+    d = os.open(SOCK_DIR, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        tmp = f".bind-{os.getpid()}"
+        try:
+            os.unlink(tmp, dir_fd=d)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            s.bind(f"/proc/self/fd/{d}/{tmp}")
+            os.chmod(tmp, 0o600, dir_fd=d)  # connecting needs write permission on the socket file: root only
+            s.listen(64)
+            os.rename(tmp, f"{container_id}.sock", src_dir_fd=d, dst_dir_fd=d)
+        except BaseException:
+            s.close()
+            raise
+    finally:
+        os.close(d)
+    return s
+
+
+def forget(container_id: str) -> None:
+    """Remove the socket of a container that is being removed."""
+    try:
+        os.unlink(address(container_id))
+    except FileNotFoundError:
+        pass
+
+
+def peer_allowed(s: socket.socket) -> bool:
+    """True when the connected peer runs as our own effective user (SO_PEERCRED: uid as of its connect)."""
+    try:
+        _pid, uid, _gid = _UCRED.unpack(s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    except OSError:
+        return False
+    return uid == os.geteuid()
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:
@@ -52,7 +126,7 @@ def connect(container_id: str, timeout: float | None = None) -> socket.socket | 
         s.settimeout(timeout)
     try:
         s.connect(address(container_id))
-    except (ConnectionRefusedError, FileNotFoundError):
+    except (ConnectionRefusedError, FileNotFoundError, PermissionError):
         s.close()
         return None
     s.settimeout(None)

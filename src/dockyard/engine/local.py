@@ -73,7 +73,7 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
         c = Container(id=cid, name=cname, image_id=img.id, image_ref=spec.image, state="created", spec=spec,
                       created=time.time(), labels=labels)
         try:
-            os.makedirs(c.dir(store), mode=0o710)
+            os.makedirs(c.dir(store), mode=0o700)
             for sub in ("diff", "work", "rootfs"):
                 os.mkdir(os.path.join(c.dir(store), sub), 0o755)
             cs.insert(c)
@@ -209,6 +209,9 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
 
         release(store, c, forget=True)
     remove_files(store, c)
+    from dockyard.engine import attach
+
+    attach.forget(c.id)  # the socket of its last monitor, in /run/dockyard/attach
     cs.delete(c.id)
     if volumes:  # rm -v: its anonymous volumes go too (named ones stay, as in Docker)
         from dockyard.volumes.attach import remove_anonymous

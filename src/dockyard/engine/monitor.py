@@ -40,7 +40,6 @@ from dockyard.trace import mark
 
 RUNTIME_STATE = "/run/dockyard/runtime"
 GRACE = 0.2  # seconds a fresh container may finish in before the monitor slims down
-ARG_PIECE = 32768  # characters per exec argument of the hand-over (the kernel's limit is 128 KiB per argument)
 
 
 class Spawner:
@@ -169,19 +168,24 @@ def after_exit(loop: Loop, status: int) -> None:
         m.supervise()
 
 
-def finish_main(state: str) -> None:
+def finish_main(state: str | int) -> None:
     """Entry point of the finish phase after the C loop (``dockyard-monitor``) has seen the container exit.
 
-    ``state`` is ``Loop.to_state()``'s JSON with no output fds or pidfd, plus ``"status"`` (exit code, or
-    128+signal); the listener, attached clients and log fd are still open."""
+    ``state`` is the number of a memfd holding ``Loop.to_state()``'s JSON with no output fds or pidfd, plus
+    ``"status"`` (exit code, or 128+signal); the listener, attached clients and log fd are still open. (The JSON
+    itself, from a C loop built before the memfd, is still understood.)"""
+    from dockyard.engine.monitor_loop import read_state
+
     code = 0
+    text = ""
     try:
-        loop = Loop.from_state(state)
-        after_exit(loop, json.loads(state)["status"])
+        text = read_state(state)
+        loop = Loop.from_state(text)
+        after_exit(loop, json.loads(text)["status"])
     except BaseException:  # noqa: BLE001
         code = 1
         try:
-            d = json.loads(state)
+            d = json.loads(text)
             _trace(d["root"], d["cid"])
         except Exception:  # noqa: BLE001
             pass
@@ -200,7 +204,7 @@ def slim_binary() -> str | None:
 
 
 def _slim_args(state: str, src: str) -> list[str]:
-    """``Loop.to_state()`` as the C loop's key=value arguments (see the head of monitor_loop.c)."""
+    """``Loop.to_state()`` as the C loop's key=value items (see the head of monitor_loop.c)."""
     d = json.loads(state)
     args = [f"python={sys.executable}", f"src={src}", f"root={d['root']}", f"cid={d['cid']}", f"pid={d['pid']}",
             f"pidfd={d['pidfd']}", f"log_fd={d['log_fd']}", f"log_size={d['log_size']}",
@@ -212,8 +216,8 @@ def _slim_args(state: str, src: str) -> list[str]:
         o = c["opts"]
         flags = (c["hello"], o.get("stdin", False), o.get("stdout", True), o.get("stderr", True))
         args.append("client=" + ":".join([str(c["fd"]), *(str(int(bool(x))) for x in flags), c["buf"][:510]]))
-        hx = c["pending"]  # an unread frame, up to 64 KiB: in pieces, each argument is limited to 128 KiB
-        args += [f"pending={c['fd']}:{hx[i:i + ARG_PIECE]}" for i in range(0, len(hx), ARG_PIECE)]
+        if c["pending"]:  # an unread frame, up to 64 KiB
+            args.append(f"pending={c['fd']}:{c['pending']}")
     return args
 
 
@@ -308,6 +312,9 @@ class Monitor:
         if c.spec.auto_remove:
             try:
                 remove_files(self.store, c)
+                from dockyard.engine import attach
+
+                attach.forget(self.cid)  # our listener stays open for the clients to get the exit
                 self.containers.delete(self.cid)
                 if any(m.type == "volume" for m in c.spec.mounts):
                     from dockyard.volumes.attach import remove_anonymous
@@ -338,7 +345,12 @@ class Monitor:
         return False
 
     def _exec_slim(self) -> None:
-        """Replace this process by the C loop, or a minimal interpreter running the loop (same pid, same fds)."""
+        """Replace this process by the C loop, or a minimal interpreter running the loop (same pid, same fds).
+
+        The state goes through a memfd, never the command line: /proc/PID/cmdline is readable by every user, and
+        the state holds what clients sent that the container has not read yet (stdin)."""
+        from dockyard.engine.monitor_loop import state_fd
+
         state = self.loop.to_state()
         self.store.close()
         import dockyard
@@ -346,15 +358,14 @@ class Monitor:
         src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
         exe = slim_binary()
         if exe:  # the C loop (monitor_loop.c): a fraction of an interpreter's memory
+            fd = state_fd("\0".join(_slim_args(state, src)).encode())
             try:
-                os.execv(exe, [exe, *_slim_args(state, src)])
+                os.execv(exe, [exe, f"cid={self.cid}", f"state={fd}"])
             except OSError:
-                pass  # the Python loop does the same work
-        # one argument may not exceed 128 KiB (a client's unread frame can be 64 KiB, twice that in hex): pieces
+                os.close(fd)  # the Python loop does the same work
         boot = "import sys; sys.path.insert(0, sys.argv[1]); from dockyard.engine.monitor_loop import main; " \
-               "main(''.join(sys.argv[2:]))"
-        pieces = [state[i:i + ARG_PIECE] for i in range(0, len(state), ARG_PIECE)]
-        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, src, *pieces])
+               "main(sys.argv[2])"
+        os.execv(sys.executable, [sys.executable, "-I", "-S", "-c", boot, src, str(state_fd(state.encode()))])
 
     # ---- creating -----------------------------------------------------------------------------------------
     def _create(self, c: Container) -> None:
@@ -380,7 +391,8 @@ class Monitor:
                 attach.sync_hosts(self.store, c.id)
             oci = specgen.generate(c.spec, image_config, container_id=c.id, rootfs=os.path.join(cdir, "rootfs"),
                                    cdir=cdir, hostname=hostname, netns=net.netns if net else None)
-            atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode(), durable=False)
+            # the spec holds the container's environment (passwords): root-only
+            atomic_write(os.path.join(cdir, "config.json"), json.dumps(oci).encode(), mode=0o600, durable=False)
             mark("bundle")
             stdio, theirs = self._stdio(c)
             try:

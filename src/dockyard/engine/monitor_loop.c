@@ -2,7 +2,9 @@
  *
  * The same loop as engine/monitor_loop.py (Loop.run_until_exit), for the long idle life of a container: the heavy
  * Python monitor creates the container, then execs this program (same pid, same fds, still a child subreaper) with
- * its state as key=value arguments:
+ * its state as key=value items (NUL-separated) in a memfd whose number is its one argument besides the container's
+ * id, "cid=ID state=FD" (state in argv would be readable by every user in /proc/PID/cmdline, and a client's
+ * unread stdin is part of it):
  *
  *   python=EXE src=DIR root=DIR cid=ID pid=N pidfd=FD log_fd=FD log_size=N log_path=PATH
  *   out=FD:STREAM (repeated)  stdin=FD  tty=FD  listener=FD  partial1=HEX  partial2=HEX
@@ -14,8 +16,8 @@
  * the container's init exits (its pidfd becomes readable) it reaps it, drains its output (up to 0.5 s of
  * silence), flushes partial lines, and execs back into Python for the finish phase:
  *
- *   EXE -I -S -c BOOT SRC STATE    (BOOT calls engine.monitor.finish_main(STATE); STATE is Loop.to_state()'s
- *                                   JSON without output fds or pidfd, plus "status")
+ *   EXE -I -S -c BOOT SRC FD       (BOOT calls engine.monitor.finish_main(FD); FD is a memfd holding
+ *                                   Loop.to_state()'s JSON without output fds or pidfd, plus "status")
  *
  * The listener, clients and log fd stay open across that exec. Only fixed, small buffers; libc only.
  */
@@ -30,6 +32,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -75,7 +78,7 @@ static void note(const char *what) {
     char path[PATH_LEN];
     int e = errno;
     snprintf(path, sizeof path, "%s/containers/%s/monitor.err", root, cid);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     dprintf(fd, "dockyard-monitor: %s: %s\n", what, strerror(e));
@@ -236,7 +239,7 @@ static void rotate(void) {
         note("rotating the log");
     if (log_fd >= 0)
         close(log_fd);
-    log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT, 0640); /* inherited by the finish phase */
+    log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT, 0600); /* inherited by the finish phase */
     if (log_fd < 0)
         note("opening the log");
     log_size = 0;
@@ -446,6 +449,12 @@ static void accept_client(void) {
     int fd = accept4(listener, NULL, NULL, 0); /* blocking, as the Python loop's; inherited by the finish phase */
     if (fd < 0)
         return;
+    struct ucred cr;
+    socklen_t len = sizeof cr;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.uid != geteuid()) {
+        close(fd); /* only clients of our own user (engine/attach.py: peer_allowed) */
+        return;
+    }
     if (!add_client(fd))
         close(fd);
 }
@@ -547,6 +556,7 @@ static void inherit(int fd) {
 static void hand_back(int status) {
     static const char boot[] = "import sys; sys.path.insert(0, sys.argv[1]); "
                                "from dockyard.engine.monitor import finish_main; finish_main(sys.argv[2])";
+    char fdarg[16];
     sput("{\"root\": ");
     sput_str(root);
     sput(", \"cid\": ");
@@ -604,7 +614,13 @@ static void hand_back(int status) {
     sputf(", \"status\": %ld}", status);
     if (log_fd >= 0)
         inherit(log_fd);
-    char *argv[] = {(char *)python, "-I", "-S", "-c", (char *)boot, (char *)src, sbuf, NULL};
+    int mfd = memfd_create("dockyard-monitor-state", 0); /* inherited by the finish phase, which reads it */
+    if (mfd < 0 || write_all(mfd, sbuf, slen) < 0 || lseek(mfd, 0, SEEK_SET) < 0) {
+        note("memfd for the finish phase");
+        _exit(1);
+    }
+    snprintf(fdarg, sizeof fdarg, "%d", mfd);
+    char *argv[] = {(char *)python, "-I", "-S", "-c", (char *)boot, (char *)src, fdarg, NULL};
     execv(python, argv);
     note("exec python");
     _exit(1);
@@ -709,8 +725,50 @@ static void watch(int fd, int kind) {
         note("epoll_ctl");
 }
 
+/* argv, followed by the items of the state memfd ("state=FD"), as one argument vector */
+static char **load_args(int argc, char **argv, int *n) {
+    int sfd = -1;
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], "state=", 6))
+            sfd = atoi(argv[i] + 6);
+    size_t cap = 65536, len = 0, items = 0;
+    char *buf = malloc(cap + 1);
+    while (buf && sfd >= 0) {
+        ssize_t r = read(sfd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        len += (size_t)r;
+        if (len == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+    }
+    if (sfd >= 0)
+        close(sfd);
+    if (!buf)
+        return NULL;
+    buf[len] = 0;
+    for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+        items++;
+    char **v = calloc((size_t)argc + items + 1, sizeof *v);
+    if (!v)
+        return NULL;
+    int k = 0;
+    for (int i = 0; i < argc; i++)
+        v[k++] = argv[i];
+    for (size_t i = 0; i < len; i += strlen(buf + i) + 1)
+        v[k++] = buf + i;
+    *n = k;
+    return v;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
+    argv = load_args(argc, argv, &argc);
+    if (!argv) {
+        note("reading the state");
+        return 1;
+    }
     parse(argc, argv);
     if (!python || !src || pid <= 0 || pidfd < 0) {
         errno = EINVAL;

@@ -3,7 +3,7 @@
 It imports only what the loop needs (os, selectors, socket, json), because a monitor lives as long as its
 container and every idle container pays for its monitor's memory. The heavy half (``engine.monitor``) creates the
 container and then ``exec``s a fresh, minimal interpreter into this module (``python -I -S``), handing over its
-file descriptors as JSON: the container's output pipes (or pty master), its stdin, the pidfd of its init, the
+file descriptors as JSON (in a memfd, not argv): the container's output pipes (or pty master), its stdin, the pidfd of its init, the
 attach listener and attached clients, and the log file. When the container exits, this half records nothing
 itself: it calls back into ``engine.monitor`` (imported only then) to record the exit, clean up, restart or
 remove.
@@ -49,16 +49,14 @@ class Loop:
 
     # ---- set up -----------------------------------------------------------------------------------------
     def listen(self) -> None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        s.bind(proto.address(self.cid))
-        s.listen(64)
+        s = proto.listen(self.cid)
         s.setblocking(False)
         self.listener = s
         self.sel.register(s, selectors.EVENT_READ, ("listen", None))
 
     def open_log(self, path: str) -> None:
         self.log_path = path
-        self.log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.log_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.log_size = os.fstat(self.log_fd).st_size
 
     # ---- hand-over across exec --------------------------------------------------------------------------
@@ -196,6 +194,9 @@ class Loop:
                 s, _ = self.listener.accept()  # type: ignore[union-attr]
             except BlockingIOError:
                 return
+            if not proto.peer_allowed(s):  # another user: not ours to serve
+                s.close()
+                return
             s.setblocking(True)
             self.clients[s] = {"hello": False, "reader": proto.FrameReader(), "buf": b"", "opts": {}}
             self.sel.register(s, selectors.EVENT_READ, ("client", s))
@@ -308,7 +309,7 @@ class Loop:
         if self.log_size + len(blob) > LOG_MAX:  # keep one rotated file, as json-file with max-file=2
             os.replace(self.log_path, self.log_path + ".1")
             _close(self.log_fd)
-            self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             self.log_size = 0
         os.write(self.log_fd, blob)
         self.log_size += len(blob)
@@ -323,10 +324,41 @@ def _close(fd: int | None) -> None:
         pass
 
 
-def main(state: str) -> None:
-    """Entry point of the exec'd slim monitor."""
-    code = 0
+def state_fd(data: bytes) -> int:
+    """A memfd holding ``data``, inherited across execve: how the monitor hands its state to its next program
+    (never in argv, which every user can read in /proc/PID/cmdline)."""
+    fd = os.memfd_create("dockyard-monitor-state", 0)
+    os.set_inheritable(fd, True)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def read_state(arg: str | int) -> str:
+    """The state handed over by ``state_fd`` (``arg`` is its fd number; the JSON itself is accepted too)."""
+    if isinstance(arg, str) and not arg.isdigit():
+        return arg
+    fd = int(arg)
+    chunks = []
     try:
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
+def main(arg: str) -> None:
+    """Entry point of the exec'd slim monitor (``arg``: the state's memfd)."""
+    code = 0
+    state = ""
+    try:
+        state = read_state(arg)
         loop = Loop.from_state(state)
         status = loop.run_until_exit()
         from dockyard.engine.monitor import after_exit  # the heavy half, needed only now
