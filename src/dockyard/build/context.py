@@ -18,6 +18,11 @@ An excluded directory takes its contents with it unless a ``!`` pattern re-inclu
 ``--parents`` keeps each matched source's path (relative to the context root, or to the pivot written as ``/./``
 in the source: ``COPY --parents x/./y/*.txt /d/`` gives ``/d/y/a.txt``) under the destination, which is then
 always a directory; ``**`` in such a source matches any number of directories.
+
+``--link`` is accepted and changes nothing in the result: every COPY/ADD already writes a layer of its own (the
+step's upper directory), so the files are those BuildKit's linked layer holds. The one difference: a symlink of
+the base image on the destination path is followed here (resolved inside the root, never to the host), where a
+linked layer would hold real directories.
 """
 
 from __future__ import annotations
