@@ -96,7 +96,7 @@ class ContentStore:
         if expected_size is not None and expected_size < 0:
             raise InvalidArgument(f"invalid blob size: {expected_size}")
         os.makedirs(self.store.tmp, mode=0o700, exist_ok=True)
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.store.tmp, prefix=_TMP_PREFIX)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temp file as live for cleanup_tmp
@@ -122,7 +122,7 @@ class ContentStore:
                                      + (f" for {expected_digest}" if expected_digest else ""))
             if expected_digest is not None and digest != expected_digest:
                 raise CorruptContent(f"digest mismatch: expected {expected_digest}, got {digest}")
-            os.fchmod(fd, 0o644)
+            os.fchmod(fd, 0o600)  # image configs carry ENV values: root-only, as the rest of the store
             final = os.path.join(self.dir, digest[7:])
             if os.path.exists(final):
                 os.unlink(tmp)

@@ -358,7 +358,7 @@ def images_lock(store: Store, exclusive: bool) -> Iterator[None]:
     while they decide what is garbage and delete it (snapshot removal cannot run inside a transaction)."""
     import fcntl
 
-    os.makedirs(store.root, mode=0o711, exist_ok=True)
+    os.makedirs(store.root, mode=0o700, exist_ok=True)
     fd = os.open(store.path("images.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

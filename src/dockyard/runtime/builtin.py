@@ -103,7 +103,7 @@ class BuiltinRuntime:
             L.check_sysctls(spec.get("linux") or {})  # the engine checks too; the runtime may be given any spec
         except L.SetupError as e:
             raise InvalidArgument(str(e)) from None
-        os.makedirs(self.state_root, 0o711, exist_ok=True)
+        os.makedirs(self.state_root, 0o700, exist_ok=True)  # root-only, as every dir under /run/dockyard
         try:
             os.mkdir(d, 0o711)
         except FileExistsError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 
@@ -167,8 +168,7 @@ class Store:
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            os.makedirs(self.root, mode=0o711, exist_ok=True)
-            os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+            self.ensure_root()
             c = sqlite3.connect(self.path("dockyard.db"), timeout=60, isolation_level=None,
                                 check_same_thread=False)
             c.execute("PRAGMA busy_timeout=60000")
@@ -179,6 +179,21 @@ class Store:
             self._migrate(c)
             self._local.conn = c
         return c
+
+    def ensure_root(self) -> None:
+        """Make the root directory (0700: only root may enter it; the store holds containers' environments and
+        logs) and its tmp/, and the database file (0600: SQLite gives its -wal and -shm files the same mode).
+
+        A root made by an older dockyard (0711, files 0644) is narrowed once, here."""
+        try:
+            os.mkdir(self.root, 0o700)
+        except FileExistsError:
+            if os.stat(self.root).st_mode & 0o077:
+                narrow(self.root)
+        except FileNotFoundError:
+            os.makedirs(self.root, 0o700)
+        os.makedirs(self.tmp, mode=0o700, exist_ok=True)
+        os.close(os.open(self.path("dockyard.db"), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
 
     @staticmethod
     def _begin(c: sqlite3.Connection) -> None:
@@ -267,6 +282,39 @@ class Store:
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return self.conn().execute(sql, args).fetchall()
+
+
+def narrow(root: str) -> None:
+    """Take a state root away from other users: the root 0700, and (should it be exposed again) what holds secrets
+    0600: the database, blobs (image configs carry ENV), containers' bundles (config.json: their environment) and
+    logs. Directories below keep their modes: containers never reach their files through this path."""
+    os.chmod(root, 0o700)
+    for name in ("dockyard.db", "dockyard.db-wal", "dockyard.db-shm"):
+        _chmod(os.path.join(root, name), 0o600)
+    blobs = os.path.join(root, "content", "blobs", "sha256")
+    for name in _listdir(blobs):
+        _chmod(os.path.join(blobs, name), 0o600)
+    containers = os.path.join(root, "containers")
+    for cid in _listdir(containers):
+        d = os.path.join(containers, cid)
+        for name in _listdir(d):
+            if name == "config.json" or "-json.log" in name or name == "monitor.err":
+                _chmod(os.path.join(d, name), 0o600)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _chmod(path: str, mode: int) -> None:
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):  # a symlink where a file should be: not ours to change
+            os.chmod(path, mode)
+    except FileNotFoundError:
+        pass
 
 
 def open_store(root: str | None = None) -> Store:
