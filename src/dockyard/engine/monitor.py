@@ -155,7 +155,9 @@ def _trace(root: str, cid: str) -> None:
     try:  # leave the reason where a developer can find it
         import traceback
 
-        with open(os.path.join(root, "containers", cid, "monitor.err"), "a") as f:
+        fd = os.open(os.path.join(root, "containers", cid, "monitor.err"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(fd, "a") as f:
             traceback.print_exc(file=f)
     except OSError:
         pass

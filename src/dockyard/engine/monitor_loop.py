@@ -370,7 +370,9 @@ def main(arg: str) -> None:
             import traceback
 
             d = json.loads(state)
-            with open(os.path.join(d["root"], "containers", d["cid"], "monitor.err"), "a") as f:
+            fd = os.open(os.path.join(d["root"], "containers", d["cid"], "monitor.err"),
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            with open(fd, "a") as f:
                 traceback.print_exc(file=f)
         except Exception:  # noqa: BLE001
             pass
