@@ -74,8 +74,9 @@ def test_parse_signal():
     assert specgen.parse_signal("TERM") == 15
     assert specgen.parse_signal("SIGKILL") == 9
     assert specgen.parse_signal("10") == 10
-    with pytest.raises(InvalidArgument):
-        specgen.parse_signal("NOPE")
+    for bad in ("NOPE", "0", "65", "99999999999"):  # an image's StopSignal is not trusted either
+        with pytest.raises(InvalidArgument):
+            specgen.parse_signal(bad)
 
 
 def test_spec_json_round_trip():

@@ -112,6 +112,8 @@ def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
 
 def parse_signal(s: str | int) -> int:
     if isinstance(s, int) or str(s).isdigit():
+        if not 0 < int(s) <= 64:  # SIGRTMAX: a number from an image's StopSignal is not trusted either
+            raise InvalidArgument(f"Invalid signal: {s}")
         return int(s)
     name = str(s).upper()
     if not name.startswith("SIG"):
