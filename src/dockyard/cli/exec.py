@@ -181,7 +181,7 @@ def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: igno
     saved = None
     if interactive and os.isatty(0):
         saved = termios.tcgetattr(0)
-        tty.setraw(0)
+        tty.setraw(0, termios.TCSANOW)  # not TCSAFLUSH: keys typed ahead reach the process
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ, "m")
     if interactive:

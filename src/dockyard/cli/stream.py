@@ -57,7 +57,7 @@ def attach(cid: str, *, stdin: bool, tty: bool, start: bool = False, stdout: boo
         import tty as ttymod
 
         raw_state = termios.tcgetattr(in_fd)
-        ttymod.setraw(in_fd)
+        ttymod.setraw(in_fd, termios.TCSANOW)  # not TCSAFLUSH: keys typed ahead reach the container
     old_winch = None
     if tty and os.isatty(sys.stdout.fileno()):
         ws = _winsize(sys.stdout.fileno())
