@@ -16,9 +16,23 @@ import re
 
 from dockyard.errors import InvalidArgument
 
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# \Z, not $: "$" also matches before a trailing newline, and "name\n" must not pass as a name
+HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+MAX_ID = 2**32 - 2  # the largest uid/gid the kernel takes ((uid_t)-1 means "unchanged")
+
+
+def is_decimal(s: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" and Arabic-Indic digits (int() reads or refuses them)."""
+    return s.isascii() and s.isdigit()
+
+
+def parse_id(s: str, what: str = "user") -> int:
+    """A uid or gid as given by a user or an image: ASCII decimal within the kernel's range."""
+    if not is_decimal(s) or int(s) > MAX_ID:
+        raise InvalidArgument(f"invalid {what} id: {s!r}")
+    return int(s)
 
 
 def new_id() -> str:

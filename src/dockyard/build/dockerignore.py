@@ -196,7 +196,7 @@ def _compile(p: str) -> tuple[str, re.Pattern[str] | None]:
     if kind != "regexp":
         return kind, None
     try:
-        return kind, re.compile("".join(rx) + "$", re.DOTALL)
+        return kind, re.compile("".join(rx) + "\\Z", re.DOTALL)
     except re.error:
         raise InvalidArgument(f"invalid .dockerignore pattern {p!r}: syntax error in pattern") from None
 

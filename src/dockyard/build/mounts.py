@@ -62,7 +62,7 @@ def _parse_bool(key: str, value: str) -> bool:
 def _ram_bytes(value: str) -> int:
     import re
 
-    m = re.fullmatch(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", value)
+    m = re.fullmatch(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", value, re.A)
     if not m:
         raise ValueError(value)
     mult = 1024 ** (" kmgtp".index(m.group(2).lower()) if m.group(2) else 0)

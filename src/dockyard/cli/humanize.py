@@ -122,7 +122,7 @@ def parse_time(value: str, now: float | None = None) -> float | None:
     import re
 
     n = time.time() if now is None else now
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", value, re.A)
     if m:
         return n - float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
     try:

@@ -55,7 +55,7 @@ def _pattern_re(pattern: str) -> re.Pattern[str]:
         else:
             out += re.escape(c)
         i += 1
-    return re.compile("^" + out + "$")
+    return re.compile("^" + out + "\\Z")
 
 
 def _ref_matches(pats: list[re.Pattern[str]], familiar_ref: str) -> bool:

@@ -6,7 +6,7 @@ import re
 
 from dockyard.errors import InvalidArgument
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtpb]?)b?$", re.I)
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtpb]?)b?\Z", re.I | re.A)
 _MULT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 from dockyard.engine.options import ContainerSpec
 from dockyard.errors import InvalidArgument
+from dockyard.ids import MAX_ID, is_decimal, parse_id
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -84,25 +85,29 @@ def resolve_user(user: str, rootfs: str) -> dict[str, Any]:
     username = ""
     home = "/"
     for ent in passwd:
-        if len(ent) >= 4 and (ent[0] == name or (name.isdigit() and ent[2] == name)):
+        # an entry of the image's file with a malformed or out-of-range id is skipped, as libc does
+        if (len(ent) >= 4 and (ent[0] == name or (is_decimal(name) and ent[2] == name))
+                and is_decimal(ent[2]) and is_decimal(ent[3]) and max(int(ent[2]), int(ent[3])) <= MAX_ID):
             uid, gid, username = int(ent[2]), int(ent[3]), ent[0]
             home = ent[5] if len(ent) > 5 and ent[5] else "/"
             break
     if uid is None:
-        if not name.isdigit():
+        if not is_decimal(name):
             raise InvalidArgument(f"unable to find user {name}: no matching entries in passwd file")
-        uid, gid = int(name), 0
+        uid, gid = parse_id(name), 0
     groups = _read_db(rootfs, "group")
     if group:
-        if group.isdigit():
-            gid = int(group)
+        if is_decimal(group):
+            gid = parse_id(group, "group")
         else:
-            match = [g for g in groups if len(g) >= 3 and g[0] == group]
+            match = [g for g in groups
+                     if len(g) >= 3 and g[0] == group and is_decimal(g[2]) and int(g[2]) <= MAX_ID]
             if not match:
                 raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
             gid = int(match[0][2])
     extra = sorted({int(g[2]) for g in groups
-                    if len(g) >= 4 and username and username in g[3].split(",") and g[2].isdigit()} - {gid})
+                    if len(g) >= 4 and username and username in g[3].split(",") and is_decimal(g[2])
+                    and int(g[2]) <= MAX_ID} - {gid})
     return {"uid": uid, "gid": gid or 0, "additionalGids": extra, "home": home}
 
 
@@ -111,7 +116,7 @@ def stop_signal(spec: ContainerSpec, image_config: dict[str, Any]) -> int:
 
 
 def parse_signal(s: str | int) -> int:
-    if isinstance(s, int) or str(s).isdigit():
+    if isinstance(s, int) or (str(s).isascii() and str(s).isdigit()):
         if not 0 < int(s) <= 64:  # SIGRTMAX: a number from an image's StopSignal is not trusted either
             raise InvalidArgument(f"Invalid signal: {s}")
         return int(s)

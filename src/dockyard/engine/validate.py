@@ -18,9 +18,9 @@ def _q(value: str) -> str:
 
 # RFC 1123 labels; the kernel keeps at most 64 bytes of a UTS hostname
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\Z")
 # a name in /etc/hosts: printable, no whitespace, no comment sign
-_HOSTS_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,253}$")
+_HOSTS_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,253}\Z")
 
 
 def hostname(value: str, what: str = "hostname") -> str:

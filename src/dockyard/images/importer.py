@@ -110,7 +110,7 @@ def apply_changes(cfg: dict[str, Any], changes: list[str]) -> dict[str, Any]:
                 if "/" not in p:
                     p += "/tcp"
                 num, _, proto = p.partition("/")
-                if not num.replace("-", "").isdigit() or proto.lower() not in ("tcp", "udp", "sctp"):
+                if not (num.isascii() and num.replace("-", "").isdigit()) or proto.lower() not in ("tcp", "udp", "sctp"):
                     raise InvalidArgument(f"invalid containerPort: {num}")
                 ports[f"{num}/{proto.lower()}"] = {}
             cfg["ExposedPorts"] = ports

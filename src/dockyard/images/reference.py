@@ -34,10 +34,10 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
 _NAME = rf"(?:({_DOMAIN})/)?({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-REFERENCE_RE = re.compile(rf"^{_NAME}(?::({_TAG}))?(?:@({_DIGEST}))?$")
-TAG_RE = re.compile(rf"^{_TAG}$")
-HEX64_RE = re.compile(r"^[a-f0-9]{64}$")
-SHA256_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+REFERENCE_RE = re.compile(rf"^{_NAME}(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCII)  # \w is ASCII in Go
+TAG_RE = re.compile(rf"^{_TAG}\Z", re.ASCII)
+HEX64_RE = re.compile(r"^[a-f0-9]{64}\Z")
+SHA256_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 
 ERR_FORMAT = "invalid reference format"
 ERR_UPPER = "invalid reference format: repository name must be lowercase"

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
     from dockyard.state.db import Store
 
-_HEX_PREFIX = re.compile(r"^[a-f0-9]{1,64}$")
+_HEX_PREFIX = re.compile(r"^[a-f0-9]{1,64}\Z")
 RUNNING_STATES = ("running", "paused", "restarting")
 
 class MissingContent(DockyardError):

@@ -48,7 +48,7 @@ def int2ip(n: int) -> str:
 def parse_cidr(s: str, what: str = "subnet") -> tuple[int, int]:
     """``"172.18.0.0/16"`` -> (network as int, prefix length); the host bits must be zero."""
     addr, sep, plen = s.partition("/")
-    if not sep or not plen.isdigit() or not 0 <= int(plen) <= 32 or addr.count(".") != 3:
+    if not sep or not (plen.isascii() and plen.isdigit()) or not 0 <= int(plen) <= 32 or addr.count(".") != 3:
         raise InvalidArgument(f"invalid {what} {s}: invalid CIDR address")
     n, p = ip2int(addr), int(plen)
     mask = _mask(p)

@@ -34,7 +34,7 @@ def _start_time(pid: int) -> tuple[str, int] | None:
 
 
 def validate_id(container_id: str) -> None:
-    if not container_id or container_id in (".", "..") or not all(c.isalnum() or c in "_+-." for c in container_id):
+    if not container_id or container_id in (".", "..") or not container_id.isascii() or not all(c.isalnum() or c in "_+-." for c in container_id):
         raise InvalidArgument(f"invalid container id: {container_id!r}")
 
 

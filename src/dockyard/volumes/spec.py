@@ -199,7 +199,7 @@ def _ram_bytes(key: str, val: str) -> int:
     """Docker's RAMInBytes: ``64m`` -> 67108864 (binary units; b, k, m, g, t, p with an optional ``b``/``ib``)."""
     import re
 
-    m = re.match(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", val.strip().lower())
+    m = re.match(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\Z", val.strip().lower(), re.A)
     if not m:
         raise ValueError(f"invalid value for {key}: {val}")
     return int(float(m.group(1)) * 1024 ** " kmgtp".index(m.group(2) or " "))

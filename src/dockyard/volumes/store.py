@@ -33,7 +33,7 @@ from dockyard.state.db import Store
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # Docker (23+) marks anonymous volumes with it
 NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+\Z")
 _VALID_OPTS = ("type", "o", "device", "size")
 _REQUIRED_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
 RUNNING_STATES = ("running", "paused", "restarting")
