@@ -99,9 +99,12 @@ class Extractor:
             for m in tf:
                 self._trim_cache()
                 try:
+                    _check_member(m)
                     self._member(tf, m)
                 except OSError as e:
                     raise from_oserror(f"cannot extract {m.name!r}", e) from None
+                except (ValueError, OverflowError) as e:  # a value no system call takes; _check_member's net
+                    raise CorruptContent(f"invalid layer archive: entry {m.name!r}: {e}") from None
             self._finish_dirs()
         except tarfile.TarError as e:
             raise CorruptContent(f"invalid layer archive: {e}") from None
@@ -272,9 +275,7 @@ class Extractor:
         if self.is_root:
             os.fchown(fd, m.uid, m.gid)
         self._xattrs_fd(fd, m)
-        mtime_ns = int(m.mtime * 1e9)
-        atime = m.pax_headers.get("atime")
-        atime_ns = int(float(atime) * 1e9) if atime else mtime_ns
+        atime_ns, mtime_ns = self._times(m)
         self._dirs.pop(key, None)
         self._dirs[key] = _DirMeta(m.mode & 0o7777, atime_ns, mtime_ns)
 
@@ -337,9 +338,9 @@ class Extractor:
 
     @staticmethod
     def _times(m: tarfile.TarInfo) -> tuple[int, int]:
-        mtime_ns = int(m.mtime * 1e9)
+        mtime_ns = _time_ns(m.mtime, m.name)
         atime = m.pax_headers.get("atime")
-        return (int(float(atime) * 1e9) if atime else mtime_ns), mtime_ns
+        return (_time_ns(atime, m.name) if atime else mtime_ns), mtime_ns
 
     @staticmethod
     def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
@@ -382,6 +383,34 @@ class Extractor:
                 os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
             finally:
                 os.close(fd)
+
+
+_ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to chown
+_TIME_NS_MAX = 2**63 - 1
+
+
+def _check_member(m: tarfile.TarInfo) -> None:
+    """Refuse entry values no system call can take (PAX records may carry anything): NUL bytes in names,
+    owners outside uid_t, times that are not numbers or do not fit a 64-bit nanosecond count."""
+    if "\0" in m.name or "\0" in m.linkname:
+        raise CorruptContent(f"invalid layer archive: entry {m.name!r} has a NUL byte in its name or link")
+    if not (0 <= m.uid <= _ID_MAX and 0 <= m.gid <= _ID_MAX):
+        raise CorruptContent(f"invalid layer archive: entry {m.name!r} has an invalid owner {m.uid}:{m.gid}")
+    _time_ns(m.mtime, m.name)
+    atime = m.pax_headers.get("atime")
+    if atime:
+        _time_ns(atime, m.name)
+
+
+def _time_ns(value: float | int | str, name: str) -> int:
+    """A tar time (seconds, maybe fractional, maybe PAX text) in nanoseconds; CorruptContent if it is none."""
+    try:
+        ns = int(float(value) * 1e9)  # int() of inf/nan raises OverflowError/ValueError
+    except (ValueError, OverflowError):
+        ns = _TIME_NS_MAX + 1
+    if not -_TIME_NS_MAX <= ns <= _TIME_NS_MAX:
+        raise CorruptContent(f"invalid layer archive: entry {name!r} has an invalid time {value!r}")
+    return ns
 
 
 def _setxattr(target: int | str, name: str, value: bytes, follow: bool) -> None:
