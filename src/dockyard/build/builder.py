@@ -473,7 +473,7 @@ class Builder:
 
         inner = st.inner
         dest = x.dest
-        dest_is_dir = dest.endswith("/") or len(x.sources) + len(x.contents) > 1
+        dest_is_dir = _names_a_directory(dest) or len(x.sources) + len(x.contents) > 1
         if not dest.startswith("/"):
             dest = os.path.join(inner.get("WorkingDir") or "/", dest)
         uid = gid = None
@@ -642,6 +642,12 @@ class Builder:
         img = ImageStore(self.store).get(iid)
         st.image, st.config, st.pending, st.dirty = img, copy.deepcopy(img.config), [], False  # type: ignore[union-attr]
         return iid
+
+
+def _names_a_directory(dest: str) -> bool:
+    """A COPY/ADD destination that means "into this directory" whatever exists there (as BuildKit): one ending
+    in ``/``, ``.`` or ``..`` as a path component (``.``, ``./``, ``sub/.``); an existing directory also does."""
+    return dest.endswith("/") or os.path.basename(dest) in (".", "..")
 
 
 def _is_url(s: str) -> bool:
