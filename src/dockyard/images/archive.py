@@ -156,7 +156,7 @@ def _tar_error(e: BaseException) -> str:
 def _json(mem: _Members, name: str) -> Any:
     try:
         return json.loads(mem.read(name))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise CorruptContent(f"invalid archive: {name} is not valid JSON") from None
 
 
@@ -185,15 +185,20 @@ def _plans_docker(mem: _Members) -> list[_Plan]:
             raw = mem.read_digest(desc.digest)
             try:
                 cfgd = json.loads(raw)["config"]["digest"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):
                 continue
-            oci_manifests.setdefault(cfgd, raw)
+            if isinstance(cfgd, str):
+                oci_manifests.setdefault(cfgd, raw)
     plans = []
     for entry in manifest:
-        try:
-            cfg_name, layer_names = entry["Config"], list(entry.get("Layers") or [])
-        except (KeyError, TypeError):
-            raise CorruptContent("invalid archive: manifest.json entry without Config") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+            raise CorruptContent("invalid archive: manifest.json entry without Config")
+        cfg_name, layer_names = entry["Config"], entry.get("Layers") or []
+        repo_tags = entry.get("RepoTags") or []
+        if not isinstance(layer_names, list) or not all(isinstance(n, str) for n in layer_names):
+            raise CorruptContent("invalid archive: manifest.json Layers is not a list of file names")
+        if not isinstance(repo_tags, list):
+            raise CorruptContent("invalid archive: manifest.json RepoTags is not a list")
         config = mem.read(cfg_name)
         cfgj = _parse_config(config)
         diff_ids = cfgj["rootfs"]["diff_ids"]
@@ -218,27 +223,27 @@ def _plans_docker(mem: _Members) -> list[_Plan]:
                     raw_manifest = None
             except (ValueError, KeyError, TypeError):
                 raw_manifest = None
-        tags = [t for t in (entry.get("RepoTags") or []) if isinstance(t, str)]
+        tags = [t for t in repo_tags if isinstance(t, str)]
         plans.append(_Plan(config, layers, raw_manifest, tags))
     return plans
 
 
 def _parse_config(config: bytes) -> dict[str, Any]:
     try:
-        c = json.loads(config)
-        if not isinstance(c, dict) or not isinstance(c["rootfs"]["diff_ids"], list):
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise CorruptContent("invalid archive: the image config is not valid") from None
-    return c
+        return oci.decode_config(config)
+    except CorruptContent as e:
+        raise CorruptContent(f"invalid archive: {e}") from None
 
 
 def _walk_index(mem: _Members, index: Any, platform: dict[str, str] | None,
                 depth: int = 0) -> list[oci.Descriptor]:
     """Image manifests an index names (recursing into nested indexes; one per platform group)."""
-    if depth > 8 or not isinstance(index, dict):
+    if depth > 8 or not isinstance(index, dict) or not isinstance(index.get("manifests") or [], list):
         raise CorruptContent("invalid archive: index.json is not valid")
-    descs = [oci.Descriptor.from_json(d) for d in index.get("manifests") or []]
+    try:
+        descs = [oci.Descriptor.from_json(d) for d in index.get("manifests") or []]
+    except CorruptContent as e:
+        raise CorruptContent(f"invalid archive: index: {e}") from None
     with_platform = [d for d in descs if d.platform and d.media_type in oci.MANIFEST_TYPES]
     out: list[oci.Descriptor] = []
     if with_platform and len(with_platform) == len([d for d in descs if d.media_type in oci.MANIFEST_TYPES]):
@@ -251,7 +256,11 @@ def _walk_index(mem: _Members, index: Any, platform: dict[str, str] | None,
         return out
     for d in descs:
         if d.media_type in oci.INDEX_TYPES:
-            inner = _walk_index(mem, json.loads(mem.read_digest(d.digest)), platform, depth + 1)
+            try:
+                nested = json.loads(mem.read_digest(d.digest))
+            except (ValueError, RecursionError):
+                raise CorruptContent(f"invalid archive: index {d.digest} is not valid JSON") from None
+            inner = _walk_index(mem, nested, platform, depth + 1)
             for i in inner:
                 ann = dict(i.annotations or {})
                 ann.update(d.annotations or {})
@@ -283,7 +292,7 @@ def _plans_oci(mem: _Members, platform: dict[str, str] | None) -> list[_Plan]:
             m = json.loads(raw)
             cfg_desc = oci.Descriptor.from_json(m["config"])
             layer_descs = [oci.Descriptor.from_json(x) for x in m.get("layers") or []]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError, CorruptContent):
             raise CorruptContent(f"invalid archive: manifest {desc.digest} is not valid") from None
         name = _name_from_annotations(desc.annotations)
         if desc.digest in by_manifest:

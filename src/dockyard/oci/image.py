@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,9 +61,105 @@ class Descriptor:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Descriptor:
-        return cls(str(d.get("mediaType", "")), str(d["digest"]), int(d.get("size", 0)),
-                   d.get("annotations") or None, d.get("platform") or None)
+    def from_json(cls, d: Any) -> Descriptor:
+        """A descriptor from its JSON; CorruptContent (one line) when a field has the wrong type, as Go's
+        decoder refuses it (``digest`` must be ``algorithm:hex``: it names blobs)."""
+        if not isinstance(d, dict):
+            raise _invalid("descriptor", "is not an object")
+        mt, digest, size = d.get("mediaType") or "", d.get("digest"), d.get("size") or 0
+        ann, plat = d.get("annotations") or None, d.get("platform") or None
+        if not isinstance(mt, str):
+            raise _invalid("descriptor", "mediaType is not a string")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise _invalid("descriptor", f"invalid digest {str(digest)[:80]!r}")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise _invalid("descriptor", "size is not a non-negative integer")
+        if ann is not None and not _str_map(ann):
+            raise _invalid("descriptor", "annotations are not a map of strings")
+        if plat is not None and not (isinstance(plat, dict) and all(
+                isinstance(plat.get(k) or "", str) for k in ("os", "architecture", "variant", "os.version"))):
+            raise _invalid("descriptor", "platform is not valid")
+        return cls(mt, digest, size, ann, plat)
+
+
+_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+_SHA256_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def _invalid(what: str, why: str) -> Exception:
+    from dockyard.errors import CorruptContent
+
+    return CorruptContent(f"invalid {what}: {why}")
+
+
+def _str_map(v: Any) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# Field types of an image config, as the Go structs declare them (Docker's container.Config, the OCI image spec):
+# a value of another type fails decoding ("json: cannot unmarshal ..."). null is a Go zero value: accepted.
+_CONFIG_FIELDS: dict[str, Any] = {
+    "User": str, "WorkingDir": str, "StopSignal": str, "Hostname": str, "Domainname": str, "Image": str,
+    "MacAddress": str, "Env": _str_list, "Cmd": _str_list, "Entrypoint": _str_list, "Shell": _str_list,
+    "OnBuild": _str_list, "Labels": _str_map,
+    "ExposedPorts": lambda v: isinstance(v, dict) and all(isinstance(x, dict) or x is None for x in v.values()),
+    "Volumes": lambda v: isinstance(v, dict) and all(isinstance(x, dict) or x is None for x in v.values()),
+    "Healthcheck": lambda v: isinstance(v, dict) and (v.get("Test") is None or _str_list(v["Test"])) and all(
+        v.get(k) is None or _is_int(v[k]) for k in ("Interval", "Timeout", "StartPeriod", "StartInterval",
+                                                     "Retries")),
+    "ArgsEscaped": bool, "AttachStdin": bool, "AttachStdout": bool, "AttachStderr": bool, "Tty": bool,
+    "OpenStdin": bool, "StdinOnce": bool, "NetworkDisabled": bool, "StopTimeout": _is_int,
+}
+_TOP_FIELDS: dict[str, Any] = {
+    "architecture": str, "os": str, "variant": str, "os.version": str, "author": str, "comment": str,
+    "created": str, "docker_version": str, "container": str, "os.features": _str_list,
+    "history": lambda v: isinstance(v, list) and all(isinstance(h, dict) and all(
+        isinstance(h.get(k) or "", str) for k in ("created", "created_by", "author", "comment"))
+        and isinstance(h.get("empty_layer") or False, bool) for h in v),
+}
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, Any], where: str) -> None:
+    for key, typ in fields.items():
+        v = obj.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, typ) if isinstance(typ, type) else typ(v)
+        if not ok or (typ is str and isinstance(v, bool)):
+            raise _invalid("image config", f"{where}{key} has the wrong type")
+
+
+def decode_config(raw: bytes) -> dict[str, Any]:
+    """Decode an image config blob and check the type of every field dockyard reads (as Go's typed decoding
+    does), so that nothing downstream meets a number where it expects a list. CorruptContent when invalid."""
+    try:
+        c = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _invalid("image config", "not valid JSON") from None
+    if not isinstance(c, dict):
+        raise _invalid("image config", "not a JSON object")
+    _check_fields(c, _TOP_FIELDS, "")
+    for key in ("config", "container_config"):
+        inner = c.get(key)
+        if inner is None:
+            continue
+        if not isinstance(inner, dict):
+            raise _invalid("image config", f"{key} is not an object")
+        _check_fields(inner, _CONFIG_FIELDS, f"{key}.")
+    rootfs = c.get("rootfs")
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
+        raise _invalid("image config", "rootfs.diff_ids is missing")
+    if not all(isinstance(d, str) and _SHA256_RE.match(d) for d in rootfs["diff_ids"]):
+        raise _invalid("image config", "rootfs.diff_ids holds an invalid digest")
+    return c
 
 
 def is_gzip_type(media_type: str) -> bool:
