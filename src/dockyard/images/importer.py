@@ -33,7 +33,7 @@ def now_rfc3339() -> str:
     """Now (or ``$SOURCE_DATE_EPOCH``) as RFC 3339 with nanoseconds, UTC."""
     import time
 
-    from dockyard.cli.humanize import rfc3339_nano
+    from dockyard.timeparse import rfc3339_nano
 
     sde = os.environ.get("SOURCE_DATE_EPOCH")
     if sde:

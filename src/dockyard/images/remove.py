@@ -262,7 +262,7 @@ def prune_matches(im: Image, filters: dict[str, list[str]], now: float) -> bool:
 
 
 def _parse_until(value: str, now: float) -> float:
-    from dockyard.cli.humanize import parse_time
+    from dockyard.timeparse import parse_time
 
     t = parse_time(value, now)
     if t is None:

@@ -114,7 +114,7 @@ class Image:
 
     @property
     def created_ts(self) -> float:
-        from dockyard.cli.humanize import parse_rfc3339
+        from dockyard.timeparse import parse_rfc3339
 
         return parse_rfc3339(self.created)
 
