@@ -28,3 +28,42 @@ def test_copy_to_dot_and_relative_destinations_go_into_workdir(dy, busybox, tmp_
     assert p.returncode == 0, p.stderr
     out = dy("run", "--rm", "calc", "sh", "-c", "cd /src && find . -type f | sort").stdout.split()
     assert out == ["./EOF", "./b.go", "./calc.go", "./sub/calc.go", "./sub2/calc.go"]
+
+
+@pytest.fixture
+def net(root: Path, dy, busybox):  # type: ignore[no-untyped-def]
+    """busybox, and the containers and networks a test made removed afterwards, even on failure."""
+    from tests.conftest import cleanup_root
+
+    yield dy
+    cleanup_root(root)
+    dy("network", "prune", "-f")
+
+
+def test_published_port_in_time_wait_is_accepted(net) -> None:
+    import socket
+
+    # a connection on the port in TIME_WAIT: the side that closes first (here the listener's) keeps it. The
+    # listener sets SO_REUSEADDR as Docker's, Podman's and every Go server's do (the kernel lets a new bind share
+    # the port with a TIME_WAIT only when both sockets set it)
+    with socket.socket() as lst:
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("0.0.0.0", 0))
+        lst.listen()
+        port = lst.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as cl:
+            srv, _ = lst.accept()
+            srv.close()
+            assert cl.recv(1) == b""
+    ss = __import__("subprocess").run(["ss", "-Htan", "state", "time-wait", f"( sport = :{port} )"],
+                                      capture_output=True, text=True).stdout
+    assert str(port) in ss
+    p = net("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "30")
+    assert p.returncode == 0, p.stderr
+    assert net("port", p.stdout.strip(), check=True).stdout.strip() == f"80/tcp -> 0.0.0.0:{port}"
+    # a listener is still refused
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        q = net("run", "-d", "-p", f"{s.getsockname()[1]}:80", "busybox", "sleep", "30")
+        assert q.returncode == 125 and "port is already allocated" in q.stderr

@@ -202,6 +202,8 @@ def reserve(host_ip: str, port: int, proto: str) -> socket.socket:
     """Bind (not listen) the host port, so that nobody else on the host can take it; raises Docker's error."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
     try:
+        if proto == "tcp":  # as Docker's and Podman's: a connection in TIME_WAIT does not hold the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((host_ip or "0.0.0.0", port))
     except OSError as e:
         s.close()
