@@ -6,22 +6,25 @@ import sys
 
 from dockyard.cli.args import Parser
 from dockyard.cli.main import Context
-from dockyard.errors import DockyardError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dockyard.engine.records import Outcome
 
 
-def _each(ctx: Context, refs: list[str], fn, echo: bool = True) -> int:  # type: ignore[no-untyped-def]
-    """Docker's multi-container verbs: act on each, print its name as given, report errors and go on."""
-    from dockyard.engine.containers import ContainerStore
+def _report(outcomes: Iterator[Outcome], missing_ok: bool = False) -> int:
+    """Docker's multi-container verbs: print each name as given (or the verb's value), each error on its own
+    line, and go on; exit 1 if any failed (``rm -f`` passes over containers that do not exist)."""
+    from dockyard.errors import NotFound
 
-    cs = ContainerStore(ctx.store)
     rc = 0
-    for ref in refs:
-        try:
-            out = fn(cs.get(ref))
-            if echo:
-                print(ref if out is None else out, flush=True)
-        except DockyardError as e:
-            sys.stderr.write(f"Error: {e}\n")
+    for o in outcomes:
+        if o.error is None:
+            print(o.ref if o.value is None else o.value, flush=True)
+        elif not (missing_ok and isinstance(o.error, NotFound)):
+            sys.stderr.write(f"Error: {o.error}\n")
             rc = 1
     return rc
 
@@ -40,9 +43,8 @@ def main(ctx: Context, argv: list[str]) -> int:
         o = p.parse_args(argv)
         if o.attach or o.interactive:
             from dockyard.cli import stream
-            from dockyard.engine.containers import ContainerStore
 
-            c = ContainerStore(st).get(o.containers[0])
+            c = local.resolve(st, o.containers[0])
             c.can_start()
             if c.running:
                 status = stream.attach(c.id, stdin=o.interactive, tty=c.spec.tty)
@@ -51,37 +53,26 @@ def main(ctx: Context, argv: list[str]) -> int:
                 status = stream.attach(c.id, stdin=o.interactive, tty=c.spec.tty, start=True,
                                        detach_keys=stream.parse_detach_keys(o.detach_keys))
             if status is None:
-                c = ContainerStore(st).get(c.id)
+                c = local.resolve(st, c.id)
                 return 0 if c.running else (c.exit_code or 0)
             return status
-        return _each(ctx, o.containers, lambda c: local.start(st, c) and None)
+        return _report(local.for_each(st, o.containers, lambda c: local.start(st, c) and None))
     if v in ("stop", "restart"):
         p = Parser(v, "[OPTIONS] CONTAINER [CONTAINER...]")
         p.add_argument("-t", "--time", "--timeout", type=int, dest="time")
         p.add_argument("-s", "--signal", default="")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
-        from dockyard.engine.specgen import parse_signal
-
-        sig = parse_signal(o.signal) if o.signal else None
-
-        def act(c):  # type: ignore[no-untyped-def]
-            local.stop(st, c, o.time, sig)
-            if v == "restart":
-                from dockyard.engine.containers import ContainerStore
-
-                local.start(st, ContainerStore(st).get(c.id))
-
-        return _each(ctx, o.containers, act)
+        sig = local.parse_signal(o.signal) if o.signal else None
+        fn = local.restart if v == "restart" else local.stop
+        return _report(local.for_each(st, o.containers, lambda c: fn(st, c, o.time, sig)))
     if v == "kill":
         p = Parser(v, "[OPTIONS] CONTAINER [CONTAINER...]")
         p.add_argument("-s", "--signal", default="KILL")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
-        from dockyard.engine.specgen import parse_signal
-
-        sig = parse_signal(o.signal)
-        return _each(ctx, o.containers, lambda c: local.kill(st, c, sig))
+        sig = local.parse_signal(o.signal)
+        return _report(local.for_each(st, o.containers, lambda c: local.kill(st, c, sig)))
     if v == "rm":
         p = Parser(v, "[OPTIONS] CONTAINER [CONTAINER...]")
         p.add_argument("-f", "--force", action="store_true")
@@ -89,33 +80,19 @@ def main(ctx: Context, argv: list[str]) -> int:
         p.add_argument("-l", "--link", action="store_true")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
-        if o.force:
-            from dockyard.engine.containers import ContainerStore
-            from dockyard.errors import NotFound
-
-            rc = 0
-            for ref in o.containers:
-                try:
-                    local.remove(st, ContainerStore(st).get(ref), True, o.volumes)
-                    print(ref, flush=True)
-                except NotFound:
-                    pass  # rm -f of a missing container is not an error in Docker
-                except DockyardError as e:
-                    sys.stderr.write(f"Error: {e}\n")
-                    rc = 1
-            return rc
-        return _each(ctx, o.containers, lambda c: local.remove(st, c, False, o.volumes))
+        # rm -f of a missing container is not an error in Docker
+        return _report(local.remove_many(st, o.containers, o.force, o.volumes), missing_ok=o.force)
     if v == "wait":
         p = Parser(v, "CONTAINER [CONTAINER...]")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
-        return _each(ctx, o.containers, lambda c: local.wait(st, c))
+        return _report(local.for_each(st, o.containers, lambda c: local.wait(st, c)))
     if v in ("pause", "unpause"):
         p = Parser(v, "CONTAINER [CONTAINER...]")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
         fn = local.pause if v == "pause" else local.unpause
-        return _each(ctx, o.containers, lambda c: fn(st, c))
+        return _report(local.for_each(st, o.containers, lambda c: fn(st, c)))
     if v == "rename":
         p = Parser(v, "CONTAINER NEW_NAME")
         p.add_argument("container")
@@ -134,13 +111,13 @@ def main(ctx: Context, argv: list[str]) -> int:
             sys.stdout.flush()
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
                 return 0
-        from dockyard.engine.containers import ContainerStore
+        from dockyard.cli.humanize import human_size
+        from dockyard.engine.filters import parse
 
-        print("Deleted Containers:")
-        for c in ContainerStore(st).list():
-            if c.state in ("exited", "created", "dead"):
-                local.remove(st, c)
-                print(c.id)
-        print("\nTotal reclaimed space: 0B")
+        report = local.prune(st, parse(o.filter))
+        if report.deleted:
+            print("Deleted Containers:")
+            print("".join(cid + "\n" for cid in report.deleted))
+        print(f"Total reclaimed space: {human_size(report.space_reclaimed)}")
         return 0
     raise AssertionError(v)

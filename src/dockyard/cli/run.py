@@ -97,16 +97,6 @@ def _env(values: list[str]) -> list[str]:
     return out
 
 
-def _volumes(specs: list[str], mounts: list[str], volumes_from: list[str] | None = None,
-             tmpfs: list[str] | None = None) -> list:
-    if not (specs or mounts or volumes_from):
-        return []
-    from dockyard.engine.options import MountSpec
-    from dockyard.volumes.spec import parse_all
-
-    return [MountSpec.from_json(m) for m in parse_all(specs, mounts, volumes_from, tmpfs)]
-
-
 def build_spec(o: SimpleNamespace) -> ContainerSpec:
     from dockyard.cli import units
     from dockyard.engine.options import ContainerSpec, Resources, RestartPolicy
@@ -116,8 +106,6 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         k, _, v = item.partition("=")
         labels[k] = v
     rname, rmax = units.restart_policy(o.restart)
-    if o.rm and rname != "no":
-        raise InvalidArgument("Conflicting options: --restart and --rm")
     tmpfs = {}
     for t in o.tmpfs:
         path, _, opts = t.partition(":")
@@ -133,20 +121,8 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         nano_cpus=units.nano_cpus(o.cpus) if o.cpus else 0, cpu_shares=o.cpu_shares, cpu_period=o.cpu_period,
         cpu_quota=o.cpu_quota, cpuset_cpus=o.cpuset_cpus, cpuset_mems=o.cpuset_mems, pids_limit=o.pids_limit,
         oom_kill_disable=o.oom_kill_disable)
-    if o.memory_swap and not o.memory and res.memory_swap != -1:
-        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage.")
-    if res.memory and 0 < res.memory < 6 * 1024 * 1024:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB")
-    net = o.network
-    if net == "default":
-        net = "bridge"
-    elif net.startswith("container:") and not net.partition(":")[2]:
-        raise InvalidArgument("invalid container format container:<name|id>")
-    ports = []
-    if o.publish:
-        from dockyard.network.ports import parse as parse_ports
+    from dockyard.engine import local
 
-        ports = parse_ports(o.publish)
     spec = ContainerSpec(
         image=o.image, cmd=o.command or None,
         entrypoint=None if o.entrypoint is None else ([o.entrypoint] if o.entrypoint else []),
@@ -155,12 +131,13 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         read_only=o.read_only, privileged=o.privileged, init=o.init, cap_add=o.cap_add, cap_drop=o.cap_drop,
         security_opt=_security_opts(o.security_opt), ulimits=[units.ulimit(u) for u in o.ulimit],
         shm_size=units.ram_bytes(o.shm_size) if o.shm_size else 64 * 1024 * 1024, tmpfs=tmpfs,
-        mounts=_volumes(o.volume, o.mount, o.volumes_from, o.tmpfs), extra_hosts=o.add_host, dns=o.dns,
-        network_mode=net, ports=ports, publish_all=o.publish_all, aliases=o.network_alias, ip=o.ip,
-        mac_address=o.mac_address, stop_signal=o.stop_signal, stop_timeout=o.stop_timeout,
-        restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res, runtime=o.runtime, sysctls=sysctls)
-    if o.workdir and not o.workdir.startswith("/"):
-        raise InvalidArgument(f"the working directory '{o.workdir}' is invalid, it needs to be an absolute path")
+        extra_hosts=o.add_host, dns=o.dns, network_mode=o.network, publish_all=o.publish_all,
+        aliases=o.network_alias, ip=o.ip, mac_address=o.mac_address, stop_signal=o.stop_signal,
+        stop_timeout=o.stop_timeout, restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res,
+        runtime=o.runtime, sysctls=sysctls)
+    local.check_spec(spec)  # the engine checks again at create: here, before -p and -v are parsed, as Docker
+    spec.ports = local.parse_ports(o.publish) if o.publish else []
+    spec.mounts = local.parse_mounts(o.volume, o.mount, o.volumes_from, o.tmpfs)
     return spec
 
 
@@ -197,10 +174,6 @@ def main(ctx: Context, argv: list[str]) -> int:
 
         spawner = Spawner(ctx.root)
     try:
-        if spec.network_mode != "none":  # Docker's create-time network checks (unknown network, taken port)
-            from dockyard.network.ports import check
-
-            check(ctx.store, spec)
         c = local.create(ctx.store, spec, o.name, platform=o.platform)
     except BaseException:
         if spawner is not None:
@@ -230,11 +203,10 @@ def main(ctx: Context, argv: list[str]) -> int:
         status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True, stdout="stdout" in streams,
                                stderr="stderr" in streams, detach_keys=stream.parse_detach_keys(o.detach_keys))
     if status is None:
-        from dockyard.engine.containers import ContainerStore
         from dockyard.errors import NotFound
 
         try:
-            c2 = ContainerStore(ctx.store).get(c.id)
+            c2 = local.resolve(ctx.store, c.id)
         except NotFound:
             return 0
         if c2.running:

@@ -11,7 +11,10 @@ import os
 import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from typing import Any
+
+    from dockyard.engine.records import Outcome, PruneReport
 
 from dockyard.engine.containers import Container, ContainerStore, alive, remove_files
 from dockyard.engine.options import ContainerSpec
@@ -20,12 +23,62 @@ from dockyard.ids import new_id, validate_name
 from dockyard.state.db import Store
 
 
+MIN_MEMORY = 6 * 1024 * 1024
+
+
+def parse_ports(values: list[str]) -> list[dict[str, Any]]:
+    """``-p`` values (``[ip:][hostport:]port[/proto]``, ranges) -> ``ContainerSpec.ports`` entries."""
+    from dockyard.network.ports import parse
+
+    return parse(values)
+
+
+def parse_mounts(volumes: list[str], mounts: list[str], volumes_from: list[str] | None = None,
+                 tmpfs: list[str] | None = None) -> list[Any]:
+    """``-v``, ``--mount`` and ``--volumes-from`` values (Docker's syntax, also the API's ``Binds``) ->
+    ``MountSpec``s; ``tmpfs`` paths are only checked against the targets."""
+    if not (volumes or mounts or volumes_from):
+        return []
+    from dockyard.engine.options import MountSpec
+    from dockyard.volumes.spec import parse_all
+
+    return [MountSpec.from_json(m) for m in parse_all(volumes, mounts, volumes_from, tmpfs)]
+
+
+def check_spec(spec: ContainerSpec) -> None:
+    """Docker's create-time rules on the options alone (before the image or the store is consulted):
+    --restart with --rm, --memory-swap without --memory, the minimum memory, ``container:`` without a name, a
+    relative working directory. ``network_mode`` "default" becomes "bridge" (the host and none pseudo-networks
+    and ``container:<ref>`` stay as given)."""
+    if spec.auto_remove and spec.restart.name not in ("no", ""):
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    res = spec.resources
+    if res.memory_swap and not res.memory and res.memory_swap != -1:
+        raise InvalidArgument("You should always set the Memory limit when using Memoryswap limit, see usage.")
+    if res.memory and 0 < res.memory < MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if spec.network_mode in ("default", ""):
+        spec.network_mode = "bridge"
+    elif spec.network_mode.startswith("container:") and not spec.network_mode.partition(":")[2]:
+        raise InvalidArgument("invalid container format container:<name|id>")
+    if spec.workdir and not spec.workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{spec.workdir}' is invalid, it needs to be an absolute path")
+
+
 def create(store: Store, spec: ContainerSpec, name: str | None = None, platform: str = "") -> Container:
-    """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet. ``platform``
-    (``os/arch[/variant]``) must match the image's, as with Docker's ``--platform``."""
+    """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet. Every rule Docker
+    applies at create is applied here, for every edge: ``check_spec``, the network checks (an unknown network,
+    aliases or --ip on the default bridge, a host port already taken; not for ``none``), the security options,
+    the image (``platform``, ``os/arch[/variant]``, must match the image's, as with Docker's ``--platform``)."""
     from dockyard.images.store import ImageStore
 
     from dockyard.engine import validate
+
+    check_spec(spec)
+    if spec.network_mode != "none":  # Docker's create-time network checks (unknown network, taken port)
+        from dockyard.network.ports import check
+
+        check(store, spec)
 
     spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
     from dockyard.engine import security, specgen
@@ -282,8 +335,71 @@ def rename(store: Store, c: Container, new: str) -> None:
 
 
 def resolve(store: Store, ref: str) -> Container:
+    """The container called ``ref``: its name, full ID or a unique ID prefix (NotFound otherwise)."""
     return ContainerStore(store).get(ref)
 
 
-__all__ = ["create", "start", "stop", "kill", "remove", "wait", "pause", "unpause", "rename", "resolve",
-           "DockyardError"]
+def parse_signal(value: str) -> int:
+    """A signal as ``kill -s``/``--stop-signal`` take it: a name (``TERM``, ``SIGTERM``) or a number (1-64)."""
+    from dockyard.engine.specgen import parse_signal as parse
+
+    return parse(value)
+
+
+def restart(store: Store, c: Container, timeout: int | None = None, sig: int | None = None) -> None:
+    """Docker's restart: stop (as ``stop``) then start again."""
+    stop(store, c, timeout, sig)
+    start(store, ContainerStore(store).get(c.id))
+
+
+def for_each(store: Store, refs: list[str], fn: Callable[[Container], Any]) -> Iterator[Outcome]:
+    """Docker's multi-container verbs: resolve and act on each ``ref`` in turn, going on past a failure; one
+    ``Outcome`` per ref, yielded as soon as it is done (so an edge can print each as it happens)."""
+    from dockyard.engine.records import Outcome
+
+    cs = ContainerStore(store)
+    for ref in refs:
+        try:
+            yield Outcome(ref, fn(cs.get(ref)))
+        except DockyardError as e:
+            yield Outcome(ref, error=e)
+
+
+def remove_many(store: Store, refs: list[str], force: bool = False, volumes: bool = False) -> Iterator[Outcome]:
+    """``rm`` of several containers: each is removed or reports its error (NotFound included: the CLI's
+    ``rm -f`` ignores that one, as Docker's), and the others go on."""
+    return for_each(store, refs, lambda c: remove(store, c, force, volumes))
+
+
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+def prune(store: Store, filters: list[tuple[str, str]] | None = None) -> PruneReport:
+    """``container prune``: remove every stopped container (created, exited, dead) that the filters keep
+    (``until=<time>`` created before it, ``label=k[=v]``, ``label!=k[=v]``); returns their IDs and the bytes
+    their writable layers held."""
+    from dockyard.engine import filters as flt
+    from dockyard.engine.records import PruneReport
+
+    by = flt.group(filters or [], PRUNE_FILTERS, "container prune")
+    until = flt.time_value(by["until"][-1]) if by.get("until") else None
+    report = PruneReport()
+    for c in ContainerStore(store).list():
+        if c.state not in ("exited", "created", "dead"):
+            continue
+        if until is not None and c.created >= until:
+            continue
+        if not flt.labels_match(c.labels, by.get("label", []), by.get("label!", [])):
+            continue
+        size = flt.dir_size(os.path.join(c.dir(store), "diff"))
+        try:
+            remove(store, c)
+        except NotFound:
+            continue  # removed meanwhile by someone else
+        report.deleted.append(c.id)
+        report.space_reclaimed += size
+    return report
+
+
+__all__ = ["create", "check_spec", "parse_ports", "parse_mounts", "start", "stop", "restart", "kill", "parse_signal", "remove",
+           "remove_many", "for_each", "prune", "wait", "pause", "unpause", "rename", "resolve", "DockyardError"]
