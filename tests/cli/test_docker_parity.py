@@ -67,3 +67,23 @@ def test_published_port_in_time_wait_is_accepted(net) -> None:
         s.listen()
         q = net("run", "-d", "-p", f"{s.getsockname()[1]}:80", "busybox", "sleep", "30")
         assert q.returncode == 125 and "port is already allocated" in q.stderr
+
+
+@pytest.mark.parametrize("runtime", ["dockyard", "runc", "crun"])
+def test_supplementary_groups_from_the_image(dy, busybox, tmp_path, runtime):
+    import shutil
+
+    if runtime != "dockyard" and not shutil.which(runtime):
+        pytest.skip(f"{runtime} not installed")
+    ctx = _ctx(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo 'u:x:1000:1000::/home/u:/bin/sh' >> /etc/passwd && "
+                                        "echo 'u:x:1000:' >> /etc/group && echo 'extra:x:2000:root,u' >> /etc/group\n"})
+    dy("build", "-q", "-t", "gimg", str(ctx), check=True)
+
+    def id_(*args: str) -> str:
+        return dy("run", "--rm", "--runtime", runtime, *args, "gimg", "id", check=True).stdout.strip()
+
+    # Docker: the primary group, then every group of the image's /etc/group that lists the user
+    assert id_("-u", "u") == "uid=1000(u) gid=1000(u) groups=1000(u),2000(extra)"
+    assert id_() == "uid=0(root) gid=0(root) groups=0(root),10(wheel),2000(extra)"
+    assert id_("-u", "u:extra") == "uid=1000(u) gid=2000(extra) groups=2000(extra)"
+    assert id_("-u", "4242") == "uid=4242 gid=0(root) groups=0(root)"

@@ -38,11 +38,14 @@ def test_resolve_user(tmp_path):
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\nweb:x:33:33::/var/www:/bin/false\n")
     (tmp_path / "etc/group").write_text("root:x:0:\nweb:x:33:\nextra:x:99:web\n")
-    assert specgen.resolve_user("", str(tmp_path)) == {"uid": 0, "gid": 0, "additionalGids": [], "home": "/root"}
-    assert specgen.resolve_user("web", str(tmp_path)) == {"uid": 33, "gid": 33, "additionalGids": [99],
+    # as Docker's: the primary group first, then the groups listing the user (none when a group is named)
+    assert specgen.resolve_user("", str(tmp_path)) == {"uid": 0, "gid": 0, "additionalGids": [0], "home": "/root"}
+    assert specgen.resolve_user("web", str(tmp_path)) == {"uid": 33, "gid": 33, "additionalGids": [33, 99],
                                                           "home": "/var/www"}
+    assert specgen.resolve_user("web:root", str(tmp_path))["additionalGids"] == [0]
     assert specgen.resolve_user("1000:extra", str(tmp_path))["gid"] == 99
-    assert specgen.resolve_user("1000", str(tmp_path)) == {"uid": 1000, "gid": 0, "additionalGids": [], "home": "/"}
+    assert specgen.resolve_user("1000", str(tmp_path)) == {"uid": 1000, "gid": 0, "additionalGids": [0],
+                                                           "home": "/"}
     with pytest.raises(InvalidArgument, match="unable to find user nobody"):
         specgen.resolve_user("nobody", str(tmp_path))
 

@@ -105,9 +105,14 @@ def resolve_user(user: str, rootfs: str) -> dict[str, Any]:
             if not match:
                 raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
             gid = int(match[0][2])
-    extra = sorted({int(g[2]) for g in groups
-                    if len(g) >= 4 and username and username in g[3].split(",") and is_decimal(g[2])
-                    and int(g[2]) <= MAX_ID} - {gid})
+    # as Docker: the primary group first, then (only when no group was named) every group of /etc/group that
+    # lists the user by name, in the file's order
+    extra = [gid or 0]
+    if not group:
+        for g in groups:
+            if (len(g) >= 4 and username and username in g[3].split(",") and is_decimal(g[2])
+                    and int(g[2]) <= MAX_ID and int(g[2]) not in extra):
+                extra.append(int(g[2]))
     return {"uid": uid, "gid": gid or 0, "additionalGids": extra, "home": home}
 
 
