@@ -1,8 +1,7 @@
-"""Verbs ``import``, ``save`` and ``load``."""
+"""Verbs ``import``, ``save`` and ``load`` (``engine.images``)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from dockyard.cli.args import Parser
@@ -22,36 +21,17 @@ def _import(ctx: Context, argv: list[str]) -> int:
     p.add_argument("source")
     p.add_argument("ref", nargs="?")
     a = p.parse_args(argv)
-    from dockyard.images import reference
-    from dockyard.images.importer import import_image
-    from dockyard.oci.image import parse_platform
+    from typing import IO
 
-    if a.ref:
-        reference.parse_tagged(a.ref)  # validate before reading anything
-    platform = parse_platform(a.platform) if a.platform else None
-    src = a.source
-    if src == "-":
+    from dockyard.engine.images import check_import, import_image
+
+    source: str | IO[bytes] = a.source
+    if a.source == "-":
+        check_import(a.ref, a.platform)  # a bad name is refused before the terminal check
         if sys.stdin.isatty():
             raise UsageError('"dockyard import" requires the tar on stdin when the source is "-"')
-        stream = sys.stdin.buffer
-        iid = import_image(ctx.store, stream, a.ref, a.change, a.message, platform)
-    elif src.startswith(("http://", "https://")):
-        import urllib.request
-
-        from dockyard.errors import SystemFailure
-
-        try:
-            with urllib.request.urlopen(src, timeout=60) as resp:  # noqa: S310 (user-given URL, as docker)
-                iid = import_image(ctx.store, resp, a.ref, a.change, a.message, platform, source_name=src)
-        except OSError as e:
-            raise SystemFailure(f"import from {src}: {e}") from None
-    else:
-        if not os.path.exists(src):
-            from dockyard.errors import NotFound
-
-            raise NotFound(f"open {src}: no such file or directory")
-        iid = import_image(ctx.store, src, a.ref, a.change, a.message, platform)
-    print(iid)
+        source = sys.stdin.buffer
+    print(import_image(ctx.store, source, a.ref, a.change, a.message, a.platform))
     return 0
 
 
@@ -63,60 +43,18 @@ def _save(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not a.images:
         raise UsageError('"dockyard save" requires at least 1 argument.')
-    from dockyard.images.archive import save
-    from dockyard.images.store import ImageStore
+    from dockyard.engine.images import check_save, save_images, save_images_to_file
 
-    images = ImageStore(ctx.store)
-    for name in a.images:  # fail before creating the output file
-        if not _is_repo_with_tags(images, name):
-            images.resolve(name)
-    if not a.output:
-        if sys.stdout.isatty():
-            from dockyard.errors import InvalidArgument
-
-            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        save(ctx.store, a.images, sys.stdout.buffer)
+    if a.output:
+        save_images_to_file(ctx.store, a.images, a.output)
         return 0
-    import tempfile
+    check_save(ctx.store, a.images)
+    if sys.stdout.isatty():
+        from dockyard.errors import InvalidArgument
 
-    out = os.path.abspath(a.output)
-    d = os.path.dirname(out)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".dockyard-save-")
-    except OSError as e:
-        from dockyard.errors import from_oserror
-
-        raise from_oserror(f"failed to save image: open {a.output}", e) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            save(ctx.store, a.images, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.rename(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+        raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    save_images(ctx.store, a.images, sys.stdout.buffer)
     return 0
-
-
-def _umask() -> int:
-    m = os.umask(0)
-    os.umask(m)
-    return m
-
-
-def _is_repo_with_tags(images: object, name: str) -> bool:
-    from dockyard.images import reference
-
-    r = reference.try_parse(name)
-    if r is None or not r.name_only:
-        return False
-    rows = images.store.query("SELECT ref FROM tags WHERE ref LIKE ?", (r.name + ":%",))  # type: ignore[attr-defined]
-    return any(x[0].rsplit(":", 1)[0] == r.name for x in rows)
 
 
 def _load(ctx: Context, argv: list[str]) -> int:
@@ -125,23 +63,29 @@ def _load(ctx: Context, argv: list[str]) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress the load output")
     p.add_argument("--platform", default="", help="Load only the given platform variant")
     a = p.parse_args(argv)
-    from dockyard.images.archive import load, open_input
+    from dockyard.engine.images import load_images, open_archive
     from dockyard.oci.image import parse_platform
 
-    platform = parse_platform(a.platform) if a.platform else None
-    f = open_input(a.input or None)
+    if a.platform:
+        parse_platform(a.platform)  # checked before the input is opened
+    if a.input:
+        f = open_archive(a.input)
+    else:
+        if sys.stdin.isatty():
+            from dockyard.errors import InvalidArgument
+
+            raise InvalidArgument("requested load from stdin, but stdin is empty")
+        f = sys.stdin.buffer
+    out = []
     try:
-        loaded = load(ctx.store, f, platform)
+        for ev in load_images(ctx.store, f, a.platform):
+            if ev.kind == "replaced":
+                out.append(f"The image {ev.tag} already exists, renaming the old one with ID {ev.old_id} to "
+                           "empty string")
+            else:
+                out.append(f"Loaded image: {ev.tag}" if ev.tag else f"Loaded image ID: {ev.image_id}")
     finally:
         if a.input:
             f.close()
-    out = []
-    for im in loaded:
-        for tag, old in im.replaced:
-            out.append(f"The image {tag} already exists, renaming the old one with ID {old} to empty string")
-        if im.tags:
-            out += [f"Loaded image: {t}" for t in im.tags]
-        else:
-            out.append(f"Loaded image ID: {im.image_id}")
     sys.stdout.write("".join(line + "\n" for line in out))
     return 0

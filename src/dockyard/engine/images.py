@@ -1,0 +1,438 @@
+"""The engine's image verbs: what ``dockyard images|tag|rmi|history|image inspect|image prune|import|save|load`` and
+the Engine API's ``/images`` routes call. Edges parse their input, call one function here and format the result.
+
+Vocabulary: an image ID is ``sha256:<hex>`` of its config blob; a *reference* is ``[registry/]repo[:tag|@digest]``
+(``busybox`` means ``docker.io/library/busybox:latest``; ``repo_tags`` and ``repo_digests`` are shown in Docker's
+familiar form). ``name`` arguments accept a reference, a full ID or an unambiguous ID prefix.
+
+Results are small records (``engine.options.Record``: ``images`` is called often by scripts, and ``dataclasses``
+costs more to import than the whole listing); ``inspect_image`` returns Docker's image inspect JSON, built here and
+only here, for both edges. Errors are ``DockyardError`` subclasses (NotFound, Conflict, InvalidArgument...).
+
+    for im in list_images(store, filters={"dangling": ["true"]}):
+        print(im.id, im.repo_tags, im.size)
+    for ev in load_images(store, open("busybox.tar", "rb")):
+        print(ev.tag or ev.image_id)
+"""
+
+from __future__ import annotations
+
+import builtins  # `all` is a parameter of Docker's verbs below
+import re
+
+from dockyard.engine.options import Record
+from dockyard.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import IO, Any, BinaryIO
+
+    from dockyard.images.store import Image, ImageStore
+    from dockyard.state.db import Store
+
+IMAGE_FILTERS = ("dangling", "label", "before", "since", "reference")
+PRUNE_FILTERS = ("until", "label", "label!")
+
+
+class ImageSummary(Record):
+    """One image of ``list_images`` (``created``: unix time; ``size``: bytes of its unpacked layers)."""
+
+    FIELDS = {"id": "", "parent": "", "repo_tags": [], "repo_digests": [], "created": 0.0, "size": 0, "labels": {}}
+    if TYPE_CHECKING:
+        id: str
+        parent: str
+        repo_tags: list[str]
+        repo_digests: list[str]
+        created: float
+        size: int
+        labels: dict[str, str]
+
+
+class HistoryItem(Record):
+    """One entry of ``history``, newest first: ``id`` is ``<missing>`` for layers not recorded as images here."""
+
+    FIELDS = {"id": "<missing>", "created": 0.0, "created_by": "", "comment": "", "size": 0, "tags": []}
+    if TYPE_CHECKING:
+        id: str
+        created: float
+        created_by: str
+        comment: str
+        size: int
+        tags: list[str]
+
+
+class PruneReport(Record):
+    """``deleted``: ("Untagged"|"Deleted", value) in order; ``reclaimed``: bytes freed."""
+
+    FIELDS = {"deleted": [], "reclaimed": 0}
+    if TYPE_CHECKING:
+        deleted: list[tuple[str, str]]
+        reclaimed: int
+
+
+class LoadEvent(Record):
+    """Progress of ``load_images``: ``kind`` is ``replaced`` (``tag`` moved away from ``old_id``) or ``loaded``
+    (``image_id``, with ``tag`` when the archive named it)."""
+
+    FIELDS = {"kind": "loaded", "image_id": "", "tag": "", "old_id": ""}
+    if TYPE_CHECKING:
+        kind: str
+        image_id: str
+        tag: str
+        old_id: str
+
+
+def _images(store: Store) -> ImageStore:
+    from dockyard.images.store import ImageStore
+
+    return ImageStore(store)
+
+
+# ---- list -----------------------------------------------------------------------------------------------------
+
+def check_filter(key: str) -> str:
+    """A ``list_images`` filter name, lower-cased; InvalidArgument when Docker has no such filter."""
+    k = key.strip().lower()
+    if k not in IMAGE_FILTERS:
+        raise InvalidArgument(f"invalid filter '{k}'")
+    return k
+
+
+def reference_pattern(pattern: str) -> re.Pattern[str]:
+    """A ``reference=`` filter as Go's path.Match: ``*`` and ``?`` do not cross ``/``."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = pattern.find("]", i + 1)
+            if j < 0:
+                raise InvalidArgument(f"invalid reference filter: syntax error in pattern {pattern!r}")
+            cls = pattern[i + 1:j]
+            out += "[" + cls.replace("\\", "\\\\") + "]"
+            i = j
+        elif c == "\\" and i + 1 < len(pattern):
+            i += 1
+            out += re.escape(pattern[i])
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile("^" + out + "\\Z")
+
+
+def _ref_matches(pats: list[re.Pattern[str]], familiar_ref: str) -> bool:
+    name = familiar_ref.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    return any(p.match(familiar_ref) or p.match(name) for p in pats)
+
+
+def list_images(store: Store, filters: dict[str, list[str]] | None = None, all: bool = False) -> list[ImageSummary]:
+    """Docker's image list: filters ``dangling``, ``label`` (``k`` or ``k=v``), ``before``/``since`` (an image),
+    ``reference`` (a pattern; also narrows the tags shown). Intermediate images (parents of others, untagged) only
+    with ``all``."""
+    filters = {check_filter(k): v for k, v in (filters or {}).items()}
+    ist = _images(store)
+    dangling: bool | None = None
+    for v in filters.get("dangling", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={v}'")
+        dangling = v.lower() in ("true", "1")
+    before = [ist.resolve(v).created for v in filters.get("before", [])]
+    since = [ist.resolve(v).created for v in filters.get("since", [])]
+    pats = [reference_pattern(p) for p in filters.get("reference", [])]
+    labels = filters.get("label", [])
+    parents: set[str] | None = None
+    out: list[ImageSummary] = []
+    for im in ist.list():
+        if before and not builtins.all(im.created < b for b in before):
+            continue
+        if since and not builtins.all(im.created > s for s in since):
+            continue
+        if labels:
+            have = im.labels
+            ok = True
+            for lab in labels:
+                k, sep, val = lab.partition("=")
+                if k not in have or (sep and have[k] != val):
+                    ok = False
+            if not ok:
+                continue
+        if pats:
+            im.repo_tags = [t for t in im.repo_tags if _ref_matches(pats, t)]
+            im.repo_digests = [d for d in im.repo_digests if _ref_matches(pats, d)]
+            if not im.repo_tags and not im.repo_digests:
+                continue
+        if not im.repo_tags and not im.repo_digests:
+            if not all:
+                if parents is None:
+                    parents = {r[0] for r in store.query(
+                        "SELECT DISTINCT parent FROM images WHERE parent IS NOT NULL")}
+                if im.id in parents:
+                    continue  # an intermediate image (all=True shows it)
+            if dangling is False:
+                continue
+        elif dangling is True and im.repo_tags:
+            continue
+        out.append(ImageSummary(id=im.id, parent=im.parent or "", repo_tags=list(im.repo_tags),
+                                repo_digests=list(im.repo_digests), created=im.created_ts, size=im.size,
+                                labels=im.labels))
+    return out
+
+
+# ---- inspect / history / tag ------------------------------------------------------------------------------------
+
+_CONFIG_FIELDS: list[tuple[str, Any]] = [
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+    ("AttachStderr", False), ("ExposedPorts", None), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+    ("Env", None), ("Cmd", None), ("Healthcheck", None), ("ArgsEscaped", None), ("Image", ""), ("Volumes", None),
+    ("WorkingDir", ""), ("Entrypoint", None), ("OnBuild", None), ("Labels", None), ("StopSignal", None),
+]
+_OMIT_EMPTY = {"ExposedPorts", "Healthcheck", "ArgsEscaped", "StopSignal"}
+
+
+def image_inspect_data(store: Store, im: Image) -> dict[str, Any]:
+    """Docker's image inspect JSON (API v1.44 shape) for an image already resolved."""
+    cfg = im.config
+    inner = cfg.get("config") or {}
+    config: dict[str, Any] = {}
+    for k, default in _CONFIG_FIELDS:
+        v = inner.get(k, default)
+        if k in _OMIT_EMPTY and not v:
+            continue
+        config[k] = v
+    for k, v in inner.items():
+        if k not in config and k not in _OMIT_EMPTY:
+            config[k] = v
+    graph: dict[str, Any] = {"Data": None, "Name": "overlay"}
+    try:
+        from dockyard.snapshots.store import SnapshotStore
+
+        dirs = SnapshotStore(store).lowerdirs(im.top_chain_id)
+        if dirs:
+            graph["Data"] = {"LowerDir": ":".join(dirs)}
+    except Exception:  # noqa: BLE001 - inspect must work even if a snapshot is damaged
+        pass
+    d: dict[str, Any] = {
+        "Id": im.id,
+        "RepoTags": list(im.repo_tags),
+        "RepoDigests": list(im.repo_digests),
+        "Parent": im.parent or "",
+        "Comment": cfg.get("comment", ""),
+        "Created": cfg.get("created", ""),
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": config,
+        "Architecture": cfg.get("architecture", ""),
+    }
+    if cfg.get("variant"):
+        d["Variant"] = cfg["variant"]
+    d["Os"] = cfg.get("os", "")
+    if cfg.get("os.version"):
+        d["OsVersion"] = cfg["os.version"]
+    d["Size"] = im.size
+    d["GraphDriver"] = graph
+    d["RootFS"] = {"Type": (cfg.get("rootfs") or {}).get("type", "layers"), "Layers": im.diff_ids}
+    d["Metadata"] = {"LastTagTime": "0001-01-01T00:00:00Z"}
+    return d
+
+
+def inspect_image(store: Store, name: str) -> dict[str, Any]:
+    """``docker image inspect NAME``: NotFound when no image answers to ``name``."""
+    return image_inspect_data(store, _images(store).resolve(name))
+
+
+def history(store: Store, name: str) -> list[HistoryItem]:
+    """Docker's ImageHistory: newest first; the image and its recorded parents get IDs, the rest ``<missing>``."""
+    from dockyard.snapshots.store import SnapshotStore
+    from dockyard.timeparse import parse_rfc3339
+
+    ist = _images(store)
+    im = ist.resolve(name)
+    snaps = SnapshotStore(store)
+    sizes: list[int] = []
+    for ch in im.chain_ids:
+        s = snaps.get(ch)
+        sizes.append(int(s.size) if s is not None else 0)
+    items: list[HistoryItem] = []
+    li = 0
+    for h in im.config.get("history") or []:
+        size = 0
+        if not h.get("empty_layer"):
+            size = sizes[li] if li < len(sizes) else 0
+            li += 1
+        items.insert(0, HistoryItem(created=parse_rfc3339(h.get("created") or ""),
+                                    created_by=h.get("created_by") or "", comment=h.get("comment") or "",
+                                    size=size))
+    cur: Image | None = im
+    for it in items:
+        if cur is None:
+            break
+        it.id = cur.id
+        it.tags = list(cur.repo_tags)
+        cur = ist.get(cur.parent) if cur.parent else None
+    return items
+
+
+def tag_image(store: Store, source: str, target: str) -> str:
+    """``docker tag SOURCE TARGET``: returns the normalised target reference."""
+    from dockyard.images import reference
+
+    try:
+        ref = reference.parse(target)
+    except Exception as e:  # noqa: BLE001 - reworded as docker does
+        raise InvalidArgument(f'Error parsing reference: "{target}" is not a valid repository/tag: {e}') from None
+    ist = _images(store)
+    return ist.tag(ist.resolve(source).id, ref)
+
+
+# ---- remove / prune ---------------------------------------------------------------------------------------------
+
+def remove_image(store: Store, name: str, force: bool = False, prune: bool = True) -> list[tuple[str, str]]:
+    """``rmi NAME``: ("Untagged", "busybox:latest") / ("Deleted", "sha256:...") records, in order; Conflict
+    when a container uses it (without ``force``) or it has several tags and ``name`` is an ID."""
+    return _images(store).remove(name, force=force, prune=prune)
+
+
+def check_prune_filter(key: str) -> str:
+    if key not in PRUNE_FILTERS:
+        raise InvalidArgument(f"invalid filter '{key}'")
+    return key
+
+
+def prune_images(store: Store, all: bool = False, filters: dict[str, list[str]] | None = None) -> PruneReport:
+    """``image prune``: dangling images (every unused one with ``all``), filters ``until``, ``label``,
+    ``label!``; then the leftovers of killed loads, imports and builds."""
+    for k in filters or {}:
+        check_prune_filter(k)
+    records, reclaimed = _images(store).prune(all=all, filters=filters or {})
+    return PruneReport(deleted=list(records), reclaimed=reclaimed)
+
+
+# ---- import / save / load ---------------------------------------------------------------------------------------
+
+def check_import(ref: str | None, platform: str = "") -> dict[str, str] | None:
+    """The checks ``import_image`` makes before reading its source: the tag and the platform (parsed)."""
+    from dockyard.images import reference
+    from dockyard.oci.image import parse_platform
+
+    if ref:
+        reference.parse_tagged(ref)
+    return parse_platform(platform) if platform else None
+
+
+def import_image(store: Store, source: str | IO[bytes], ref: str | None = None, changes: list[str] | None = None,
+                 message: str = "", platform: str = "") -> str:
+    """``docker import``: a rootfs tar as a one-layer image; ``source`` is a stream, a path, or an http(s) URL.
+    Returns the image ID."""
+    from dockyard.images.importer import import_image as _import
+
+    plat = check_import(ref, platform)  # before reading anything
+    changes = list(changes or [])
+    if not isinstance(source, str):
+        return _import(store, source, ref, changes, message, plat)
+    if source.startswith(("http://", "https://")):
+        import urllib.request
+
+        from dockyard.errors import SystemFailure
+
+        try:
+            with urllib.request.urlopen(source, timeout=60) as resp:  # noqa: S310 (user-given URL, as docker)
+                return _import(store, resp, ref, changes, message, plat, source_name=source)
+        except OSError as e:
+            raise SystemFailure(f"import from {source}: {e}") from None
+    import os
+
+    if not os.path.exists(source):
+        raise NotFound(f"open {source}: no such file or directory")
+    return _import(store, source, ref, changes, message, plat)
+
+
+def _is_repo_with_tags(store: Store, name: str) -> bool:
+    from dockyard.images import reference
+
+    r = reference.try_parse(name)
+    if r is None or not r.name_only:
+        return False
+    rows = store.query("SELECT ref FROM tags WHERE ref LIKE ?", (r.name + ":%",))
+    return any(x[0].rsplit(":", 1)[0] == r.name for x in rows)
+
+
+def check_save(store: Store, names: list[str]) -> None:
+    """NotFound for the first of ``names`` (a reference, an ID, or a repository: all its tags) that is no image."""
+    ist = _images(store)
+    for name in names:
+        if not _is_repo_with_tags(store, name):
+            ist.resolve(name)
+
+
+def save_images(store: Store, names: list[str], out: IO[bytes]) -> None:
+    """``docker save``: a Docker 25 archive (manifest.json, repositories, OCI layout) streamed to ``out``; the names
+    are checked before the first byte is written."""
+    from dockyard.images.archive import save
+
+    check_save(store, names)
+    save(store, names, out)
+
+
+def save_images_to_file(store: Store, names: list[str], path: str) -> None:
+    """``docker save -o PATH``: the archive appears at ``path`` only when complete (temporary file, fsync, rename)."""
+    import os
+    import tempfile
+
+    from dockyard.images.archive import save
+
+    check_save(store, names)  # fail before creating the output file
+    out = os.path.abspath(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(out), prefix=".dockyard-save-")
+    except OSError as e:
+        from dockyard.errors import from_oserror
+
+        raise from_oserror(f"failed to save image: open {path}", e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            save(store, names, f)
+            f.flush()
+            os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o644 & ~mask)
+        os.rename(tmp, out)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_images(store: Store, stream: BinaryIO, platform: str = "") -> Iterator[LoadEvent]:
+    """``docker load``: the images of a save archive (Docker or OCI layout). Nothing is visible until every image
+    of the archive is stored; then one event per replaced tag and per loaded tag (or ID, for an untagged image)."""
+    from dockyard.images.archive import load
+    from dockyard.oci.image import parse_platform
+
+    plat = parse_platform(platform) if platform else None
+    for im in load(store, stream, plat):
+        for tag, old in im.replaced:
+            yield LoadEvent(kind="replaced", image_id=im.image_id, tag=tag, old_id=old)
+        if im.tags:
+            for t in im.tags:
+                yield LoadEvent(kind="loaded", image_id=im.image_id, tag=t)
+        else:
+            yield LoadEvent(kind="loaded", image_id=im.image_id)
+
+
+def open_archive(path: str) -> BinaryIO:
+    """The archive file ``load -i PATH`` reads (errors as Docker words them)."""
+    from dockyard.images.archive import open_input
+
+    return open_input(path)
