@@ -136,3 +136,37 @@ def test_walk_skips_excluded_directory(tmp_path) -> None:
     _tree(tmp_path, ["big/a", "big/b/c", "keep"])
     assert list(walk(str(tmp_path), ["big"], dirs=True)) == ["keep"]
     assert list(walk(str(tmp_path), ["big", "!big/b"], dirs=True)) == ["big", "big/b", "big/b/c", "keep"]
+
+
+def test_many_double_star_segments_match_in_linear_time() -> None:
+    """8 ``**/`` against a 40-deep path took 102 s with a backtracking regex (issue 11); now well under a second."""
+    import time
+
+    m = Matcher(["**/" * 8 + "x"])
+    deep = "/".join(["d"] * 40) + "/y"
+    t0 = time.monotonic()
+    assert not m.matches(deep)
+    assert m.matches("/".join(["d"] * 40) + "/x")
+    assert Matcher(["**/a/**/b/**/c/**/d/**/e/**/f/**/g/**/h"]).matches("/".join(["a", "b", "c", "d", "e", "f", "g"] * 6) + "/h")
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_walk_of_a_very_deep_context(tmp_path) -> None:
+    """A 2,500-deep context directory is walked without a RecursionError."""
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(2500):
+            os.mkdir("d", dir_fd=fd)
+            nfd = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    try:
+        got = list(walk(str(tmp_path), ["**/nothing"]))
+        assert got == ["/".join(["d"] * 2500) + "/f"]
+    finally:
+        from dockyard.fsutil import rmtree
+
+        rmtree(str(tmp_path / "d"))  # pytest's own cleanup recurses

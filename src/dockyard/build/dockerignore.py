@@ -24,7 +24,6 @@ from dockyard.errors import InvalidArgument
 
 __all__ = ["Matcher", "read_patterns", "load_patterns", "ignore_file_for", "walk", "clean"]
 
-_ESCAPE = frozenset(".+()|{}$")
 
 
 def clean(path: str) -> str:
@@ -94,12 +93,12 @@ def load_patterns(context_dir: str, dockerfile: str | None = None) -> list[str]:
 
 
 class _Pattern:
-    __slots__ = ("text", "exclusion", "kind", "rx", "prefix")
+    __slots__ = ("text", "exclusion", "kind", "toks", "prefix")
 
     def __init__(self, text: str, exclusion: bool) -> None:
         self.text = text
         self.exclusion = exclusion
-        self.kind, self.rx = _compile(text)
+        self.kind, self.toks = _compile(text)
         m = re.search(r"[*?\[\\]", text)
         self.prefix = text[:m.start()] if m else text  # the literal start: used to prune the walk
 
@@ -112,8 +111,8 @@ class _Pattern:
         if k == "suffix":
             suffix = self.text[2:]
             return path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
-        assert self.rx is not None
-        return self.rx.match(path) is not None
+        assert self.toks is not None
+        return _run(self.toks, path)
 
 
 def _check_syntax(p: str) -> None:
@@ -141,8 +140,15 @@ def _check_syntax(p: str) -> None:
         i += 1
 
 
-def _compile(p: str) -> tuple[str, re.Pattern[str] | None]:
-    rx = ["^"]
+# Tokens of a compiled pattern, matched by a position-set simulation (an NFA run over the path): the cost is
+# O(len(pattern) * len(path)) whatever the pattern. A backtracking regex of ``**/`` groups is exponential
+# (8 ``**/`` against a 40-deep path took minutes).
+_LIT, _ONE, _CLASS, _STAR, _DSTAR_DIR, _DSTAR = range(6)
+_Token = tuple[int, object]
+
+
+def _compile(p: str) -> tuple[str, list[_Token] | None]:
+    toks: list[_Token] = []
     kind = "exact"
     i, n = 0, len(p)
     first = True
@@ -158,47 +164,80 @@ def _compile(p: str) -> tuple[str, re.Pattern[str] | None]:
                     if kind == "exact":
                         kind = "prefix"
                     else:
-                        rx.append(".*")
+                        toks.append((_DSTAR, None))
                         kind = "regexp"
                 else:
-                    rx.append("(.*/)?")
+                    toks.append((_DSTAR_DIR, None))
                     kind = "regexp"
                 if first:
                     kind = "suffix"
             else:
-                rx.append("[^/]*")
+                toks.append((_STAR, None))
                 kind = "regexp"
         elif ch == "?":
-            rx.append("[^/]")
+            toks.append((_ONE, None))
             kind = "regexp"
-        elif ch in _ESCAPE:
-            rx.append("\\" + ch)
         elif ch == "\\":
             if i < n:
-                rx.append(re.escape(p[i]))
+                toks.append((_LIT, p[i]))
                 i += 1
                 kind = "regexp"
             else:
-                rx.append("\\\\")
+                toks.append((_LIT, "\\"))
         elif ch == "[":
             j = i  # a character class goes through as written (Go regexp and Python agree on [a-z], [^a])
             while j < n and p[j] != "]":
                 j += 2 if p[j] == "\\" else 1
-            rx.append("[" + p[i:j].replace("[", "\\[") + "]")
+            try:
+                cls = re.compile("[" + p[i:j].replace("[", "\\[") + "]", re.DOTALL)
+            except re.error:
+                raise InvalidArgument(f"invalid .dockerignore pattern {p!r}: syntax error in pattern") from None
+            toks.append((_CLASS, cls))
             i = j + 1
             kind = "regexp"
-        elif ch == "]":
-            rx.append("\\]")
-            kind = "regexp"
         else:
-            rx.append(re.escape(ch))
+            toks.append((_LIT, ch))
         first = False
     if kind != "regexp":
         return kind, None
-    try:
-        return kind, re.compile("".join(rx) + "\\Z", re.DOTALL)
-    except re.error:
-        raise InvalidArgument(f"invalid .dockerignore pattern {p!r}: syntax error in pattern") from None
+    return kind, toks
+
+
+def _run(toks: list[_Token], path: str) -> bool:
+    """Does the whole of ``path`` match ``toks``? Keeps the set of positions reachable after each token."""
+    n = len(path)
+    cur = [0]  # sorted, unique
+    for kind, arg in toks:
+        if not cur:
+            return False
+        if kind == _LIT:
+            cur = [j + 1 for j in cur if j < n and path[j] == arg]
+        elif kind == _ONE:
+            cur = [j + 1 for j in cur if j < n and path[j] != "/"]
+        elif kind == _CLASS:
+            rx: re.Pattern[str] = arg  # type: ignore[assignment]
+            cur = [j + 1 for j in cur if j < n and rx.match(path[j])]
+        elif kind == _STAR:  # [^/]*: from each start, every position up to the next "/"
+            out: list[int] = []
+            last = -1
+            for j in cur:
+                k = j if last < j else last + 1  # positions j..last are already in ``out``
+                if last >= j and (last >= n or path[last] == "/"):
+                    continue  # this start's element was covered by the previous start
+                while True:
+                    out.append(k)
+                    last = k
+                    if k >= n or path[k] == "/":
+                        break
+                    k += 1
+            cur = out
+        elif kind == _DSTAR_DIR:  # (.*/)?: stay, or move to just after any later "/"
+            lo = cur[0]
+            extra = [k + 1 for k in range(lo, n) if path[k] == "/"]
+            cur = sorted(set(cur).union(extra))
+        else:  # .*: anything from the first start on
+            cur = list(range(cur[0], n + 1))
+    return bool(cur) and cur[-1] == n
 
 
 class Matcher:
@@ -231,14 +270,24 @@ class Matcher:
         path = clean(path.lstrip("/"))
         if path == "." or not self.patterns:
             return False
-        parents = path.split("/")[:-1]
-        prefixes = ["/".join(parents[:i + 1]) for i in range(len(parents))]
+        hits: tuple[bool, ...] | None = None
+        parts = path.split("/")
+        for i in range(1, len(parts) + 1):
+            hits = self.hits("/".join(parts[:i]), hits)
+        return self.decide(hits or ())
+
+    def hits(self, path: str, parent_hits: tuple[bool, ...] | None) -> tuple[bool, ...]:
+        """For each pattern: does it match ``path`` or one of its parents (``parent_hits``: the same for the
+        parent directory, None at the top)? Lets a walk test each path once, not each of its parents again."""
+        if parent_hits is None:
+            return tuple(p.match(path) for p in self.patterns)
+        return tuple(h or p.match(path) for p, h in zip(self.patterns, parent_hits))
+
+    def decide(self, hits: tuple[bool, ...]) -> bool:
+        """Excluded? The last matching pattern wins."""
         matched = False
-        for pat in self.patterns:
-            if pat.exclusion != matched:
-                continue
-            hit = pat.match(path) or any(pat.match(pre) for pre in prefixes)
-            if hit:
+        for pat, hit in zip(self.patterns, hits):
+            if hit and pat.exclusion == matched:
                 matched = not pat.exclusion
         return matched
 
@@ -257,35 +306,77 @@ def walk(context_dir: str, patterns: Iterable[str] | Matcher = (), dirs: bool = 
     special files are yielded; directories too when ``dirs`` (an excluded directory is yielded only when
     something inside it is re-included, since it must exist to hold it)."""
     m = patterns if isinstance(patterns, Matcher) else Matcher(patterns)
-    yield from _walk(context_dir, "", m, dirs)
+    yield from _walk(context_dir, m, dirs)
 
 
-def _walk(root: str, rel: str, m: Matcher, dirs: bool) -> Iterator[str]:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _listing(parent_fd: int | None, name: str, shown: str) -> tuple[int | None, list[tuple[str, bool]]]:
+    """Open directory ``name`` (below ``parent_fd``, or a path) and list it: (fd, sorted (name, is_dir))."""
     try:
-        with os.scandir(os.path.join(root, rel) if rel else root) as it:
-            entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
-    except FileNotFoundError:
-        return
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, []
     except OSError as e:
         from dockyard.errors import from_oserror
 
-        raise from_oserror(f"cannot read build context {os.path.join(root, rel)}", e) from None
-    for name, is_dir in entries:
-        path = f"{rel}/{name}" if rel else name
-        excluded = m.matches(path)
-        if not is_dir:
+        raise from_oserror(f"cannot read build context {shown}", e) from None
+    try:
+        with os.scandir(fd) as it:
+            return fd, sorted((e.name, e.is_dir(follow_symlinks=False)) for e in it)
+    except OSError as e:
+        os.close(fd)
+        from dockyard.errors import from_oserror
+
+        raise from_oserror(f"cannot read build context {shown}", e) from None
+
+
+def _walk(root: str, m: Matcher, dirs: bool) -> Iterator[str]:
+    """Iterative and through directory fds (a context may be thousands of directories deep, past PATH_MAX). An
+    excluded directory that may hold a re-included entry is entered with its own entry pending: yielded (when
+    ``dirs``) just before the first entry found inside it."""
+    Frame = tuple[str, Iterator[tuple[str, bool]], list[bool], "tuple[bool, ...] | None", int | None]
+    fd, names = _listing(None, root, root)
+    stack: list[Frame] = [("", iter(names), [False], None, fd)]
+
+    def flush() -> Iterator[str]:
+        for frel, _, pending, _h, _fd in stack:
+            if pending[0]:
+                pending[0] = False
+                if dirs:
+                    yield frel
+
+    def enter(path: str, name: str, pending: bool, hits: tuple[bool, ...]) -> None:
+        cfd, names = _listing(stack[-1][4], name, os.path.join(root, path))
+        stack.append((path, iter(names), [pending], hits, cfd))
+
+    try:
+        while stack:
+            rel, it, _, parent_hits, _fd = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                if _fd is not None:
+                    os.close(_fd)
+                continue
+            name, is_dir = nxt
+            path = f"{rel}/{name}" if rel else name
+            hits = m.hits(path, parent_hits)
+            excluded = m.decide(hits)
+            if not is_dir:
+                if not excluded:
+                    yield from flush()
+                    yield path
+                continue
             if not excluded:
-                yield path
-            continue
-        if not excluded:
-            if dirs:
-                yield path
-            yield from _walk(root, path, m, dirs)
-        elif m.exclusions and m.may_include_under(path):
-            inner = _walk(root, path, m, dirs)
-            first = next(inner, None)
-            if first is not None:
+                yield from flush()
                 if dirs:
                     yield path
-                yield first
-                yield from inner
+                enter(path, name, False, hits)
+            elif m.exclusions and m.may_include_under(path):
+                enter(path, name, True, hits)
+    finally:
+        for f in stack:
+            if f[4] is not None:
+                os.close(f[4])
