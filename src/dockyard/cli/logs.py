@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import time
 
 from dockyard.cli.args import Parser
 from dockyard.cli.main import Context
 
 
-def _since(s: str) -> float:
+def _since(s: str, name: str = "since") -> float:
     if not s:
         return 0.0
-    from dockyard.cli.humanize import parse_time
+    from dockyard.timeparse import parse_time
 
     t = parse_time(s)
     if t is None:
         from dockyard.errors import InvalidArgument
 
-        raise InvalidArgument(f'invalid value for "since": failed to parse value as time or duration: "{s}"')
+        raise InvalidArgument(f'invalid value for "{name}": failed to parse value as time or duration: "{s}"')
     return t
-
-
-def _emit(line: bytes, tty: bool, timestamps: bool, since: float, until: float) -> None:
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        return
-    if since or until:
-        from dockyard.cli.humanize import parse_rfc3339
-
-        t = parse_rfc3339(rec.get("time", ""))
-        if (since and t < since) or (until and t > until):
-            return
-    text = rec.get("log", "")
-    if timestamps:
-        text = rec.get("time", "") + " " + text
-    out = sys.stderr if rec.get("stream") == "stderr" and not tty else sys.stdout
-    out.buffer.write(text.encode("utf-8", "surrogateescape"))
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -52,52 +31,18 @@ def main(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--details", action="store_true")
     p.add_argument("container")
     o = p.parse_args(argv)
-    from dockyard.engine.containers import ContainerStore
+    from dockyard.engine import local
+    from dockyard.engine.logs import logs
 
-    cs = ContainerStore(ctx.store)
-    c = cs.get(o.container)
-    path = os.path.join(c.dir(ctx.store), f"{c.id}-json.log")
-    since, until = _since(o.since), _since(o.until)
-    lines: list[bytes] = []
-    for f in (path + ".1", path):
-        try:
-            with open(f, "rb") as fh:
-                lines += fh.read().splitlines()
-        except FileNotFoundError:
-            pass
-    pos = os.path.getsize(path) if os.path.exists(path) else 0
-    if o.tail != "all":
-        n = int(o.tail)
-        lines = lines[-n:] if n > 0 else []
-    for ln in lines:
-        _emit(ln, c.spec.tty, o.timestamps, since, until)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if not o.follow:
-        return 0
-    buf = b""
-    while True:
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
-            return 0
-        if size < pos:  # rotated
-            pos = 0
-        if size > pos:
-            with open(path, "rb") as fh:
-                fh.seek(pos)
-                buf += fh.read(size - pos)
-            pos = size
-            *done, buf = buf.split(b"\n")
-            for ln in done:
-                _emit(ln, c.spec.tty, o.timestamps, since, until)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            continue
-        try:
-            running = cs.get(c.id).running
-        except Exception:  # noqa: BLE001 - removed meanwhile
-            return 0
-        if not running and os.path.getsize(path) == pos:
-            return 0
-        time.sleep(0.05)  # following a file: poll for growth
+    tty = local.resolve(ctx.store, o.container).spec.tty
+    since, until = _since(o.since), _since(o.until, "until")
+    tail = -1 if o.tail == "all" else int(o.tail)
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for e in logs(ctx.store, o.container, follow=o.follow, since=since, until=until, tail=tail):
+        f = err if e.stream == "stderr" and not tty else out
+        if o.timestamps:
+            f.write(e.time.encode() + b" ")
+        f.write(e.data)
+        if o.follow:
+            f.flush()
+    return 0

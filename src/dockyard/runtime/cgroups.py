@@ -375,8 +375,10 @@ class Cgroup:
 
     def stats(self) -> dict[str, Any]:
         """``{"memory": {"usage", "limit", "max_usage", "inactive_file"}, "cpu": {"usage_ns"},
-        "pids": {"current", "limit"}}``; a limit of ``None`` means unlimited; missing values are 0."""
+        "pids": {"current", "limit"}, "io": {"read", "write"}}``; a limit of ``None`` means unlimited; missing
+        values are 0. ``io`` is bytes read and written by the cgroup's processes (blkio on v1, io.stat on v2)."""
         mem: dict[str, Any] = {"usage": 0, "limit": None, "max_usage": 0, "inactive_file": 0}
+        io = {"read": 0, "write": 0}
         cpu = {"usage_ns": 0}
         pids: dict[str, Any] = {"current": 0, "limit": None}
 
@@ -411,6 +413,16 @@ class Cgroup:
             cpu["usage_ns"] = stat_file(f"{d}/cpu.stat").get("usage_usec", 0) * 1000
             pids["current"] = num(f"{d}/pids.current") or 0
             pids["limit"] = num(f"{d}/pids.max")
+            try:
+                for line in _read(f"{d}/io.stat").splitlines():  # "8:0 rbytes=4096 wbytes=0 ..."
+                    for part in line.split()[1:]:
+                        k, _, v = part.partition("=")
+                        if k == "rbytes":
+                            io["read"] += int(v)
+                        elif k == "wbytes":
+                            io["write"] += int(v)
+            except (OSError, ValueError):
+                pass
         else:
             m = self._dir("memory")
             if m:
@@ -425,7 +437,16 @@ class Cgroup:
             if p:
                 pids["current"] = num(f"{p}/pids.current") or 0
                 pids["limit"] = num(f"{p}/pids.max")
-        return {"memory": mem, "cpu": cpu, "pids": pids}
+            b = self._dir("blkio")
+            if b:
+                try:  # "8:0 Read 4096"
+                    for line in _read(f"{b}/blkio.throttle.io_service_bytes_recursive").splitlines():
+                        parts = line.split()
+                        if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                            io["read" if parts[1] == "Read" else "write"] += int(parts[2])
+                except (OSError, ValueError):
+                    pass
+        return {"memory": mem, "cpu": cpu, "pids": pids, "io": io}
 
 
 def apply_device_rules(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:
