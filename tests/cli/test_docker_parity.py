@@ -87,3 +87,18 @@ def test_supplementary_groups_from_the_image(dy, busybox, tmp_path, runtime):
     assert id_() == "uid=0(root) gid=0(root) groups=0(root),10(wheel),2000(extra)"
     assert id_("-u", "u:extra") == "uid=1000(u) gid=2000(extra) groups=2000(extra)"
     assert id_("-u", "4242") == "uid=4242 gid=0(root) groups=0(root)"
+
+
+def test_config_env_is_the_image_env_and_e_only(dy, busybox, tmp_path):
+    import json
+
+    ctx = _ctx(tmp_path, {"Dockerfile": "FROM busybox\nENV PATH=/x:/bin:/usr/bin FOO=1 BAR=2\n"})
+    dy("build", "-q", "-t", "envimg", str(ctx), check=True)
+    cid = dy("create", "-e", "A=9", "-e", "FOO=3", "envimg", "env", check=True).stdout.strip()
+    info = json.loads(dy("inspect", cid, check=True).stdout)[0]
+    # Docker: -e first, then the image's entries not overridden; PATH and HOSTNAME are the runtime's, not config
+    assert info["Config"]["Env"] == ["A=9", "FOO=3", "PATH=/x:/bin:/usr/bin", "BAR=2"]
+    out = dy("start", "-a", cid, check=True).stdout.split()
+    assert out == ["PATH=/x:/bin:/usr/bin", f"HOSTNAME={cid[:12]}", "A=9", "FOO=3", "BAR=2", "HOME=/root"]
+    cid = dy("create", "busybox", "true", check=True).stdout.strip()
+    assert json.loads(dy("inspect", cid, check=True).stdout)[0]["Config"]["Env"] in ([], None)

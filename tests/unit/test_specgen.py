@@ -28,8 +28,15 @@ def test_no_command_is_an_error():
 
 
 def test_environment_order_and_overrides():
-    env = specgen.environment(ContainerSpec(image="i", env=["A=2", "B=3"], tty=True), IMG, "h1")
-    assert env == ["PATH=/img/bin", "HOSTNAME=h1", "A=2", "B=3", "TERM=xterm"]
+    spec = ContainerSpec(image="i", env=["B=3", "A=2"], tty=True)
+    # as Docker: Config.Env is -e first, then the image's entries -e does not set; no PATH/HOSTNAME added
+    assert specgen.config_env(spec, IMG) == ["B=3", "A=2", "PATH=/img/bin"]
+    assert specgen.config_env(ContainerSpec(image="i"), {}) == []
+    # the process: PATH, HOSTNAME, TERM (each replaced in place), then Config.Env's others in order
+    env = specgen.environment(spec, IMG, "h1")
+    assert env == ["PATH=/img/bin", "HOSTNAME=h1", "TERM=xterm", "B=3", "A=2"]
+    assert specgen.environment(ContainerSpec(image="i", env=["TERM=dumb", "HOSTNAME=x"], tty=True), {}, "h") == [
+        specgen.DEFAULT_PATH, "HOSTNAME=x", "TERM=dumb"]
     env = specgen.environment(ContainerSpec(image="i"), {}, "h")
     assert env[0] == specgen.DEFAULT_PATH
 

@@ -39,20 +39,24 @@ def command(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
     return args
 
 
+def config_env(spec: ContainerSpec, image_config: dict[str, Any]) -> list[str]:
+    """A container's ``Config.Env`` as Docker records it: the ``-e`` values first, then each entry of the image's
+    Env whose name ``-e`` does not set. PATH and HOSTNAME are not added here: they are the runtime's defaults."""
+    user = [e for e in spec.env if "=" in e]  # "-e NAME" without a value was resolved (or dropped) by the CLI
+    names = {e.partition("=")[0] for e in user}
+    return user + [e for e in image_config.get("Env") or [] if e.partition("=")[0] not in names]
+
+
 def environment(spec: ContainerSpec, image_config: dict[str, Any], hostname: str) -> list[str]:
-    env: dict[str, str] = {}
-    for item in list(image_config.get("Env") or []) + spec.env:
-        k, sep, v = item.partition("=")
-        if not sep:  # "-e NAME" without a value takes the caller's value, if any (resolved at the CLI)
-            continue
-        env[k] = v
-    env.setdefault("PATH", DEFAULT_PATH.split("=", 1)[1])
-    env.setdefault("HOSTNAME", hostname)
+    """The process environment, as Docker's: PATH (default), HOSTNAME and with a tty TERM, each replaced in place
+    by the container's ``Config.Env`` value of that name, then the rest of ``Config.Env`` in its order."""
+    env: dict[str, str] = {"PATH": DEFAULT_PATH.split("=", 1)[1], "HOSTNAME": hostname}
     if spec.tty:
-        env.setdefault("TERM", "xterm")
-    # Docker puts PATH first, then HOSTNAME, then the rest in order
-    order = ["PATH", "HOSTNAME"] + [k for k in env if k not in ("PATH", "HOSTNAME")]
-    return [f"{k}={env[k]}" for k in order]
+        env["TERM"] = "xterm"
+    for item in config_env(spec, image_config):
+        k, _, v = item.partition("=")
+        env[k] = v
+    return [f"{k}={v}" for k, v in env.items()]
 
 
 def _read_db(rootfs: str, name: str) -> list[list[str]]:

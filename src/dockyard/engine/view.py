@@ -68,9 +68,9 @@ def container_json(store: Store, c: Container) -> dict[str, Any]:
         pass
     env = []
     try:
-        from dockyard.engine.specgen import environment
+        from dockyard.engine.specgen import config_env
 
-        env = environment(s, image_cfg, s.hostname or c.id[:12])
+        env = config_env(s, image_cfg)
     except Exception:  # noqa: BLE001
         pass
     r = s.resources
