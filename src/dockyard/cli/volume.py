@@ -16,7 +16,6 @@ from dockyard.errors import InvalidArgument, NotFound
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE",
            "Labels": "LABELS", "CreatedAt": "CREATED", "Links": "LINKS", "Size": "SIZE"}
-_LS_FILTERS = ("dangling", "name", "label", "driver")
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -29,12 +28,6 @@ def _parser(verb: str, usage: str, desc: str) -> Any:
     from dockyard.cli.args import Parser
 
     return Parser(f"volume {verb}", usage, desc)
-
-
-def _store(ctx: Context) -> Any:
-    from dockyard.volumes.store import VolumeStore
-
-    return VolumeStore(ctx.store)
 
 
 def _kv(values: list[str], flag: str) -> dict[str, str]:
@@ -58,28 +51,23 @@ def _create(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if a.name and a.name_arg and a.name != a.name_arg:
         raise UsageError("conflicting options: either specify --name or provide positional arg, not both")
-    name = a.name_arg or a.name or None
-    v, _ = _store(ctx).create(name, a.driver, _kv(a.opt, "opt"), _kv(a.label, "label"),
-                              anonymous=False)
+    from dockyard.engine.volumes import create_volume
+
+    v = create_volume(ctx.store, a.name_arg or a.name or None, a.driver, _kv(a.opt, "opt"), _kv(a.label, "label"))
     print(v.name)
     return 0
 
 
 def _filters(values: list[str]) -> dict[str, list[str]]:
+    from dockyard.engine.volumes import normalize_filters
+
     out: dict[str, list[str]] = {}
     for f in values:
         k, eq, v = f.partition("=")
-        neg = k.endswith("!")
-        k = k.rstrip("!").strip().lower()
         if not eq:
             raise InvalidArgument("bad format of filter (expected name=value)")
-        if k not in _LS_FILTERS:
-            raise InvalidArgument(f"invalid filter '{k}'")
-        out.setdefault(k, []).append(("!" if neg else "") + v)
-    for v in out.get("dangling", []):
-        if v.lower() not in ("true", "false", "1", "0"):
-            raise InvalidArgument(f"invalid filter 'dangling={v}'")
-    return out
+        out.setdefault(k, []).append(v)
+    return normalize_filters(out)
 
 
 def _ls(ctx: Context, argv: list[str]) -> int:
@@ -89,31 +77,15 @@ def _ls(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--format", default="", help="Format output using a custom template")
     p.add_argument("-q", "--quiet", action="store_true", help="Only display volume names")
     a = p.parse_args(argv)
-    from dockyard.volumes.store import match_labels
+    from dockyard.engine.volumes import list_volumes
 
-    filters = _filters(a.filter)
-    vs = _store(ctx)
-    vols = vs.list()
-    used = vs.users() if "dangling" in filters else {}
-    rows = []
-    for v in vols:
-        if "dangling" in filters:
-            want = {x.lower() in ("true", "1") for x in filters["dangling"]}
-            if len(want) == 1 and (v.name not in used) not in want:
-                continue
-        if "name" in filters and not any(n in v.name for n in filters["name"]):
-            continue
-        if "driver" in filters and not any(d == v.driver for d in filters["driver"]):
-            continue
-        if "label" in filters and not match_labels(v, filters["label"]):
-            continue
-        rows.append(v)
+    rows = list_volumes(ctx.store, _filters(a.filter))
     if a.quiet:
         sys.stdout.write("".join(v.name + "\n" for v in rows))
         return 0
     from dockyard.cli.template import format_rows
 
-    data = [{"Driver": v.driver, "Name": v.name, "Mountpoint": vs.mountpoint(v.name), "Scope": "local",
+    data = [{"Driver": v.driver, "Name": v.name, "Mountpoint": v.mountpoint, "Scope": v.scope,
              "Labels": ",".join(f"{k}={val}" for k, val in v.labels.items()),
              "CreatedAt": _created(v.created), "Links": "N/A", "Size": "N/A"} for v in rows]
     sys.stdout.write(format_rows(a.format or "table {{.Driver}}\t{{.Name}}", data, HEADERS))
@@ -134,14 +106,13 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     if not a.volumes:
         raise UsageError('"dockyard volume inspect" requires at least 1 argument.')
 
-    from dockyard.volumes.store import inspect_dict
+    from dockyard.engine.volumes import inspect_volume
 
-    vs = _store(ctx)
     found: list[dict[str, Any]] = []
     missing: list[str] = []
     for name in a.volumes:
         try:
-            found.append(inspect_dict(vs, vs.get(name)))
+            found.append(inspect_volume(ctx.store, name))
         except NotFound:
             missing.append(name)
     from dockyard.cli.template import print_inspect
@@ -159,13 +130,13 @@ def _rm(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if not a.volumes:
         raise UsageError('"dockyard volume rm" requires at least 1 argument.')
+    from dockyard.engine.volumes import remove_volume
     from dockyard.errors import DockyardError
 
-    vs = _store(ctx)
     rc = 0
     for name in a.volumes:
         try:
-            vs.remove(name, force=a.force)
+            remove_volume(ctx.store, name, force=a.force)
             print(name, flush=True)
         except DockyardError as e:
             sys.stderr.write(f"Error: {e}\n")
@@ -179,15 +150,14 @@ def _prune(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--filter", action="append", default=[], help="Provide filter values (e.g. \"label=<label>\")")
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     a = p.parse_args(argv)
-    labels: list[str] = []
+    filters: dict[str, list[str]] = {}
     for f in a.filter:
         k, eq, v = f.partition("=")
         if k.rstrip("!") != "label" and k != "all":
             raise InvalidArgument(f"invalid filter '{k}'")
         if k == "all":
             a.all = a.all or v.lower() in ("true", "1")
-        else:
-            labels.append(("!" if k.endswith("!") else "") + v)
+        filters.setdefault(k, []).append(v)
     if not a.force:
         warn = ("WARNING! This will remove all local volumes not used by at least one container." if a.all else
                 "WARNING! This will remove anonymous local volumes not used by at least one container.")
@@ -196,12 +166,13 @@ def _prune(ctx: Context, argv: list[str]) -> int:
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return 0
     from dockyard.cli.humanize import human_size
+    from dockyard.engine.volumes import prune_volumes
 
-    names, reclaimed = _store(ctx).prune(all=a.all, labels=labels)
+    report = prune_volumes(ctx.store, all=a.all, filters=filters)
     out = ""
-    if names:
-        out += "Deleted Volumes:\n" + "".join(n + "\n" for n in names) + "\n"
-    out += f"Total reclaimed space: {human_size(reclaimed)}\n"
+    if report.deleted:
+        out += "Deleted Volumes:\n" + "".join(n + "\n" for n in report.deleted) + "\n"
+    out += f"Total reclaimed space: {human_size(report.reclaimed)}\n"
     sys.stdout.write(out)
     return 0
 
@@ -211,13 +182,12 @@ def _export(ctx: Context, argv: list[str]) -> int:
     p.add_argument("-o", "--output", default="", help="Write to a file, instead of STDOUT")
     p.add_argument("volume")
     a = p.parse_args(argv)
-    from dockyard.volumes.archive import export
+    from dockyard.engine.volumes import check_volume, export_volume
 
-    vs = _store(ctx)
-    v = vs.get(a.volume)
+    check_volume(ctx.store, a.volume)
     if not a.output and sys.stdout.isatty():
         raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    export(vs, v, a.output or None)
+    export_volume(ctx.store, a.volume, a.output or sys.stdout.buffer)
     return 0
 
 
@@ -226,7 +196,7 @@ def _import(ctx: Context, argv: list[str]) -> int:
     p.add_argument("volume")
     p.add_argument("file", nargs="?", default="-")
     a = p.parse_args(argv)
-    from dockyard.volumes.archive import import_
+    from dockyard.engine.volumes import import_volume
 
-    import_(_store(ctx), a.volume, None if a.file == "-" else a.file)
+    import_volume(ctx.store, a.volume, sys.stdin.buffer if a.file == "-" else a.file)
     return 0

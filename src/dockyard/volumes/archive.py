@@ -14,18 +14,19 @@ import sys
 import tarfile
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import IO, Any
 
     from dockyard.volumes.store import Volume, VolumeStore
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound, from_oserror
 
 
-def export(vs: VolumeStore, v: Volume, output: str | None) -> None:
-    """Write the volume's data as a tar to ``output`` (atomically) or to stdout."""
+def export(vs: VolumeStore, v: Volume, output: str | IO[bytes] | None) -> None:
+    """Write the volume's data as a tar to the file ``output`` (atomically), to a stream, or to stdout (None)."""
     src = vs.host_path(v.name)
-    if output is None:
-        with tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+    if not isinstance(output, str):
+        with tarfile.open(fileobj=output if output is not None else sys.stdout.buffer, mode="w|",
+                          format=tarfile.PAX_FORMAT) as tf:
             _add(tf, src)
         return
     tmp = f"{output}.tmp-{os.getpid()}"
@@ -103,8 +104,9 @@ def _extract(stream: Any, dest: str) -> None:
         os.close(fd)
 
 
-def import_(vs: VolumeStore, name: str, path: str | None) -> None:
-    """Fill volume ``name`` (created if missing, else it must be empty) from a tar file (stdin if None)."""
+def import_(vs: VolumeStore, name: str, path: str | IO[bytes] | None) -> None:
+    """Fill volume ``name`` (created if missing, else it must be empty) from a tar file, a stream, or stdin
+    (None)."""
     from dockyard.fsutil import rmtree
     from dockyard.volumes.copyup import is_empty
     from dockyard.volumes.store import is_mounted, lock
@@ -112,6 +114,8 @@ def import_(vs: VolumeStore, name: str, path: str | None) -> None:
     stream: Any
     if path is None:
         stream = sys.stdin.buffer
+    elif not isinstance(path, str):
+        stream, path = path, None  # the caller's stream: it closes it
     else:
         try:
             stream = open(path, "rb")
