@@ -23,12 +23,14 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from dockyard.fsutil import raise_fd_limit
 from dockyard.rootpath import DIR_FLAGS, fd_path
 
 CHUNK = 1 << 20
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_LINK_FDS = 512
+_DEEP = 256  # levels after which the soft fd limit is lifted to the hard one
 
 
 class Changed(OSError):
@@ -85,32 +87,49 @@ def _names(dir_fd: int) -> list[str]:
 
 
 def walk(dir_fd: int, rel: str = "", *, one_fs: bool = False) -> Iterator[Entry]:
-    """Every entry below ``dir_fd``, sorted, parents before children. ``one_fs``: do not enter mount points."""
+    """Every entry below ``dir_fd``, sorted, parents before children. ``one_fs``: do not enter mount points.
+    Iterative (a container can make a tree thousands of levels deep): one open fd per level being walked."""
     dev = os.fstat(dir_fd).st_dev if one_fs else None
-    for name in _names(dir_fd):
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            continue
-        p = f"{rel}/{name}" if rel else name
-        if not stat.S_ISDIR(st.st_mode):
-            yield Entry(p, name, dir_fd, st)
-            continue
-        cfd = open_dir(dir_fd, name)
-        if cfd is None:  # swapped for something else since the lstat: take what is there now
+    stack: list[tuple[int, str, Iterator[str]]] = [(dir_fd, rel, iter(_names(dir_fd)))]
+    try:
+        while stack:
+            fd, base, names = stack[-1]
+            name = next(names, None)
+            if name is None:
+                stack.pop()
+                if stack:  # the walk's own fds; the caller's dir_fd stays open
+                    os.close(fd)
+                continue
             try:
-                yield Entry(p, name, dir_fd, os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             except FileNotFoundError:
-                pass
-            continue
-        try:
-            st = os.fstat(cfd)
-            if dev is not None and st.st_dev != dev:
-                continue  # a mount point: not part of the tree
-            yield Entry(p, name, dir_fd, st, cfd)
-            yield from walk(cfd, p, one_fs=one_fs)
-        finally:
-            os.close(cfd)
+                continue
+            p = f"{base}/{name}" if base else name
+            if not stat.S_ISDIR(st.st_mode):
+                yield Entry(p, name, fd, st)
+                continue
+            cfd = open_dir(fd, name)
+            if cfd is None:  # swapped for something else since the lstat: take what is there now
+                try:
+                    yield Entry(p, name, fd, os.stat(name, dir_fd=fd, follow_symlinks=False))
+                except FileNotFoundError:
+                    pass
+                continue
+            try:
+                st = os.fstat(cfd)
+                if dev is not None and st.st_dev != dev:
+                    os.close(cfd)
+                    continue  # a mount point: not part of the tree
+                yield Entry(p, name, fd, st, cfd)
+                if len(stack) == _DEEP:
+                    raise_fd_limit()
+                stack.append((cfd, p, iter(_names(cfd))))
+            except BaseException:
+                os.close(cfd)
+                raise
+    finally:
+        for fd, _, _ in stack[1:]:
+            os.close(fd)
 
 
 def xattrs(target: int | str, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
@@ -258,20 +277,63 @@ class Copier:
     def copy(self, src_parent: int, src_name: str, dst_parent: int, dst_name: str) -> None:
         """Copy ``src_name`` (not followed) to ``dst_name``; a symlink at ``dst_name`` is replaced."""
         st = os.stat(src_name, dir_fd=src_parent, follow_symlinks=False)
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            sfd = open_dir(src_parent, src_name)
-            if sfd is None:
-                raise Changed(errno.ENOTDIR, "changed while being copied", src_name)
-            try:
-                dfd = self._make_dir(dst_parent, dst_name)
-                try:
-                    self.copy_contents(sfd, dfd)
-                finally:
-                    os.close(dfd)
-            finally:
-                os.close(sfd)
+        if not stat.S_ISDIR(st.st_mode):
+            self._copy_leaf(src_parent, src_name, st, dst_parent, dst_name)
             return
+        sfd = open_dir(src_parent, src_name)
+        if sfd is None:
+            raise Changed(errno.ENOTDIR, "changed while being copied", src_name)
+        try:
+            dfd = self._make_dir(dst_parent, dst_name)
+            try:
+                self.copy_contents(sfd, dfd)
+            finally:
+                os.close(dfd)
+        finally:
+            os.close(sfd)
+
+    def copy_contents(self, src_fd: int, dst_fd: int) -> None:
+        """Copy everything in directory ``src_fd`` into ``dst_fd``, then give ``dst_fd`` its attributes.
+        Iterative, one pair of fds per level: any depth."""
+        stack: list[tuple[int, int, Iterator[str]]] = [(src_fd, dst_fd, iter(_names(src_fd)))]
+        try:
+            while stack:
+                sfd, dfd, names = stack[-1]
+                name = next(names, None)
+                if name is None:
+                    stack.pop()
+                    self._attrs_fd(dfd, os.fstat(sfd))
+                    self._xattrs_to(sfd, dfd)
+                    if stack:
+                        os.close(sfd)
+                        os.close(dfd)
+                    continue
+                try:
+                    st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
+                    if not stat.S_ISDIR(st.st_mode):
+                        self._copy_leaf(sfd, name, st, dfd, name)
+                        continue
+                    csfd = open_dir(sfd, name)
+                    if csfd is None:
+                        continue  # swapped while copying
+                except (Changed, FileNotFoundError):
+                    continue  # gone or swapped while copying
+                try:
+                    cdfd = self._make_dir(dfd, name)
+                except BaseException:
+                    os.close(csfd)
+                    raise
+                if len(stack) == _DEEP:
+                    raise_fd_limit()
+                stack.append((csfd, cdfd, iter(_names(csfd))))
+        finally:
+            for sfd, dfd, _ in stack[1:]:
+                os.close(sfd)
+                os.close(dfd)
+
+    def _copy_leaf(self, src_parent: int, src_name: str, st: os.stat_result, dst_parent: int,
+                   dst_name: str) -> None:
+        mode = st.st_mode
         if stat.S_ISSOCK(mode):
             return
         if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and not self.devices:
@@ -295,17 +357,6 @@ class Copier:
             self._xattrs_to(f"{fd_path(src_parent)}/{src_name}", f"{fd_path(dst_parent)}/{dst_name}")
         if st.st_nlink > 1 and len(self._links) < _MAX_LINK_FDS and not stat.S_ISLNK(mode):
             self._links[key] = os.open(dst_name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_parent)
-
-    def copy_contents(self, src_fd: int, dst_fd: int) -> None:
-        """Copy everything in directory ``src_fd`` into ``dst_fd``, then give ``dst_fd`` its attributes."""
-        for name in _names(src_fd):
-            try:
-                self.copy(src_fd, name, dst_fd, name)
-            except (Changed, FileNotFoundError):
-                continue  # gone or swapped while copying
-        st = os.fstat(src_fd)
-        self._attrs_fd(dst_fd, st)
-        self._xattrs_to(src_fd, dst_fd)
 
     def _make_dir(self, parent: int, name: str) -> int:
         try:

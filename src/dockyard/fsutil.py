@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 
 def fsync_dir(path: str) -> None:
@@ -42,19 +44,99 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True
         fsync_dir(d)
 
 
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def rmtree(path: str) -> None:
-    """Remove a tree, including read-only directories and immutable-free leftovers; missing is fine."""
+    """Remove a tree, including read-only directories; missing is fine. Iterative and through directory fds
+    (never following a symlink), so a tree thousands of directories deep (made by a container) goes too."""
     if not os.path.lexists(path):
         return
-    import shutil
+    parent, name = os.path.split(os.path.abspath(path))
+    pfd = os.open(parent or "/", _DIR_OPEN)
+    try:
+        rmtree_at(pfd, name)
+    finally:
+        os.close(pfd)
 
-    def onerror(func, p, exc_info):  # type: ignore[no-untyped-def]
+
+def raise_fd_limit() -> None:
+    """Lift the soft RLIMIT_NOFILE to the hard one: a walk of a deep tree holds one fd per level."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
         try:
-            os.chmod(os.path.dirname(p), 0o700)
-            if os.path.isdir(p) and not os.path.islink(p):
-                os.chmod(p, 0o700)
-            func(p)
-        except FileNotFoundError:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
             pass
 
-    shutil.rmtree(path, onerror=onerror)
+
+def rmtree_at(dir_fd: int, name: str) -> None:
+    """Remove ``name`` inside ``dir_fd`` (a directory tree, or anything else), never following a symlink; missing
+    is fine. Depth-first with an explicit stack of directory fds: no recursion, one fd per level."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return
+    except FileNotFoundError:
+        return
+    except (IsADirectoryError, PermissionError):
+        pass
+    except OSError as e:
+        if e.errno != errno.EISDIR:
+            raise
+    top = _enter(dir_fd, name)
+    if top is None:
+        return
+    stack: list[tuple[int, str, list[str]]] = [(top, name, os.listdir(top))]
+    raised = False
+    try:
+        while stack:
+            fd, dname, names = stack[-1]
+            if not names:
+                names.extend(os.listdir(fd))  # filled while we worked (a process still writing): go again
+                if names:
+                    continue
+                stack.pop()
+                os.close(fd)
+                try:
+                    os.rmdir(dname, dir_fd=stack[-1][0] if stack else dir_fd)
+                except FileNotFoundError:
+                    pass
+                continue
+            child = names.pop()
+            try:
+                os.unlink(child, dir_fd=fd)
+                continue
+            except FileNotFoundError:
+                continue
+            except (IsADirectoryError, PermissionError):
+                pass
+            except OSError as e:
+                if e.errno != errno.EISDIR:
+                    raise
+            cfd = _enter(fd, child)
+            if cfd is None:
+                continue
+            if len(stack) == 256 and not raised:
+                raise_fd_limit()
+                raised = True
+            stack.append((cfd, child, os.listdir(cfd)))
+    finally:
+        for fd, _, _ in stack:
+            os.close(fd)
+
+
+def _enter(parent_fd: int, name: str) -> int | None:
+    """Open directory ``name`` for removal (made writable and searchable first if it is not)."""
+    try:
+        fd = os.open(name, _DIR_OPEN, dir_fd=parent_fd)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        os.chmod(name, 0o700, dir_fd=parent_fd)
+        fd = os.open(name, _DIR_OPEN, dir_fd=parent_fd)
+    st = os.fstat(fd)
+    if stat.S_IMODE(st.st_mode) & 0o300 != 0o300:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) | 0o700)
+    return fd

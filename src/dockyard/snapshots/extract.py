@@ -29,7 +29,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dockyard.errors import CorruptContent, InvalidArgument, Unsafe, from_oserror
-from dockyard.fsutil import rmtree
 
 CHUNK = 1 << 20
 WHITEOUT_PREFIX = ".wh."
@@ -430,11 +429,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def rmtree_at(dir_fd: int, name: str) -> None:
-    """Remove ``name`` (a directory) inside ``dir_fd`` without following symlinks."""
-    import shutil
+    """Remove ``name`` (a directory) inside ``dir_fd`` without following symlinks (iterative: any depth)."""
+    from dockyard.fsutil import rmtree_at as _rmtree_at
 
-    try:
-        shutil.rmtree(name, dir_fd=dir_fd)
-    except OSError:
-        # read-only subdirectories: fall back to the path-based helper that fixes permissions
-        rmtree(f"/proc/self/fd/{dir_fd}/{name}")
+    _rmtree_at(dir_fd, name)
