@@ -46,3 +46,50 @@ def test_deep_tree_commit_diff_export_and_rm(dy, busybox, tmp_path):
     rmi = dy("rmi", "deep:img", timeout=240)
     assert rmi.returncode == 0, rmi.stderr
     assert dy("image", "prune", "-f").returncode == 0
+
+
+def _checkpoint(db) -> None:
+    import sqlite3
+
+    c = sqlite3.connect(db)
+    try:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        c.close()
+
+
+def _drop_wal(root) -> None:
+    for suffix in ("-wal", "-shm"):
+        (root / ("dockyard.db" + suffix)).unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("verb", [("ps", "-a"), ("images",), ("inspect", "c1"), ("rm", "-f", "c1")])
+def test_truncated_database_is_one_line_with_a_way_out(dy, root, busybox, verb):
+    for i in (1, 2, 3):
+        dy("create", "--name", f"c{i}", "busybox", check=True)
+    db = root / "dockyard.db"
+    _checkpoint(db)
+    _drop_wal(root)
+    with open(db, "r+b") as f:
+        f.truncate(db.stat().st_size // 2)
+    p = dy(*verb)
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error" not in p.stderr, p.stderr
+    assert "damaged" in lines[0] and "restore" in lines[0] and str(db) in lines[0]
+    db.unlink()  # let the fixture's cleanup open a (new) store
+
+
+def test_empty_database_is_never_a_new_store(dy, root, busybox):
+    dy("create", "--name", "c1", "busybox", check=True)
+    db = root / "dockyard.db"
+    _checkpoint(db)
+    _drop_wal(root)
+    db.write_bytes(b"")
+    for verb in (("ps", "-a"), ("images",), ("create", "busybox")):
+        p = dy(*verb)
+        assert p.returncode != 0, verb
+        assert len(p.stderr.strip().splitlines()) == 1 and "empty (0 bytes" in p.stderr and "restore" in p.stderr
+    assert db.stat().st_size == 0  # nothing was written into it
+    db.unlink()
+    assert dy("images", "-q").returncode == 0  # a root without a database is a new store, as before

@@ -148,6 +148,48 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def translate(e: sqlite3.DatabaseError, path: str) -> Exception:
+    """The user's one line for SQLite's failures that are not the engine's bug: a damaged file, a full disk.
+    Other errors (constraints, "locked") are returned as they are, for the caller's own handling."""
+    from dockyard.errors import StoreDamaged, SystemFailure
+
+    msg = str(e)
+    low = msg.lower()
+    if "disk is full" in low:
+        return SystemFailure(f"no space left on device: cannot write the store's database {path}")
+    if type(e) is sqlite3.DatabaseError or "malformed" in low or "not a database" in low or "disk i/o" in low:
+        return StoreDamaged(f"the store's database {path} is damaged ({msg}): restore it (and its -wal file) from "
+                            "a backup, or move the three dockyard.db* files away to start an empty store")
+    return e
+
+
+class _Cursor(sqlite3.Cursor):
+    def execute(self, sql: str, parameters: object = (), /) -> _Cursor:  # type: ignore[override]
+        try:
+            return super().execute(sql, parameters)  # type: ignore[arg-type,return-value]
+        except sqlite3.DatabaseError as e:
+            raise translate(e, self.connection.path) from None  # type: ignore[attr-defined]
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements report a damaged database or a full disk as one line (StoreDamaged,
+    SystemFailure), never as an internal error."""
+
+    path = ""
+
+    def cursor(self, factory: type = _Cursor) -> _Cursor:  # type: ignore[override]
+        return super().cursor(factory)  # type: ignore[return-value]
+
+    def execute(self, sql: str, parameters: object = (), /) -> _Cursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: object, /) -> sqlite3.Cursor:  # type: ignore[override]
+        try:
+            return super().executemany(sql, seq)  # type: ignore[arg-type]
+        except sqlite3.DatabaseError as e:
+            raise translate(e, self.path) from None
+
+
 class Store:
     """A handle on one root directory and its database. Cheap to create; open one per process."""
 
@@ -169,14 +211,26 @@ class Store:
         c = getattr(self._local, "conn", None)
         if c is None:
             self.ensure_root()
-            c = sqlite3.connect(self.path("dockyard.db"), timeout=60, isolation_level=None,
-                                check_same_thread=False)
-            c.execute("PRAGMA busy_timeout=60000")
-            self._wal(c)
-            c.execute("PRAGMA synchronous=NORMAL")
-            c.execute("PRAGMA foreign_keys=ON")
-            c.row_factory = sqlite3.Row
-            self._migrate(c)
+            path = self.path("dockyard.db")
+            if os.stat(path).st_size == 0:  # a new database is made whole (ensure_root): this one lost its data
+                from dockyard.errors import StoreDamaged
+
+                raise StoreDamaged(f"the store's database {path} is empty (0 bytes, truncated): restore it (and "
+                                   "its -wal file) from a backup, or move the three dockyard.db* files away to "
+                                   "start an empty store")
+            c = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False,
+                                factory=_Connection)
+            c.path = path  # type: ignore[attr-defined]
+            try:
+                c.execute("PRAGMA busy_timeout=60000")
+                self._wal(c)
+                c.execute("PRAGMA synchronous=NORMAL")
+                c.execute("PRAGMA foreign_keys=ON")
+                c.row_factory = sqlite3.Row
+                self._migrate(c)
+            except BaseException:
+                c.close()
+                raise
             self._local.conn = c
         return c
 
@@ -193,7 +247,37 @@ class Store:
         except FileNotFoundError:
             os.makedirs(self.root, 0o700)
         os.makedirs(self.tmp, mode=0o700, exist_ok=True)
-        os.close(os.open(self.path("dockyard.db"), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        db = self.path("dockyard.db")
+        if not os.path.exists(db):
+            self._create_db(db)
+
+    def _create_db(self, db: str) -> None:
+        """Make a new database whole (a WAL header page) in tmp/ and link it into place, so that the database
+        file never exists empty: an empty one found later is damage, never silently taken for a new store.
+        Concurrent first openers race harmlessly: link() does not replace, the loser uses the winner's."""
+        tmp = os.path.join(self.tmp, f"new-db-{os.getpid()}-{os.urandom(4).hex()}")
+        try:
+            os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+            c = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                c.execute("PRAGMA journal_mode=WAL")
+            finally:
+                c.close()
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, db)
+            except FileExistsError:
+                pass
+        finally:
+            for name in (tmp, tmp + "-wal", tmp + "-shm"):
+                try:
+                    os.unlink(name)
+                except FileNotFoundError:
+                    pass
 
     @staticmethod
     def _begin(c: sqlite3.Connection) -> None:
@@ -281,7 +365,11 @@ class Store:
         c.execute("COMMIT")
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        return self.conn().execute(sql, args).fetchall()
+        cur = self.conn().execute(sql, args)
+        try:
+            return cur.fetchall()
+        except sqlite3.DatabaseError as e:
+            raise translate(e, self.path("dockyard.db")) from None
 
 
 def narrow(root: str) -> None:
