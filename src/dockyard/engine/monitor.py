@@ -385,7 +385,7 @@ class Monitor:
             if c.spec.network_mode not in ("host", "none"):  # bridges, addresses, ports (network.attach)
                 from dockyard.network import attach
 
-                net = attach.prepare(self.store, c, image_config)
+                net = attach.prepare(self.store, c, image_config, self.containers.get)
                 mark("network")
             rootfs.write_etc_files(self.store, c, hostname, ip=net.ip if net else None,
                                    nameserver=net.nameserver if net else None)

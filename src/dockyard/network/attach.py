@@ -27,6 +27,7 @@ import os
 import socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from dockyard.engine.containers import Container
@@ -126,17 +127,20 @@ def _heal_default(ns: NetworkStore, net: Network) -> Network:
     return net
 
 
-def prepare(store: Store, c: Container, image_config: dict[str, Any]) -> Attachment | None:
-    """Addresses, ports and /etc/hosts peers for container ``c`` (see the module's docstring)."""
+def prepare(store: Store, c: Container, image_config: dict[str, Any],
+            find_container: Callable[[str], Container] | None = None) -> Attachment | None:
+    """Addresses, ports and /etc/hosts peers for container ``c`` (see the module's docstring).
+    ``find_container`` (the engine's lookup, with its liveness check) resolves ``--network container:NAME``:
+    this layer does not reach up into the engine's container records."""
     mode = c.spec.network_mode
     if mode in ("host", "none"):
         return None
     att = Attachment(store, c.id)
     att.mac = getattr(c.spec, "mac_address", "") or ""
     if mode.startswith("container:"):
-        from dockyard.engine.containers import ContainerStore
-
-        other = ContainerStore(store).get(mode.partition(":")[2])
+        if find_container is None:
+            raise InvalidArgument("--network container:NAME needs the engine's container lookup")
+        other = find_container(mode.partition(":")[2])
         if other.state != "running" or not other.pid:
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         att.netns = f"/proc/{other.pid}/ns/net"
