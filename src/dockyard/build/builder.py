@@ -3,7 +3,8 @@
 Vocabulary: a *step* is one instruction; its *cache key* chains the key of the step before it (the base image ID
 for the first), the instruction as expanded, the build args in scope and, for COPY/ADD, a digest of the source
 contents (not their mtimes). Metadata steps (ENV, CMD, LABEL...) only change the image config in memory;
-filesystem steps (RUN, COPY, ADD) run in a throwaway container (``engine.oneshot.Workspace``) over the current
+filesystem steps (RUN, COPY, ADD) run in a throwaway container (a ``Sandbox``: the engine passes its
+``oneshot.Workspace``, this layer does not import the engine) over the current
 image, and the container's upper dir becomes a deterministic layer. Each filesystem step records an image (with
 the metadata before it) and ``build-cache/<key>`` -> image ID, so a rebuild whose keys match does no work beyond
 checksumming the context. The stage's last step records the final image.
@@ -19,10 +20,10 @@ import copy
 import hashlib
 import json
 import os
-import sys
 import time
 
 from dockyard.build.context import Context, copy_tree, selected
+from dockyard.build.events import Emit, SandboxFactory, StepCached, StepDone, StepOutput, StepStarted
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
     ExposeInstruction, HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
@@ -35,7 +36,7 @@ from dockyard.state.db import Store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, TextIO
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -89,13 +90,14 @@ class _StageState:
 
 
 class Builder:
-    def __init__(self, store: Store, dockerfile: Dockerfile, context: Context, opts: Options,
-                 out: TextIO | None = None) -> None:
+    def __init__(self, store: Store, dockerfile: Dockerfile, context: Context, opts: Options, *,
+                 workspace: SandboxFactory, emit: Emit) -> None:
         self.store = store
         self.df = dockerfile
         self.ctx = context
         self.opts = opts
-        self.out = out if out is not None else sys.stdout
+        self.workspace = workspace
+        self.emit = emit
         self.step_no = 0
         self.stage_images: dict[int, Any] = {}
         plat = opts.platform or host_platform()
@@ -104,12 +106,6 @@ class Builder:
         self.platform = platform_args(plat)
         self.global_env = dockerfile.global_args(opts.build_args, self.platform)
         self.cache_dir = store.path("build-cache")
-
-    # ---- output ---------------------------------------------------------------------------------------------
-    def say(self, text: str) -> None:
-        if not self.opts.quiet:
-            self.out.write(text + "\n")
-            self.out.flush()
 
     # ---- driver ---------------------------------------------------------------------------------------------
     def build(self) -> str:
@@ -177,8 +173,7 @@ class Builder:
 
     def step(self, text: str) -> None:
         self.step_no += 1
-        self._current = f"#{self.step_no}"
-        self.say(f"#{self.step_no} {text}")
+        self.emit(StepStarted(self.step_no, text))
 
     def _epoch(self, img: Any) -> int:
         if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
@@ -216,7 +211,7 @@ class Builder:
                             json.dumps(st.config, sort_keys=True) + "\0" + extra)
             hit = None if self.opts.no_cache else self._cached(key)
             if hit is not None:
-                self.say(f"{self._current} CACHED")
+                self.emit(StepCached(self.step_no))
                 st.image, st.config, st.pending, st.key, st.dirty = hit, copy.deepcopy(hit.config), [], key, False
                 return
             if isinstance(x, RunInstruction):
@@ -233,7 +228,7 @@ class Builder:
                     rmtree(self._downloads.root)
             self._remember(key, image_id)
             st.key = key
-            self.say(f"{self._current} DONE {time.monotonic() - t0:.1f}s")
+            self.emit(StepDone(self.step_no, time.monotonic() - t0))
             return
         # metadata steps: they only change the config, which the next filesystem step's key includes
         if isinstance(x, ArgInstruction):
@@ -331,10 +326,8 @@ class Builder:
         return {k: v for k, v in st.args.items() if k not in st.env()}
 
     def _fs_step(self, st: _StageState, x: Any, fn: Any) -> str:
-        from dockyard.engine.oneshot import Workspace
-
         chain = st.image.top_chain_id if st.image is not None else None
-        with Workspace(self.store, chain) as ws:
+        with self.workspace(self.store, chain) as ws:
             fn(st, x, ws)
             return self.record(st, layer=ws.upper)
 
@@ -363,7 +356,7 @@ class Builder:
         def pump() -> None:
             with os.fdopen(r, "rb") as f:
                 for line in f:
-                    self.say(f"{self._current} {line.decode('utf-8', 'replace').rstrip()}")
+                    self.emit(StepOutput(self.step_no, line.decode('utf-8', 'replace').rstrip()))
 
         t = threading.Thread(target=pump, daemon=True)
         t.start()
@@ -396,11 +389,10 @@ class Builder:
             elif m.type == "tmpfs":
                 out.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid"]})
             elif m.type == "bind" and m.from_:
-                from dockyard.engine.fspath import secure_join
-                from dockyard.engine.oneshot import Workspace
+                from dockyard.rootpath import secure_join
 
                 img = self._image_of(self.df.mount_source(m.from_), x)
-                other = Workspace(self.store, img.top_chain_id if img is not None else None)
+                other = self.workspace(self.store, img.top_chain_id if img is not None else None)
                 opened.append(other)
                 src = secure_join(other.root, m.source or "/")
                 if not os.path.exists(src):
@@ -469,7 +461,7 @@ class Builder:
         return rels, pivots
 
     def _do_copy(self, st: _StageState, x: CopyInstruction, ws: Any) -> None:
-        from dockyard.engine.fspath import secure_join
+        from dockyard.rootpath import secure_join
 
         inner = st.inner
         dest = x.dest
@@ -478,9 +470,7 @@ class Builder:
             dest = os.path.join(inner.get("WorkingDir") or "/", dest)
         uid = gid = None
         if x.chown:
-            from dockyard.engine.specgen import resolve_user
-
-            u = resolve_user(x.chown, ws.root)
+            u = ws.resolve_user(x.chown)
             uid, gid = u["uid"], u["gid"]
         chmod = None
         if x.chmod:
@@ -500,9 +490,7 @@ class Builder:
             return
         if x.from_:
             src_image = self._source_image(x)
-            from dockyard.engine.oneshot import Workspace
-
-            with Workspace(self.store, src_image.top_chain_id if src_image else None) as src_ws:
+            with self.workspace(self.store, src_image.top_chain_id if src_image else None) as src_ws:
                 rels, from_pivots = [], []
                 for s in x.sources:
                     pivot, sep, _ = s.partition("/./")

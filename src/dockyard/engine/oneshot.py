@@ -94,6 +94,12 @@ class Workspace:
         code = os.waitstatus_to_exitcode(st)
         return code if code >= 0 else 128 - code
 
+    def resolve_user(self, user: str) -> dict[str, Any]:
+        """``user[:group]`` -> OCI process.user from this workspace's /etc/passwd and /etc/group (COPY --chown)."""
+        from dockyard.engine.specgen import resolve_user
+
+        return resolve_user(user, self.root)
+
     def close(self) -> None:
         from dockyard.engine.rootfs import unmount_root
         from dockyard.fsutil import rmtree
