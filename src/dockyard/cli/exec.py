@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from dockyard.cli.main import Context
 from dockyard.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dockyard.engine.exec import ExecRecord
+    from dockyard.state.db import Store
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -21,63 +25,29 @@ def main(ctx: Context, argv: list[str]) -> int:
     if len(pos) < 2:
         raise InvalidArgument('"dockyard exec" requires at least 2 arguments.')
     o = SimpleNamespace(**vals, container=pos[0], command=pos[1:])
-    from dockyard.engine.containers import ContainerStore
-
-    c = ContainerStore(ctx.store).get(o.container)
-    c.can_exec()
     from dockyard.cli.run import _env, _read_kv_files
-    from dockyard.engine import specgen
+    from dockyard.engine import exec as ex
 
-    cdir = c.dir(ctx.store)
-    with open(os.path.join(cdir, "config.json"), "rb") as f:
-        spec = json.load(f)
-    proc = dict(spec["process"])
-    env = dict(e.split("=", 1) for e in proc.get("env", []) if "=" in e)
-    for e in _env(_read_kv_files(o.env_file) + o.env):
-        k, _, v = e.partition("=")
-        env[k] = v
-    if o.tty:
-        env.setdefault("TERM", "xterm")
-    proc["env"] = [f"{k}={v}" for k, v in env.items()]
-    proc["args"] = o.command
-    proc["terminal"] = o.tty
-    if o.workdir:
-        proc["cwd"] = o.workdir
-    if o.user:
-        proc["user"] = specgen.resolve_user(o.user, os.path.join(cdir, "rootfs"))
-        proc["user"].pop("home", None)
-    if o.privileged:
-        from dockyard.runtime.caps import CAP_NAMES
-
-        proc["capabilities"] = {k: list(CAP_NAMES) for k in ("bounding", "effective", "permitted")}
-    from dockyard.engine.monitor import RUNTIME_STATE
-    from dockyard.runtime.base import Stdio, get_runtime
-
-    rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
-    from dockyard.runtime import syscalls
-
-    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
+    rec = ex.exec_create(ctx.store, o.container, o.command, env=_env(_read_kv_files(o.env_file) + o.env),
+                         user=o.user, workdir=o.workdir, tty=o.tty, stdin=o.interactive, privileged=o.privileged)
     if o.detach:
-        rt.exec(c.id, proc, Stdio(None, None, None))  # /dev/null, opened by the runtime inside
+        ex.exec_start(ctx.store, rec)  # /dev/null, opened by the runtime inside
         return 0
     if o.tty:
-        return _exec_tty(rt, c.id, proc, o.interactive)
-    return _exec_pipes(rt, c.id, proc, o.interactive)
+        status = _exec_tty(ctx.store, rec, o.interactive)
+    else:
+        status = _exec_pipes(ctx.store, rec, o.interactive)
+    ex.exec_finished(ctx.store, rec, status)
+    return status
 
 
-def _status(pid: int) -> int:
-    _, st = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(st)
-    return code if code >= 0 else 128 - code
-
-
-def _exec_pipes(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ignore[no-untyped-def]
+def _exec_pipes(store: Store, rec: ExecRecord, interactive: bool) -> int:
     """Run the process with pipes of its own (never this command's fds: a process left behind must not read the
     caller's terminal, as Docker's exec without -t) and relay them: stdout and stderr apart, stdin with -i (its
     EOF closes the process's stdin), the exit status kept."""
     import selectors
 
-    from dockyard.runtime.base import Stdio
+    from dockyard.engine.exec import exec_start, wait_exit
 
     o_r, o_w = os.pipe2(os.O_CLOEXEC)
     e_r, e_w = os.pipe2(os.O_CLOEXEC)
@@ -85,7 +55,7 @@ def _exec_pipes(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ig
     if interactive:
         i_r, i_w = os.pipe2(os.O_CLOEXEC)
     try:
-        pid = rt.exec(cid, proc, Stdio(i_r, o_w, e_w))  # None: /dev/null, opened by the runtime
+        pid = exec_start(store, rec, i_r, o_w, e_w)  # None: /dev/null, opened by the runtime
     finally:
         for fd in (o_w, e_w, i_r):
             if fd is not None:
@@ -110,7 +80,7 @@ def _exec_pipes(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ig
             for key, _ in events:
                 if key.fd == pidfd:
                     sel.unregister(pidfd)
-                    status = _status(pid)
+                    status = wait_exit(pid)
                     continue
                 data = _read(key.fd)
                 if data:
@@ -123,7 +93,7 @@ def _exec_pipes(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ig
         for fd in outs:
             os.close(fd)
     if status is None:
-        status = _status(pid)
+        status = wait_exit(pid)
     os.close(pidfd)
     return status
 
@@ -155,7 +125,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: ignore[no-untyped-def]
+def _exec_tty(store: Store, rec: ExecRecord, interactive: bool) -> int:
     import selectors
     import termios
     import tty
@@ -163,21 +133,18 @@ def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: igno
     import socket
 
     from dockyard.cli.stream import _winsize
-    from dockyard.runtime.base import Stdio, receive_console
+    from dockyard.engine.exec import exec_resize, exec_start, receive_console, wait_exit
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        pid = rt.exec(cid, proc, Stdio(console_socket=theirs.fileno()))
+        pid = exec_start(store, rec, console_socket=theirs.fileno())
     finally:
         theirs.close()
     master = receive_console(ours.fileno())  # a terminal of the container's own /dev/pts
     ours.close()
     ws = _winsize(1)
     if ws:
-        import fcntl
-        import struct
-
-        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", ws[0], ws[1], 0, 0))
+        exec_resize(master, ws[0], ws[1])
     saved = None
     if interactive and os.isatty(0):
         saved = termios.tcgetattr(0)
@@ -209,4 +176,4 @@ def _exec_tty(rt, cid: str, proc: dict, interactive: bool) -> int:  # type: igno
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
     os.close(master)
-    return _status(pid)
+    return wait_exit(pid)

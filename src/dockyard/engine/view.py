@@ -55,6 +55,12 @@ def _port_bindings(c: Any) -> dict[str, Any]:
     return port_bindings(c)
 
 
+def _exec_ids(store: Store, c: Container) -> list[str] | None:
+    from dockyard.engine.exec import exec_ids
+
+    return exec_ids(store, c.id) or None
+
+
 def container_json(store: Store, c: Container) -> dict[str, Any]:
     s = c.spec
     cdir = c.dir(store)
@@ -95,7 +101,7 @@ def container_json(store: Store, c: Container) -> dict[str, Any]:
         "RestartCount": c.restart_count,
         "Driver": "overlay",
         "Platform": "linux",
-        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": _exec_ids(store, c),
         "HostConfig": {
             "Binds": [f"{m.source}:{m.target}" + (":ro" if m.readonly else "") for m in s.mounts
                       if m.type == "bind"] or None,
