@@ -18,7 +18,8 @@ venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis" 2>/dev/null || [ ! -x "$venv/bin/ruff" ]; then
+if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis, importlinter" 2>/dev/null \
+    || [ ! -x "$venv/bin/ruff" ] || [ ! -x "$venv/bin/lint-imports" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
 fi
 # the C slim loop of container monitors (src/dockyard/engine/monitor_loop.c), rebuilt when its source is newer

@@ -7,4 +7,6 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 # pyflakes-level lint (undefined names, unused imports): cheap, and a failure here is a real bug
 "$here/.venv/bin/ruff" check --quiet --select F src tests bench
+# the layers of docs/architecture.md (import-linter contracts in pyproject.toml): a new upward import fails here
+"$here/.venv/bin/lint-imports" --no-cache
 exec "$here/.venv/bin/python" -m pytest "${@:-tests}"

@@ -12,7 +12,7 @@ from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from dockyard.build.events import BuildEvent
+    from dockyard.engine.build import BuildEvent
 
 
 def _flags() -> Flags:
@@ -30,7 +30,7 @@ def _is_tar(data: bytes) -> bool:
 
 def plain_line(ev: BuildEvent) -> str | None:
     """BuildKit's plain progress line for an event (None for the final BuildFinished)."""
-    from dockyard.build.events import StepCached, StepDone, StepOutput, StepStarted
+    from dockyard.engine.build import StepCached, StepDone, StepOutput, StepStarted
 
     if isinstance(ev, (StepStarted, StepOutput)):
         return f"#{ev.number} {ev.text}"

@@ -19,11 +19,12 @@ import os
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from dockyard.build.events import BuildEvent, BuildFinished, StepOutput
+from dockyard.build.events import BuildEvent, BuildFinished, StepCached, StepDone, StepOutput, StepStarted
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.state.db import Store
 
-__all__ = ["BuildEvent", "BuildCancelled", "build", "run_build", "extract_context", "remove_context"]
+__all__ = ["BuildEvent", "BuildFinished", "StepStarted", "StepOutput", "StepCached", "StepDone", "BuildCancelled",
+           "build", "run_build", "extract_context", "remove_context"]
 
 
 class BuildCancelled(DockyardError):
