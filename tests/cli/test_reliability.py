@@ -93,3 +93,23 @@ def test_empty_database_is_never_a_new_store(dy, root, busybox):
     assert db.stat().st_size == 0  # nothing was written into it
     db.unlink()
     assert dy("images", "-q").returncode == 0  # a root without a database is a new store, as before
+
+
+@pytest.mark.parametrize("which", ["layer", "config"])
+def test_save_refuses_a_blob_that_no_longer_matches_its_digest(dy, root, busybox, tmp_path, which):
+    import json
+
+    cfg = json.loads(dy("image", "inspect", "busybox", check=True).stdout)[0]
+    digest = cfg["RootFS"]["Layers"][0] if which == "layer" else cfg["Id"]
+    blob = root / "content" / "blobs" / "sha256" / digest.split(":", 1)[1]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, one bit flipped
+    blob.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    out.mkdir()
+    p = dy("save", "-o", str(out / "bb.tar"), "busybox")
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and digest in lines[0] and "does not match" in lines[0], p.stderr
+    assert list(out.iterdir()) == []  # no archive, no temporary file
+    assert dy("save", "busybox", input=b"").returncode != 0  # to stdout too (bytes: the stream is binary)

@@ -402,15 +402,24 @@ class _TarWriter:
         self.out.write(data)
         self._pad(len(data))
 
-    def copy(self, name: str, src: IO[bytes], size: int) -> None:
+    def copy(self, name: str, src: IO[bytes], size: int, digest: str, blob: str) -> None:
+        """Stream ``size`` bytes of ``src`` as ``name``, hashing as they pass: a blob whose bytes no longer match
+        ``digest`` (bit rot, a file changed by hand) fails the save instead of going out under its name."""
+        import hashlib
+
+        h = hashlib.sha256()
         self._header(name, size, tarfile.REGTYPE, 0o644)
         left = size
         while left:
             chunk = src.read(min(CHUNK, left))
             if not chunk:
-                raise CorruptContent(f"blob {name} is shorter than recorded")
+                raise CorruptContent(f"blob {blob} is shorter than recorded: the stored content is damaged")
+            h.update(chunk)
             self.out.write(chunk)
             left -= len(chunk)
+        if src.read(1) or "sha256:" + h.hexdigest() != digest:
+            raise CorruptContent(f"blob {blob} does not match its digest {digest}: the stored content is damaged "
+                                 "(remove the image and pull or load it again)")
         self._pad(size)
 
     def _pad(self, n: int) -> None:
@@ -470,22 +479,28 @@ def save(store: Store, names: list[str], out: IO[bytes]) -> None:
                     temps.append(path)
                     size = os.path.getsize(path)
                     if ly.diff_id not in written:
-                        with open(path, "rb") as f:
-                            w.copy("blobs/sha256/" + ly.diff_id[7:], f, size)
+                        with open(path, "rb") as f:  # decompressed and checked against diff_id just now
+                            w.copy("blobs/sha256/" + ly.diff_id[7:], f, size, ly.diff_id, ly.digest)
                 else:
                     size = ly.size
                     if ly.diff_id not in written:
                         with cs.open(ly.digest) as f:
-                            w.copy("blobs/sha256/" + ly.diff_id[7:], f, size)
+                            w.copy("blobs/sha256/" + ly.diff_id[7:], f, size, ly.digest, ly.digest)
                 written.add(ly.diff_id)
                 layer_descs.append(oci.Descriptor(oci.OCI_LAYER, ly.diff_id, size))
             config = cs.read_bytes(iid)
+            if sha256_digest(config) != iid:
+                raise CorruptContent(f"blob {iid} does not match its digest: the stored content is damaged "
+                                     "(remove the image and pull or load it again)")
             if iid not in written:
                 w.file("blobs/sha256/" + iid[7:], config)
                 written.add(iid)
             manifest = None
             if im.manifest_digest and cs.has(im.manifest_digest):
                 raw = cs.read_bytes(im.manifest_digest)
+                if sha256_digest(raw) != im.manifest_digest:
+                    raise CorruptContent(f"blob {im.manifest_digest} does not match its digest: the stored content "
+                                         "is damaged (remove the image and pull or load it again)")
                 try:
                     m = json.loads(raw)
                     if [d["digest"] for d in m["layers"]] == [d.digest for d in layer_descs] and \
