@@ -85,9 +85,15 @@ class Spawner:
             raise DockyardError(f"container {cid[:12]}: monitor exited before creating the container")
         msg = json.loads(data)
         if "error" in msg:
-            from dockyard.errors import exec_failure
+            from dockyard import errors
 
-            raise exec_failure(msg["error"]) if msg.get("exec") else DockyardError(msg["error"])
+            if msg.get("exec"):
+                raise errors.exec_failure(msg["error"])
+            # the error's class crosses the boundary by name: a NotFound stays a NotFound
+            kind = getattr(errors, str(msg.get("kind", "")), None)
+            if not (isinstance(kind, type) and issubclass(kind, errors.DockyardError)):
+                kind = DockyardError
+            raise kind(msg["error"])
         return msg  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
@@ -246,7 +252,8 @@ class Monitor:
 
                 msg = str(from_oserror(f"cannot start container {c.id[:12]}", e))
             # an external runtime (runc, crun) reports a command it cannot start as a create failure
-            self._report({"error": msg, "exec": c.spec.runtime not in ("dockyard", "builtin", "")})
+            kind = type(e).__name__ if isinstance(e, DockyardError) else "SystemFailure"
+            self._report({"error": msg, "kind": kind, "exec": c.spec.runtime not in ("dockyard", "builtin", "")})
             try:
                 self.containers.update(self.cid, state="exited" if c.started else "created", exit_code=128,
                                        error=msg, pid=None)
