@@ -56,6 +56,10 @@ class SystemFailure(DockyardError):
     """The kernel or an external tool refused an operation; the message says which and why."""
 
 
+class NoSpace(SystemFailure):
+    """The filesystem of the state root is full."""
+
+
 class StoreDamaged(SystemFailure):
     """The state root's database is truncated or corrupt; the message says how to restore it."""
 

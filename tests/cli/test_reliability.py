@@ -113,3 +113,55 @@ def test_save_refuses_a_blob_that_no_longer_matches_its_digest(dy, root, busybox
     assert len(lines) == 1 and digest in lines[0] and "does not match" in lines[0], p.stderr
     assert list(out.iterdir()) == []  # no archive, no temporary file
     assert dy("save", "busybox", input=b"").returncode != 0  # to stdout too (bytes: the stream is binary)
+
+
+@pytest.fixture
+def small_root(root):
+    """The test's state root on its own 64 MiB tmpfs (unmounted at teardown, after its containers are gone)."""
+    import subprocess
+
+    from tests.conftest import cleanup_root
+
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        cleanup_root(root)
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def _free(path) -> int:
+    import os
+
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+@pytest.mark.parametrize("reserve", [True, False])
+def test_full_disk_reads_and_removal_work(dy, small_root, busybox, reserve):
+    """A container fills the store's filesystem: ps -a, inspect, rm -f and container prune work and free the
+    space ("internal error: database or disk is full" before). Without the reserve file too (an older store)."""
+    if not reserve:
+        (small_root / "reserve").unlink(missing_ok=True)
+    fill = "dd if=/dev/zero of=/big bs=1M; dd if=/dev/zero of=/big2 bs=4k; "
+    p = dy("run", "--name", "gone", "--network", "none", "busybox", "sh", "-c", fill + "true", timeout=120)
+    assert p.returncode == 0, p.stderr
+    if not reserve:
+        (small_root / "reserve").unlink(missing_ok=True)
+        # eat what the exit record left
+        dy("run", "-d", "--name", "full", "--network", "none", "busybox", "sh", "-c", fill + "sleep 600",
+           timeout=120)
+    assert _free(small_root) < 8 << 20
+    ps = dy("ps", "-a")
+    assert ps.returncode == 0 and "gone" in ps.stdout, ps.stderr
+    ins = dy("inspect", "-f", "{{.State.Status}}", "gone")
+    assert ins.returncode == 0 and ins.stdout.strip() == "exited", ins.stderr
+    if not reserve:
+        rm = dy("rm", "-f", "full", timeout=60)
+        assert rm.returncode == 0, rm.stderr
+    pr = dy("container", "prune", "-f", timeout=60)
+    assert pr.returncode == 0, pr.stderr
+    assert dy("ps", "-aq").stdout.strip() == ""
+    assert _free(small_root) > 40 << 20
+    assert list((small_root / "tmp").iterdir()) == []
+    assert dy("run", "--rm", "--network", "none", "busybox", "true").returncode == 0

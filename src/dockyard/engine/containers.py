@@ -162,10 +162,15 @@ class ContainerStore:
             if alive(c.monitor_pid, c.monitor_start):
                 return c  # the monitor is about to record the exit (or restart it)
             now = time.time()
-            with self.store.write() as cur:
-                cur.execute("UPDATE containers SET state='exited', exit_code=255, finished=?, error=?, pid=NULL"
-                            " WHERE id=? AND state IN ('running','paused','restarting')",
-                            (now, "container monitor died before recording the exit status", c.id))
+            from dockyard.errors import NoSpace
+
+            try:
+                with self.store.write() as cur:
+                    cur.execute("UPDATE containers SET state='exited', exit_code=255, finished=?, error=?,"
+                                " pid=NULL WHERE id=? AND state IN ('running','paused','restarting')",
+                                (now, "container monitor died before recording the exit status", c.id))
+            except NoSpace:
+                pass  # a full disk: show the truth now, record it when there is room (reads must work)
             c.state, c.exit_code, c.finished = "exited", 255, now
             c.error = "container monitor died before recording the exit status"
         return c

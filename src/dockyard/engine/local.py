@@ -240,13 +240,21 @@ def kill(store: Store, c: Container, sig: int = 9) -> None:
 def remove(store: Store, c: Container, force: bool = False, volumes: bool = False) -> None:
     c.can_remove(force)
     cs = ContainerStore(store)
+    from dockyard.errors import NoSpace
+
+    def mark(**values: object) -> None:
+        try:
+            cs.update(c.id, **values)
+        except NoSpace:
+            pass  # a full disk: remove the files first (that frees the space), the row after
+
     if c.running:
-        cs.update(c.id, error="stopping")
+        mark(error="stopping")
         if c.state == "paused":
             unpause(store, c)
         signal_container(c, 9)  # SIGKILL
         _wait_state(store, c.id, lambda x: not x.running, 10)
-    cs.update(c.id, state="removing")
+    mark(state="removing")
     from dockyard.engine.rootfs import unmount
 
     unmount(store, c)

@@ -26,6 +26,12 @@ import threading
 from collections.abc import Iterator
 
 DEFAULT_ROOT = "/var/lib/dockyard"
+# Space held back for the store itself: when the filesystem is (nearly) full, a container or a build having
+# filled it, this file is released so that reading the store (SQLite recreates its -wal and -shm files when a
+# database is opened afresh) and removing things (a write transaction, then the files) still work. It is made
+# again once there is room.
+RESERVE = "reserve"
+RESERVE_SIZE = 4 << 20
 
 # Each entry is applied once, in order; user_version records how many ran. Append, never edit.
 MIGRATIONS: list[str] = [
@@ -151,12 +157,12 @@ MIGRATIONS: list[str] = [
 def translate(e: sqlite3.DatabaseError, path: str) -> Exception:
     """The user's one line for SQLite's failures that are not the engine's bug: a damaged file, a full disk.
     Other errors (constraints, "locked") are returned as they are, for the caller's own handling."""
-    from dockyard.errors import StoreDamaged, SystemFailure
+    from dockyard.errors import NoSpace, StoreDamaged
 
     msg = str(e)
     low = msg.lower()
     if "disk is full" in low:
-        return SystemFailure(f"no space left on device: cannot write the store's database {path}")
+        return NoSpace(f"no space left on device: cannot write the store's database {path}")
     if type(e) is sqlite3.DatabaseError or "malformed" in low or "not a database" in low or "disk i/o" in low:
         return StoreDamaged(f"the store's database {path} is damaged ({msg}): restore it (and its -wal file) from "
                             "a backup, or move the three dockyard.db* files away to start an empty store")
@@ -212,6 +218,7 @@ class Store:
         if c is None:
             self.ensure_root()
             path = self.path("dockyard.db")
+            self.make_room()
             if os.stat(path).st_size == 0:  # a new database is made whole (ensure_root): this one lost its data
                 from dockyard.errors import StoreDamaged
 
@@ -250,6 +257,42 @@ class Store:
         db = self.path("dockyard.db")
         if not os.path.exists(db):
             self._create_db(db)
+        if not os.path.exists(self.path(RESERVE)):
+            self._make_reserve()
+
+    def _free(self) -> int:
+        try:
+            st = os.statvfs(self.root)
+        except OSError:
+            return 1 << 62
+        return st.f_bavail * st.f_frsize
+
+    def _make_reserve(self) -> None:
+        """Hold RESERVE_SIZE bytes in ``reserve`` when there is plenty of room (a best effort)."""
+        if self._free() < 4 * RESERVE_SIZE:
+            return
+        tmp = os.path.join(self.tmp, f"reserve-{os.getpid()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_SIZE)
+            finally:
+                os.close(fd)
+            os.rename(tmp, self.path(RESERVE))
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+    def make_room(self) -> None:
+        """When the filesystem is nearly full, release the reserve so that the store can still be opened,
+        read and written (to record an exit, to remove what fills the disk). One statvfs when there is room."""
+        if self._free() < RESERVE_SIZE // 2:
+            try:
+                os.unlink(self.path(RESERVE))
+            except FileNotFoundError:
+                pass
 
     def _create_db(self, db: str) -> None:
         """Make a new database whole (a WAL header page) in tmp/ and link it into place, so that the database
@@ -356,6 +399,7 @@ class Store:
     def write(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction (BEGIN IMMEDIATE: writers queue instead of deadlocking)."""
         c = self.conn()
+        self.make_room()
         self._begin(c)
         try:
             yield c.cursor()
