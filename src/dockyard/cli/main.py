@@ -59,6 +59,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "prune": ("volume", "volume-prune"), "export": ("volume", "volume-export"),
         "import": ("volume", "volume-import"),
     },
+    "system": {"service": ("service", "service"), "info": ("version", "info")},
     "network": {
         "create": ("network", "network-create"), "ls": ("network", "network-ls"),
         "list": ("network", "network-ls"), "inspect": ("network", "network-inspect"),
@@ -87,6 +88,7 @@ Management Commands:
   container   Manage containers
   volume      Manage volumes (create, ls, inspect, rm, prune, export, import)
   network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
+  system      service: serve the Docker Engine API on a socket; info
 """
 
 

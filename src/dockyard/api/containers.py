@@ -1,0 +1,367 @@
+"""/containers routes: each parses the request, calls the engine (``engine.local`` and friends), formats Docker's JSON.
+
+Starting goes through ``engine.spawn.ProcessSpawner`` (a fresh process, never a fork of the service). ``attach``
+before ``start`` (what ``docker run`` does) waits in the service until the start, which then starts the monitor
+in attach mode so that no early output is lost; ``wait?condition=next-exit|removed`` registered before the start
+likewise waits for it. Waiting for an exit is the monitor's EXIT frame on its attach socket, not polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from dockyard.api.server import Hijack, Reply, Request, StreamReply
+from dockyard.errors import Conflict, InvalidArgument, NotFound
+
+
+def _c(api: Any, ref: str) -> Any:
+    from dockyard.engine.containers import ContainerStore
+
+    return ContainerStore(api.store).get(ref)
+
+
+def _iso(t: float | None) -> str:
+    if not t:
+        return "0001-01-01T00:00:00Z"
+    import datetime
+
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# ---- create / list / inspect ---------------------------------------------------------------------------------
+def create(api: Any, req: Request) -> Reply:
+    from dockyard.api.create import spec_from_body
+    from dockyard.engine import local
+
+    name = req.arg("name") or None
+    platform = req.arg("platform")
+    spec, _aliases = spec_from_body(req.json())
+    check = getattr(local, "check_spec", None)
+    if check is not None:
+        check(spec)  # the engine's create-time checks (unknown network, published port taken...)
+    c = local.create(api.store, spec, name, platform=platform)
+    return Reply(201, json.dumps({"Id": c.id, "Warnings": []}).encode())
+
+
+def _state(c: Any) -> dict[str, Any]:
+    st = {"running": "running", "paused": "paused", "restarting": "restarting", "exited": "exited",
+          "created": "created", "removing": "removing", "dead": "dead"}.get(c.state, c.state)
+    return {"Status": st, "Running": c.state in ("running", "paused", "restarting"), "Paused": c.state == "paused",
+            "Restarting": c.state == "restarting", "OOMKilled": bool(c.oom_killed), "Dead": c.state == "dead",
+            "Pid": c.pid or 0, "ExitCode": c.exit_code or 0, "Error": c.error if c.error not in
+            ("stopping", "stopped") else "", "StartedAt": _iso(c.started), "FinishedAt": _iso(c.finished)}
+
+
+def inspect(api: Any, req: Request, id: str) -> Any:
+    c = _c(api, id)
+    try:
+        from dockyard.engine import view  # the engine's inspect data (both edges print it as is)
+    except ImportError:
+        view = None
+    if view is not None:
+        return view.container_inspect(api.store, c)
+    s = c.spec
+    return {"Id": c.id, "Name": "/" + c.name, "Created": _iso(c.created), "Image": c.image_id or "",
+            "State": _state(c), "Path": (s.entrypoint or s.cmd or [""])[0],
+            "Args": ((s.entrypoint or []) + (s.cmd or []))[1:], "RestartCount": c.restart_count,
+            "Driver": "overlay", "Platform": "linux",
+            "Config": {"Image": s.image, "Cmd": s.cmd, "Entrypoint": s.entrypoint or None, "Env": s.env,
+                       "Tty": s.tty, "OpenStdin": s.open_stdin, "Labels": c.labels, "Hostname": s.hostname or
+                       c.id[:12], "User": s.user, "WorkingDir": s.workdir, "AttachStdin": False,
+                       "AttachStdout": False, "AttachStderr": False},
+            "HostConfig": {"AutoRemove": s.auto_remove, "NetworkMode": s.network_mode,
+                           "RestartPolicy": {"Name": s.restart.name,
+                                             "MaximumRetryCount": s.restart.maximum_retry_count},
+                           "Privileged": s.privileged, "Runtime": s.runtime, "ReadonlyRootfs": s.read_only},
+            "Mounts": [], "NetworkSettings": {"Networks": {}, "Ports": {}}}
+
+
+def list_(api: Any, req: Request) -> Any:
+    from dockyard.engine import filters as f
+
+    flt = _filters(req)
+    rows = f.list_containers(api.store, all=req.flag("all"), filters=flt, size=req.flag("size"),
+                             **({"limit": req.int_arg("limit")} if req.int_arg("limit") else {}))
+    out = []
+    for r in rows:
+        d = r.to_api() if hasattr(r, "to_api") else _row_json(r)
+        out.append(d)
+    return out
+
+
+def _row_json(r: Any) -> dict[str, Any]:
+    g = lambda k, d=None: getattr(r, k, d)  # noqa: E731
+    return {"Id": g("id"), "Names": ["/" + str(g("name"))], "Image": g("image"), "ImageID": g("image_id") or "",
+            "Command": g("command", ""), "Created": int(g("created", 0) or 0), "State": g("state"),
+            "Status": g("status", ""), "Labels": g("labels", {}) or {},
+            "Ports": [{"PrivatePort": p.container_port, "Type": p.proto,
+                       **({"PublicPort": p.host_port, "IP": p.host_ip} if getattr(p, "host_port", 0) else {})}
+                      for p in g("ports", []) or []],
+            "SizeRw": g("size_rw"), "SizeRootFs": g("size_root"), "Mounts": [],
+            "HostConfig": {"NetworkMode": g("network_mode", "")}, "NetworkSettings": {"Networks": {}}}
+
+
+def _filters(req: Request) -> list[tuple[str, str]]:
+    """Docker's ``filters`` query: JSON ``{"key": ["v", ...]}`` (or the old ``{"key": {"v": true}}``)."""
+    raw = req.arg("filters")
+    if not raw:
+        return []
+    try:
+        d = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid filter: {raw!r} is not JSON") from None
+    if not isinstance(d, dict):
+        raise InvalidArgument("invalid filter: want a JSON object")
+    out = []
+    for k, v in d.items():
+        vals = list(v.keys()) if isinstance(v, dict) else v
+        if not isinstance(vals, list) or not all(isinstance(x, str) for x in vals):
+            raise InvalidArgument(f"invalid filter {k!r}: want a list of strings")
+        out += [(k, x) for x in vals]
+    return out
+
+
+# ---- life cycle ----------------------------------------------------------------------------------------------
+def _start(api: Any, c: Any) -> None:
+    from dockyard.engine import local
+    from dockyard.engine.spawn import ProcessSpawner
+
+    c.can_start()
+    if c.running:
+        return
+    with api.lock:
+        pending = api.pending_attach.pop(c.id, [])
+        waiters = api.started.pop(c.id, [])
+    local.start(api.store, c, wait_attach=bool(pending), spawner=ProcessSpawner(api.root))
+    for i, (fut, loop) in enumerate(pending + waiters):  # the first attached client sends START
+        loop.call_soon_threadsafe(lambda f=fut, v=(i == 0 and bool(pending)): f.done() or f.set_result(v))
+
+
+def start(api: Any, req: Request, id: str) -> Reply:
+    c = _c(api, id)
+    if c.running:
+        return Reply(304)
+    _start(api, c)
+    return Reply(204)
+
+
+def stop(api: Any, req: Request, id: str) -> Reply:
+    from dockyard.engine import local
+
+    c = _c(api, id)
+    if not c.running:
+        return Reply(304)
+    sig = _signal(req.arg("signal")) if req.arg("signal") else None
+    local.stop(api.store, c, timeout=req.int_arg("t"), sig=sig)
+    return Reply(204)
+
+
+def _signal(v: str) -> int:
+    from dockyard.engine import local
+
+    parse = getattr(local, "parse_signal", None)
+    if parse is not None:
+        return int(parse(v))
+    from dockyard.engine.specgen import parse_signal
+
+    return int(parse_signal(v))
+
+
+def kill(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    c = _c(api, id)
+    local.kill(api.store, c, _signal(req.arg("signal", "KILL")))
+
+
+def restart(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    c = _c(api, id)
+    if c.running:
+        local.stop(api.store, c, timeout=req.int_arg("t"))
+    _start(api, _c(api, c.id))
+
+
+def pause(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    local.pause(api.store, _c(api, id))
+
+
+def unpause(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    local.unpause(api.store, _c(api, id))
+
+
+def rename(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    new = req.arg("name")
+    if not new:
+        raise InvalidArgument("rename: the new name is required (name=...)")
+    local.rename(api.store, _c(api, id), new)
+
+
+def remove(api: Any, req: Request, id: str) -> None:
+    from dockyard.engine import local
+
+    local.remove(api.store, _c(api, id), force=req.flag("force"), volumes=req.flag("v"))
+
+
+def prune(api: Any, req: Request) -> Any:
+    from dockyard.engine import local
+
+    rep = local.prune(api.store, _filters(req))
+    return {"ContainersDeleted": rep.deleted or None, "SpaceReclaimed": rep.space_reclaimed}
+
+
+def resize(api: Any, req: Request, id: str) -> None:
+    from dockyard.api import streams
+
+    c = _c(api, id)
+    h, w = req.int_arg("h", 0), req.int_arg("w", 0)
+    if not c.running:
+        raise Conflict(f"Container {c.id} is not running")
+    streams.resize(c.id, int(h or 0), int(w or 0))
+
+
+# ---- wait / attach -------------------------------------------------------------------------------------------
+async def wait(api: Any, req: Request, id: str) -> StreamReply:
+    cond = req.arg("condition", "not-running")
+    if cond not in ("not-running", "next-exit", "removed"):
+        raise InvalidArgument(f"invalid condition: {cond!r}")
+    c = await asyncio.to_thread(_c, api, id)
+    fut = None
+    if cond in ("next-exit", "removed") and not c.running or (cond == "next-exit" and c.running):
+        loop = asyncio.get_running_loop()
+        if not c.running and c.state in ("created", "exited"):
+            fut = loop.create_future()
+            with api.lock:
+                api.started.setdefault(c.id, []).append((fut, loop))
+
+    def body() -> Any:
+        yield b""  # the head goes out now: docker run starts the container only once it has it
+        code = _wait_blocking(api, c, cond, fut)
+        yield json.dumps({"StatusCode": code, "Error": None}).encode()
+
+    return StreamReply(body())
+
+
+def _wait_blocking(api: Any, c: Any, cond: str, fut: Any) -> int:
+    from dockyard.api import streams
+
+    if fut is not None:
+        import concurrent.futures
+
+        cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        fut.add_done_callback(lambda f: cf.set_result(True))
+        if cond == "removed" and c.state == "exited":
+            # an exited container waited for removal: its rm will come from elsewhere; poll its row gently
+            return _until_removed(api, c)
+        cf.result()
+    code = streams.wait_exit(c.id)
+    try:
+        c2 = _c(api, c.id)
+    except NotFound:
+        return code if code is not None else (c.exit_code or 0)
+    if code is None:  # no monitor: the row has the status
+        code = c2.exit_code or 0
+    if cond == "removed" and c2 is not None:
+        return _until_removed(api, c2, code)
+    return code
+
+
+def _until_removed(api: Any, c: Any, code: int | None = None) -> int:
+    delay = 0.01
+    while True:
+        try:
+            c = _c(api, c.id)
+        except NotFound:
+            return code if code is not None else (c.exit_code or 0)
+        time.sleep(delay)  # removal by another client has no event to wait on yet
+        delay = min(delay * 2, 0.5)
+
+
+async def attach(api: Any, req: Request, id: str) -> Hijack:
+    from dockyard.api import streams
+
+    c = await asyncio.to_thread(_c, api, id)
+    if c.state == "paused":
+        raise Conflict(f"You cannot attach to a paused container {c.id}, unpause it first")
+    if not req.flag("stream") and not req.flag("logs"):
+        raise InvalidArgument("attach: stream or logs must be set")
+    opts = dict(stdin=req.flag("stdin"), stdout=req.flag("stdout"), stderr=req.flag("stderr"), tty=c.spec.tty)
+    fut = None
+    if not c.running:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with api.lock:
+            api.pending_attach.setdefault(c.id, []).append((fut, loop))
+    ctype = "application/vnd.docker.raw-stream" if c.spec.tty else "application/vnd.docker.multiplexed-stream"
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        start = False
+        if fut is not None:
+            start = bool(await fut)
+        await streams.relay(c.id, reader, writer, start=start, **opts)
+
+    return Hijack(run, ctype)
+
+
+# ---- logs ----------------------------------------------------------------------------------------------------
+def logs(api: Any, req: Request, id: str) -> StreamReply:
+    from dockyard.engine import attach as proto
+
+    c = _c(api, id)
+    stdout, stderr = req.flag("stdout"), req.flag("stderr")
+    if not (stdout or stderr):
+        raise InvalidArgument("You must choose at least one stream")
+    try:
+        from dockyard.engine import logs as elogs
+    except ImportError:
+        from dockyard.errors import NotImplementedYet
+
+        raise NotImplementedYet("logs: the engine has no log reader yet (moving out of the CLI)") from None
+    tail = req.arg("tail", "all")
+    entries = elogs.read(api.store, c, follow=req.flag("follow"), tail=tail, since=req.arg("since"),
+                         until=req.arg("until"))
+    ts = req.flag("timestamps")
+    tty = c.spec.tty
+
+    def body() -> Any:
+        yield b""
+        for e in entries:
+            if e is None:
+                yield b""  # a heartbeat while following: lets a gone client stop the stream
+                continue
+            if (e.stream == "stderr" and not stderr) or (e.stream != "stderr" and not stdout):
+                continue
+            data = e.data if not ts else e.time.encode() + b" " + e.data
+            yield data if tty else proto.frame(2 if e.stream == "stderr" else 1, data)
+
+    return StreamReply(body(), "application/vnd.docker.raw-stream" if tty
+                       else "application/vnd.docker.multiplexed-stream")
+
+
+def register(r: Any) -> None:
+    r.add("POST", "/containers/create", create)
+    r.add("GET", "/containers/json", list_)
+    r.add("POST", "/containers/prune", prune)
+    r.add("GET", "/containers/{id}/json", inspect)
+    r.add("POST", "/containers/{id}/start", start)
+    r.add("POST", "/containers/{id}/stop", stop)
+    r.add("POST", "/containers/{id}/kill", kill)
+    r.add("POST", "/containers/{id}/restart", restart)
+    r.add("POST", "/containers/{id}/pause", pause)
+    r.add("POST", "/containers/{id}/unpause", unpause)
+    r.add("POST", "/containers/{id}/rename", rename)
+    r.add("POST", "/containers/{id}/wait", wait)
+    r.add("POST", "/containers/{id}/attach", attach)
+    r.add("POST", "/containers/{id}/resize", resize)
+    r.add("GET", "/containers/{id}/logs", logs)
+    r.add("DELETE", "/containers/{id}", remove)
