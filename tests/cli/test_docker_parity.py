@@ -102,3 +102,14 @@ def test_config_env_is_the_image_env_and_e_only(dy, busybox, tmp_path):
     assert out == ["PATH=/x:/bin:/usr/bin", f"HOSTNAME={cid[:12]}", "A=9", "FOO=3", "BAR=2", "HOME=/root"]
     cid = dy("create", "busybox", "true", check=True).stdout.strip()
     assert json.loads(dy("inspect", cid, check=True).stdout)[0]["Config"]["Env"] in ([], None)
+
+
+def test_go_templates_as_docker_users_write_them(dy, busybox):
+    cid = dy("create", "--name", "tpl", "--label", "b=2", "--label", "a=1", "busybox", "true",
+             check=True).stdout.strip()
+    p = dy("inspect", "-f", '{{$n := .Name}}{{$n}} {{json .Config.Labels}} {{(index .Config.Labels "a")}}'
+           '{{if eq .State.Status "running"}} up{{else if eq .State.Status "created"}} new{{end}}', cid)
+    assert p.stdout == '/tpl {"a":"1","b":"2"} 1 new\n', p.stderr
+    assert dy("ps", "-a", "--format", '{{.Names}} {{.Label "b"}}', check=True).stdout == "tpl 2\n"
+    p = dy("inspect", "-f", "{{.Nope 1}}", cid)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1 and "template: " in p.stderr

@@ -59,8 +59,10 @@ def test_template_errors(bad: str) -> None:
         Template(bad).render({"A": 1})
 
 
-def test_go_json_escapes_like_go() -> None:
-    assert go_json({"Digest": "<none>", "x": "a&b"}) == '{"Digest":"\\u003cnone\\u003e","x":"a\\u0026b"}'
+def test_go_json_as_the_docker_cli_json_function() -> None:
+    # the Docker CLI's json function: SetEscapeHTML(false); Go maps (Labels...) with their keys sorted
+    assert go_json({"Digest": "<none>", "x": "a&b"}) == '{"Digest":"<none>","x":"a&b"}'
+    assert go_json({"Z": 1, "Labels": {"b": 1, "a": 2}}) == '{"Z":1,"Labels":{"a":2,"b":1}}'
 
 
 def test_tabwriter_matches_docker_layout() -> None:
