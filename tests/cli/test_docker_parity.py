@@ -113,3 +113,25 @@ def test_go_templates_as_docker_users_write_them(dy, busybox):
     assert dy("ps", "-a", "--format", '{{.Names}} {{.Label "b"}}', check=True).stdout == "tpl 2\n"
     p = dy("inspect", "-f", "{{.Nope 1}}", cid)
     assert p.returncode != 0 and p.stderr.count("\n") == 1 and "template: " in p.stderr
+
+
+def test_help_unknown_verb_and_completion(dy):
+    from dockyard.cli.main import MANAGEMENT, VERBS
+
+    out = dy("--help", check=True).stdout
+    listed = {ln.split()[0] for ln in out.splitlines() if ln.startswith("  ") and not ln.startswith("   ")}
+    assert set(VERBS) | set(MANAGEMENT) <= listed and {"build", "port"} <= listed
+    p = dy("foo")
+    assert (p.returncode, p.stdout, p.stderr) == (1, "", "dockyard: 'foo' is not a dockyard command.\n"
+                                                        "See 'dockyard --help'\n")
+    bash = dy("completion", "bash", check=True).stdout
+    import subprocess
+
+    got = subprocess.run(["bash", "-c", bash + '\nCOMP_WORDS=(dockyard run --nam); COMP_CWORD=2; _dockyard; '
+                          'echo "${COMPREPLY[@]}"; COMP_WORDS=(dockyard net); COMP_CWORD=1; _dockyard; '
+                          'echo "${COMPREPLY[@]}"'], capture_output=True, text=True, check=True).stdout
+    assert got == "--name\nnetwork\n"
+    fish = dy("completion", "fish", check=True).stdout
+    assert "complete -c dockyard -n '__fish_seen_subcommand_from build' -l build-arg" in fish
+    assert dy("completion", "zsh", check=True).stdout.startswith("#compdef dockyard\n")
+    assert dy("completion", "ksh").returncode == 125

@@ -31,6 +31,7 @@ VERBS: dict[str, str] = {
     "version": "version", "info": "version",
     "build": "build",
     "port": "network",
+    "completion": "completion",
 }
 
 # management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
@@ -68,29 +69,6 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "prune": ("network", "network-prune"),
     },
 }
-
-USAGE = """Usage:  dockyard [OPTIONS] COMMAND
-
-A daemonless, Docker-compatible container engine
-
-Options:
-      --root string     State directory (default "/var/lib/dockyard", env DOCKYARD_ROOT)
-      --debug           Show tracebacks for errors
-  -v, --version         Print version information and quit
-
-Commands:
-  run, create, start, stop, kill, restart, rm, ps, logs, exec, inspect, wait, pause, unpause,
-  rename, top, stats, cp, attach, diff, commit, export,
-  images, tag, rmi, history, import, save, load, version, info
-
-Management Commands:
-  image       Manage images (ls, rm, tag, history, inspect, prune, import, save, load)
-  container   Manage containers
-  volume      Manage volumes (create, ls, inspect, rm, prune, export, import)
-  network     Manage networks (create, ls, inspect, rm, connect, disconnect, prune)
-  system      service: serve the Docker Engine API on a socket; info
-"""
-
 
 class Context:
     """What every verb gets: the state root and the verb name it was called as."""
@@ -155,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"dockyard version {__version__}")
             return 0
         if g.get("help") or not rest:
-            sys.stdout.write(USAGE)
+            from dockyard.cli.completion import usage
+
+            sys.stdout.write(usage())
             return 0
         verb, rest = rest[0], rest[1:]
         if verb in MANAGEMENT:
