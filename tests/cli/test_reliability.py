@@ -165,3 +165,17 @@ def test_full_disk_reads_and_removal_work(dy, small_root, busybox, reserve):
     assert _free(small_root) > 40 << 20
     assert list((small_root / "tmp").iterdir()) == []
     assert dy("run", "--rm", "--network", "none", "busybox", "true").returncode == 0
+
+
+def test_build_run_that_fills_the_disk_fails_in_one_line_and_leaves_nothing(dy, small_root, busybox, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=40\nRUN true\n")
+    p = dy("build", "-t", "full:x", str(ctx), timeout=120)
+    assert p.returncode != 0
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("Error")]
+    assert len(err) == 1 and "no space left on device" in err[0] and "internal error" not in p.stderr, p.stderr
+    assert list((small_root / "tmp").iterdir()) == []
+    with open("/proc/mounts") as f:
+        assert [ln for ln in f if (str(small_root) + "/") in ln.split()[1]] == []
+    assert _free(small_root) > 40 << 20

@@ -23,14 +23,16 @@ import os
 import time
 
 from dockyard.build.context import Context, copy_tree, selected
-from dockyard.build.events import Emit, SandboxFactory, StepCached, StepDone, StepOutput, StepStarted
+from dockyard.build.events import (BuildWarning, Emit, SandboxFactory, StepCached, StepDone, StepOutput,
+                                   StepStarted)
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
     ExposeInstruction, HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
     RunInstruction, ShellInstruction, StopSignalInstruction, UserInstruction, VolumeInstruction,
     WorkdirInstruction,
 )
-from dockyard.build.stages import Dockerfile, Stage, host_platform, normalize_platform, platform_args
+from dockyard.build.stages import (Dockerfile, Stage, buildable_platform, host_platform, normalize_platform,
+                                   platform_args, unconsumed_build_args)
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.state.db import Store
 
@@ -100,10 +102,7 @@ class Builder:
         self.emit = emit
         self.step_no = 0
         self.stage_images: dict[int, Any] = {}
-        plat = opts.platform or host_platform()
-        if plat.split(",")[0] != host_platform():
-            raise InvalidArgument(f"building for {plat} is not supported yet (this host is {host_platform()})")
-        self.platform = platform_args(plat)
+        self.platform = platform_args(buildable_platform(opts.platform))
         self.global_env = dockerfile.global_args(opts.build_args, self.platform)
         self.cache_dir = store.path("build-cache")
 
@@ -114,6 +113,9 @@ class Builder:
         image_id = ""
         for st in stages:
             image_id = self.build_stage(st, final=st is target)
+        unused = unconsumed_build_args(self.df, stages, self.opts.build_args)
+        if unused:
+            self.emit(BuildWarning(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed"))
         return image_id
 
     def build_stage(self, stage: Stage, final: bool) -> str:
@@ -603,13 +605,13 @@ class Builder:
         layers = list(st.image.layers) if st.image is not None else []
         parent_chain = st.image.top_chain_id if st.image is not None else None
         tmp = None
-        if layer is not None:
-            import tempfile
-
-            fd, tmp = tempfile.mkstemp(dir=self.store.tmp, prefix="layer-")
-            with os.fdopen(fd, "wb") as f:
-                write_layer(layer, f, epoch=st.epoch)
         try:
+            if layer is not None:  # inside the try: a full disk while writing leaves no staging file
+                import tempfile
+
+                fd, tmp = tempfile.mkstemp(dir=self.store.tmp, prefix="layer-")
+                with os.fdopen(fd, "wb") as f:
+                    write_layer(layer, f, epoch=st.epoch)
             with images_lock(self.store, exclusive=False):
                 def attempt() -> str:
                     lys = list(layers)
@@ -626,7 +628,10 @@ class Builder:
                 iid = with_retry(attempt)
         finally:
             if tmp is not None:
-                os.unlink(tmp)
+                try:
+                    os.unlink(tmp)
+                except FileNotFoundError:
+                    pass
         img = ImageStore(self.store).get(iid)
         st.image, st.config, st.pending, st.dirty = img, copy.deepcopy(img.config), [], False  # type: ignore[union-attr]
         return iid
