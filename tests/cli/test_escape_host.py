@@ -268,8 +268,15 @@ def test_other_users_cannot_read_the_state_and_containers_still_run_as_any_user(
     for path in (r / "dockyard.db", cdir / "config.json", cdir / f"{cid}-json.log", blob):
         assert _as_nobody_read(path) == "denied", path
     assert r.stat().st_mode & 0o777 == 0o700
-    for path in (r / "dockyard.db", r / "dockyard.db-wal", cdir / "config.json", cdir / f"{cid}-json.log", blob):
-        assert path.stat().st_mode & 0o777 == 0o600, path
+    # SQLite removes -wal when the last connection closes: its mode is checked when it is there
+    wal = [r / "dockyard.db-wal"] if (r / "dockyard.db-wal").exists() else []
+    for path in (r / "dockyard.db", *wal, cdir / "config.json", cdir / f"{cid}-json.log", blob):
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            assert path in wal, path
+            continue
+        assert mode == 0o600, path
     run = Path("/run/dockyard")
     assert run.stat().st_mode & 0o077 == 0
     assert subprocess.run([*NOBODY, "ls", str(run / "runtime")], capture_output=True).returncode != 0
