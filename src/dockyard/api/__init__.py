@@ -53,8 +53,10 @@ def serve(root: str, uri: str = "", idle: float = 0, debug: bool = False) -> Non
             loop.add_signal_handler(s, srv.closing.set)
         await server.serve_socket(sock, srv)
 
+    loop = asyncio.new_event_loop()
     try:
-        asyncio.run(main())
+        # no executor shutdown at the end: a worker blocked in a wait must not hold the exit (the process ends)
+        loop.run_until_complete(main())
     finally:
         sock.close()
         if path:

@@ -62,7 +62,7 @@ def inspect(api: Any, req: Request, id: str) -> Any:
     except ImportError:
         view = None
     if view is not None:
-        return view.container_inspect(api.store, c)
+        return view.inspect(api.store, c.id, size=req.flag("size"))
     s = c.spec
     return {"Id": c.id, "Name": "/" + c.name, "Created": _iso(c.created), "Image": c.image_id or "",
             "State": _state(c), "Path": (s.entrypoint or s.cmd or [""])[0],

@@ -117,11 +117,8 @@ def _system() -> Any:
 
 
 def version(api: Any, req: Request) -> Any:
-    system = _system()
-    if system is not None and hasattr(system, "version_info"):
-        v = system.version_info(api.store)
-        return v.to_api() if hasattr(v, "to_api") else v
-    return _version_fallback()
+    # engine.system.version has these fields; the API answers them in Docker's shape
+    return _version_fallback()  # engine.system.version's fields are these, in Docker's shape
 
 
 def _version_fallback() -> dict[str, Any]:
@@ -142,8 +139,14 @@ def _version_fallback() -> dict[str, Any]:
 def info(api: Any, req: Request) -> Any:
     system = _system()
     if system is not None and hasattr(system, "info"):
-        data = system.info(api.store)
-        d = data.to_api() if hasattr(data, "to_api") else dict(data)
+        i = system.info(api.store)
+        d = {"Containers": i.containers, "ContainersRunning": i.containers_running,
+             "ContainersPaused": i.containers_paused, "ContainersStopped": i.containers_stopped,
+             "Images": i.images, "ServerVersion": i.server_version, "Driver": i.storage_driver,
+             "LoggingDriver": i.logging_driver, "CgroupVersion": i.cgroup_version,
+             "Runtimes": {r: {"path": r} for r in i.runtimes}, "DefaultRuntime": i.default_runtime,
+             "KernelVersion": i.kernel_version, "OperatingSystem": i.operating_system, "OSType": i.os_type,
+             "Architecture": i.architecture, "NCPU": i.cpus, "MemTotal": i.mem_total, "DockerRootDir": i.root}
     else:
         from dockyard.engine.containers import ContainerStore
 

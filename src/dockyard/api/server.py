@@ -163,6 +163,10 @@ class Server:
             req = Request(ev.method.decode(), ev.target.decode("latin-1"), list(ev.headers))
             upload = _is_upload(req)
             limit = MAX_UPLOAD_BODY if upload else MAX_JSON_BODY
+            declared = req.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:  # refused before reading a byte of it
+                await self._send(conn, writer, _error_reply(413, f"request body larger than {limit} bytes"))
+                return
             body, too_big = await self._body(conn, reader, limit, upload)
             if too_big:
                 await self._send(conn, writer, _error_reply(413, f"request body larger than {limit} bytes"))
