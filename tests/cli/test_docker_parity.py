@@ -135,3 +135,17 @@ def test_help_unknown_verb_and_completion(dy):
     assert "complete -c dockyard -n '__fish_seen_subcommand_from build' -l build-arg" in fish
     assert dy("completion", "zsh", check=True).stdout.startswith("#compdef dockyard\n")
     assert dy("completion", "ksh").returncode == 125
+
+
+def test_build_platforms_never_dropped_and_unused_build_args_warned(dy, busybox, tmp_path):
+    ctx = _ctx(tmp_path, {"Dockerfile": "ARG BASE=busybox\nFROM $BASE\nARG USED\nRUN echo ${USED:-none}\n"})
+    p = dy("build", "-q", "--platform", "linux/amd64,linux/arm64", str(ctx))
+    assert p.returncode != 0 and "linux/arm64" in p.stderr and p.stderr.count("\n") == 1
+    assert "linux/arm64" in dy("build", "-q", "--platform", "arm64", str(ctx)).stderr
+    assert dy("images", "-q", check=True).stdout.strip() == busybox[7:19]
+    p = dy("build", "--build-arg", "USED=1", "--build-arg", "BASE=busybox", "--build-arg", "ZED=1",
+           "--build-arg", "NOPE=2", "--build-arg", "HTTP_PROXY=http://p", str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert "[Warning] One or more build-args [NOPE ZED] were not consumed\n" in p.stderr
+    p = dy("build", "--build-arg", "USED=1", str(ctx))
+    assert p.returncode == 0 and "Warning" not in p.stderr

@@ -37,12 +37,17 @@ class StepDone:
 
 
 @dataclass(frozen=True)
+class BuildWarning:
+    text: str           # "[Warning] One or more build-args [X] were not consumed"
+
+
+@dataclass(frozen=True)
 class BuildFinished:
     image_id: str
     tags: list[str] = field(default_factory=list)   # normalised references the image was tagged with
 
 
-BuildEvent = StepStarted | StepOutput | StepCached | StepDone | BuildFinished
+BuildEvent = StepStarted | StepOutput | StepCached | StepDone | BuildWarning | BuildFinished
 Emit = Callable[[BuildEvent], None]
 
 

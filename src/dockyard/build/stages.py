@@ -277,6 +277,30 @@ def host_platform() -> str:
     return "/".join(p for p in (os_, arch, variant) if p)
 
 
+def buildable_platform(spec: str) -> str:
+    """The one platform ``build --platform`` may build here: every entry of a comma list must be this machine's
+    platform (until multi-platform builds exist); another is refused by name, never dropped silently."""
+    host = host_platform()
+    wanted = [p.strip() for p in (spec or host).split(",") if p.strip()] or [host]
+    other = ["/".join(x for x in normalize_platform(p) if x) for p in wanted
+             if normalize_platform(p) != normalize_platform(host)]
+    if other:
+        raise InvalidArgument(f"building for {', '.join(other)} is not supported yet (this host is {host}; "
+                              "multi-platform builds are not implemented)")
+    return host
+
+
+def unconsumed_build_args(df: Dockerfile, stages: list[Stage], build_args: Mapping[str, str]) -> list[str]:
+    """The ``--build-arg`` names no ARG of the built stages (or before the first FROM) declares, sorted; the
+    predefined proxy ARGs never count (as Docker's classic builder warns)."""
+    declared = {k for a in df.meta_args for k, _ in a.args}
+    for st in stages:
+        for x in st.instructions:
+            if isinstance(x, ArgInstruction):
+                declared |= {k for k, _ in x.args}
+    return sorted(k for k in build_args if k not in declared and k not in PROXY_ARGS)
+
+
 def platform_args(target: str | None = None, build: str | None = None) -> dict[str, str]:
     """TARGETPLATFORM/TARGETOS/TARGETARCH/TARGETVARIANT and BUILD*: ``build`` defaults to this machine, ``target``
     to ``build``. Example: platform_args("linux/arm64/v8")["TARGETPLATFORM"] == "linux/arm64"."""

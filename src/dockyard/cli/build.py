@@ -30,7 +30,7 @@ def _is_tar(data: bytes) -> bool:
 
 def plain_line(ev: BuildEvent) -> str | None:
     """BuildKit's plain progress line for an event (None for the final BuildFinished)."""
-    from dockyard.engine.build import StepCached, StepDone, StepOutput, StepStarted
+    from dockyard.engine.build import BuildWarning, StepCached, StepDone, StepOutput, StepStarted
 
     if isinstance(ev, (StepStarted, StepOutput)):
         return f"#{ev.number} {ev.text}"
@@ -38,6 +38,8 @@ def plain_line(ev: BuildEvent) -> str | None:
         return f"#{ev.number} CACHED"
     if isinstance(ev, StepDone):
         return f"#{ev.number} DONE {ev.seconds:.1f}s"
+    if isinstance(ev, BuildWarning):
+        return ev.text
     return None
 
 

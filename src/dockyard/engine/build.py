@@ -19,11 +19,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from dockyard.build.events import BuildEvent, BuildFinished, StepCached, StepDone, StepOutput, StepStarted
+from dockyard.build.events import (BuildEvent, BuildFinished, BuildWarning, StepCached, StepDone, StepOutput,
+                                   StepStarted)
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.state.db import Store
 
-__all__ = ["BuildEvent", "BuildFinished", "StepStarted", "StepOutput", "StepCached", "StepDone", "BuildCancelled",
+__all__ = ["BuildEvent", "BuildFinished", "BuildWarning", "StepStarted", "StepOutput", "StepCached", "StepDone",
+           "BuildCancelled",
            "build", "run_build", "extract_context", "remove_context"]
 
 
