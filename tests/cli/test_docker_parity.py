@@ -149,3 +149,13 @@ def test_build_platforms_never_dropped_and_unused_build_args_warned(dy, busybox,
     assert "[Warning] One or more build-args [NOPE ZED] were not consumed\n" in p.stderr
     p = dy("build", "--build-arg", "USED=1", str(ctx))
     assert p.returncode == 0 and "Warning" not in p.stderr
+
+
+def test_host_network_container_has_the_hosts_name(dy, busybox):
+    import json
+    import os
+
+    p = dy("run", "--name", "hn", "--network", "host", "busybox", "sh", "-c", "hostname; echo $HOSTNAME")
+    assert p.stdout.split() == [os.uname().nodename] * 2, p.stderr
+    assert json.loads(dy("inspect", "hn", check=True).stdout)[0]["Config"]["Hostname"] == os.uname().nodename
+    assert dy("run", "--rm", "--network", "host", "-h", "own", "busybox", "hostname", check=True).stdout == "own\n"

@@ -67,9 +67,17 @@ def parse(values: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def warnings(spec: ContainerSpec) -> list[str]:
+    """What Docker's create answers in ``Warnings`` (the CLI prints each as ``WARNING: ...`` on stderr)."""
+    if spec.network_mode == "host" and spec.ports:
+        return ["Published ports are discarded when using host network mode"]
+    return []
+
+
 def check(store: Store, spec: ContainerSpec) -> None:
     """What ``docker create`` refuses before anything exists: an unknown network, aliases or --ip on the default
-    bridge, and an explicit host port that is already taken (on the host, or by another container)."""
+    bridge, and an explicit host port that is already taken (on the host, or by another container). With
+    ``--network host`` and no ``--hostname`` the container gets the host's name (Docker's create sets it)."""
     from dockyard.errors import Conflict
 
     mode = spec.network_mode
@@ -82,6 +90,10 @@ def check(store: Store, spec: ContainerSpec) -> None:
             checks.alias(a)
     if mode == "bridge" and not (spec.aliases or spec.ip or spec.ports):
         return  # the default network needs nothing checked (and no store query on run's hot path)
+    if mode == "host" and not spec.hostname:
+        import os
+
+        spec.hostname = os.uname().nodename  # as Docker's create: the host's name is the container's config
     if mode in ("host", "none") or mode.startswith("container:"):
         if spec.aliases or spec.ip:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
