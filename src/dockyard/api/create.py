@@ -228,7 +228,6 @@ def _mounts(binds: list[str], mounts: list[Any], volumes_from: list[str], tmpfs:
             if "," in p or '"' in p:
                 raise InvalidArgument(f"invalid mount field {p!r}")
         csv.append(",".join(parts))
-    from dockyard.engine.options import MountSpec
-    from dockyard.volumes.spec import parse_all  # the one parser of -v/--mount (no engine entry point yet)
+    from dockyard.engine.local import parse_mounts  # the one parser of -v/--mount, as the CLI's
 
-    return [MountSpec.from_json(m) for m in parse_all(binds, csv, volumes_from, list(tmpfs))]
+    return parse_mounts(binds, csv, volumes_from, list(tmpfs))
