@@ -57,3 +57,51 @@ def parse_time(value: str, now: float | None = None) -> float | None:
         return float(value)
     except ValueError:
         return parse_rfc3339(value) or None
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration: ``Less than a second``, ``About a minute``, ``3 hours``, ``2 weeks``..."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def status_text(state: str, exit_code: int | None, started: float | None, finished: float | None,
+                now: float | None = None) -> str:
+    """A container's STATUS as Docker writes it in ``ps`` and GET /containers/json: ``Up 3 seconds``,
+    ``Exited (0) 2 seconds ago``, ``Up 1 minute (Paused)``, ``Created``... (one formatter for both edges)."""
+    n = time.time() if now is None else now
+    if state == "running":
+        return "Up " + human_duration(n - (started or n))
+    if state == "paused":
+        return "Up " + human_duration(n - (started or n)) + " (Paused)"
+    if state == "restarting":
+        return f"Restarting ({exit_code or 0}) " + human_duration(n - (finished or n)) + " ago"
+    if state == "exited":
+        return f"Exited ({exit_code if exit_code is not None else 0}) " + human_duration(n - (finished or n)) + " ago"
+    if state == "removing":
+        return "Removal In Progress"
+    if state == "dead":
+        return "Dead"
+    return "Created"

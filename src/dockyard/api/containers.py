@@ -82,26 +82,26 @@ def inspect(api: Any, req: Request, id: str) -> Any:
 def list_(api: Any, req: Request) -> Any:
     from dockyard.engine import filters as f
 
-    flt = _filters(req)
-    rows = f.list_containers(api.store, all=req.flag("all"), filters=flt, size=req.flag("size"),
-                             **({"limit": req.int_arg("limit")} if req.int_arg("limit") else {}))
-    out = []
-    for r in rows:
-        d = r.to_api() if hasattr(r, "to_api") else _row_json(r)
-        out.append(d)
-    return out
+    limit = req.int_arg("limit") or -1
+    rows = f.list_containers(api.store, all=req.flag("all"), filters=_filters(req), size=req.flag("size"),
+                             last=limit if limit > 0 else -1)
+    return [_row_json(r, req.flag("size")) for r in rows]
 
 
-def _row_json(r: Any) -> dict[str, Any]:
-    g = lambda k, d=None: getattr(r, k, d)  # noqa: E731
-    return {"Id": g("id"), "Names": ["/" + str(g("name"))], "Image": g("image"), "ImageID": g("image_id") or "",
-            "Command": g("command", ""), "Created": int(g("created", 0) or 0), "State": g("state"),
-            "Status": g("status", ""), "Labels": g("labels", {}) or {},
-            "Ports": [{"PrivatePort": p.container_port, "Type": p.proto,
-                       **({"PublicPort": p.host_port, "IP": p.host_ip} if getattr(p, "host_port", 0) else {})}
-                      for p in g("ports", []) or []],
-            "SizeRw": g("size_rw"), "SizeRootFs": g("size_root"), "Mounts": [],
-            "HostConfig": {"NetworkMode": g("network_mode", "")}, "NetworkSettings": {"Networks": {}}}
+def _row_json(r: Any, size: bool = False) -> dict[str, Any]:
+    """Docker's ContainerSummary: Command one string, Names with their "/", Status the human text."""
+    d: dict[str, Any] = {
+        "Id": r.id, "Names": ["/" + r.name], "Image": r.image, "ImageID": r.image_id,
+        "Command": " ".join(r.command), "Created": int(r.created or 0),
+        "Ports": [{"PrivatePort": p.container_port, "Type": p.proto,
+                   **({"IP": p.host_ip, "PublicPort": p.host_port} if p.host_port else {})} for p in r.ports],
+        "Labels": r.labels, "State": r.state, "Status": r.status,
+        "HostConfig": {"NetworkMode": r.network_mode or "default"},
+        "NetworkSettings": {"Networks": {r.network_mode: {}} if r.network_mode else {}},
+        "Mounts": [{"Source": m, "Destination": m} for m in r.mounts]}
+    if size:
+        d["SizeRw"], d["SizeRootFs"] = r.size_rw or 0, r.size_root_fs or 0
+    return d
 
 
 def _filters(req: Request) -> list[tuple[str, str]]:

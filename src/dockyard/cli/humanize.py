@@ -36,34 +36,6 @@ def bytes_size(size: float) -> str:
     return _go_g(size, 4) + _BINARY[i]
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration: ``Less than a second``, ``About a minute``, ``3 hours``, ``2 weeks``..."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
-
-
 def since(ts: float, now: float | None = None) -> str:
     """``2 hours ago`` for a unix time."""
     n = time.time() if now is None else now
@@ -79,4 +51,4 @@ def go_time_string(ts: float) -> str:
 
 
 # RFC 3339 and --since/--until times are parsed below the CLI (images/ and the API use them too)
-from dockyard.timeparse import parse_rfc3339, parse_time, rfc3339_nano  # noqa: E402,F401
+from dockyard.timeparse import human_duration, parse_rfc3339, parse_time, rfc3339_nano  # noqa: E402,F401

@@ -18,22 +18,9 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "Runnin
 
 
 def status_text(c: Any, now: float) -> str:
-    from dockyard.cli.humanize import human_duration
+    from dockyard.timeparse import status_text as text
 
-    if c.state == "running":
-        return "Up " + human_duration(now - (c.started or now))
-    if c.state == "paused":
-        return "Up " + human_duration(now - (c.started or now)) + " (Paused)"
-    if c.state == "restarting":
-        return f"Restarting ({c.exit_code or 0}) " + human_duration(now - (c.finished or now)) + " ago"
-    if c.state == "exited":
-        return f"Exited ({c.exit_code if c.exit_code is not None else 0}) " + \
-            human_duration(now - (c.finished or now)) + " ago"
-    if c.state == "removing":
-        return "Removal In Progress"
-    if c.state == "dead":
-        return "Dead"
-    return "Created"
+    return text(c.state, c.exit_code, c.started, c.finished, now)
 
 
 def _quote_cmd(args: list[str], trunc: bool) -> str:

@@ -240,6 +240,7 @@ def _ports(store: Store, c: Container) -> list[PortRow]:
 
 def row(store: Store, c: Container, size: bool = False) -> ContainerRow:
     from dockyard.engine.records import ContainerRow
+    from dockyard.timeparse import status_text
 
     ports = _ports(store, c)
     rw = root = None
@@ -248,7 +249,8 @@ def row(store: Store, c: Container, size: bool = False) -> ContainerRow:
     return ContainerRow(
         id=c.id, name=c.name, image=c.image_ref, image_id=c.image_id or "",
         command=list(c.config.get("entrypoint") or []) + list(c.config.get("cmd") or []), created=c.created,
-        state=c.state, exit_code=c.exit_code, started=c.started, finished=c.finished, labels=dict(c.labels),
+        state=c.state, status=status_text(c.state, c.exit_code, c.started, c.finished), exit_code=c.exit_code,
+        started=c.started, finished=c.finished, labels=dict(c.labels),
         network_mode=c.config.get("network_mode", ""), ports=ports,
         ports_text=", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.proto}" for p in ports),
         mounts=[m.source or m.target for m in c.spec.mounts] if c.config.get("mounts") else [],
