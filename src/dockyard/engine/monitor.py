@@ -207,8 +207,9 @@ def slim_binary() -> str | None:
     loop."""
     if os.environ.get("DOCKYARD_MONITOR_LOOP") == "python":
         return None
-    exe = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", "dockyard-monitor")
-    return exe if os.access(exe, os.X_OK) else None
+    from dockyard import libexec
+
+    return libexec.find("dockyard-monitor")
 
 
 def _slim_args(state: str, src: str) -> list[str]:

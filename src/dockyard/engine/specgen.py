@@ -306,12 +306,12 @@ INIT_PATH = "/sbin/docker-init"  # where Docker puts its init in the container
 
 
 def init_binary() -> str:
-    """The host path of dockyard-init (``run --init``), built by scripts/build-helpers.sh into the venv."""
-    import sys
+    """The host path of dockyard-init (``run --init``), built into the package or the venv (``libexec``)."""
+    from dockyard import libexec
 
-    path = os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", "dockyard-init")
-    if not os.access(path, os.X_OK):
-        raise InvalidArgument(f"--init: {path} not found (build it with scripts/build-helpers.sh)")
+    path = libexec.find("dockyard-init")
+    if path is None:
+        raise InvalidArgument(f"--init: {libexec.describe('dockyard-init')}")
     return path
 
 

@@ -263,11 +263,11 @@ def find_executable(name: str, path: str) -> tuple[str | None, int, str]:
 STUB_NAME = "dockyard-exec"
 
 
-def stub_path() -> str:
-    """Where scripts/build-helpers.sh puts dockyard-exec (images/exec/exec.c): the venv's libexec."""
-    import sys
+def stub_path() -> str | None:
+    """dockyard-exec (images/exec/exec.c), built into the package or the venv (``dockyard.libexec``)."""
+    from dockyard import libexec
 
-    return os.path.join(os.path.dirname(os.path.dirname(sys.executable)), "libexec", STUB_NAME)
+    return libexec.find(STUB_NAME)
 
 
 def load_exec_stub() -> int:
@@ -275,12 +275,15 @@ def load_exec_stub() -> int:
     in the container process before it loses the host's paths (setns(mnt), pivot_root). Close-on-exec, and no
     write, shrink or grow is possible, so a container that opens it through /proc/<pid>/exe can only run it.
     There is no fallback: without the stub, execve from Python would expose the host interpreter."""
+    from dockyard import libexec
+
     path = stub_path()
     try:
+        if path is None:
+            raise FileNotFoundError(2, "not found")
         src = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise SetupError(f"the runtime's exec stub {path} is missing ({os.strerror(e.errno or 0).lower()}): "
-                         f"build it with scripts/deps.sh") from None
+    except OSError:
+        raise SetupError(f"the runtime's exec stub is missing: {libexec.describe(STUB_NAME)}") from None
     try:
         fd = os.memfd_create(STUB_NAME, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         size = os.fstat(src).st_size
