@@ -24,3 +24,27 @@ def test_ps_format_names_status(svc: Service) -> None:
     p = svc.docker("ps", "--format", "{{.Names}}|{{.Command}}|{{.State}}|{{.Image}}", "--no-trunc")
     assert p.stdout.splitlines() == [f'{up}|"sleep 300"|running|busybox'], p.stderr
     assert svc.docker("rm", "-f", up, done).returncode == 0
+
+
+def test_logs_and_follow(svc: Service) -> None:
+    n = name()
+    p = svc.docker("run", "--name", n, "busybox", "sh", "-c", "echo out1; echo err1 >&2; echo out2")
+    assert p.returncode == 0, p.stderr
+    p = svc.docker("logs", n)
+    assert (p.returncode, p.stdout, p.stderr) == (0, "out1\nout2\n", "err1\n")
+    p = svc.docker("logs", "--tail", "1", n)
+    assert (p.stdout, p.stderr) == ("out2\n", "")
+    p = svc.docker("logs", "-t", n)
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z out1\n", p.stdout), p.stdout
+    assert svc.docker("logs", "--until", "1h", n).stdout == ""  # everything was logged after an hour ago
+    f = name()
+    p = svc.docker("run", "-d", "--name", f, "busybox", "sh", "-c",
+                   "for i in 1 2 3; do echo tick$i; sleep 0.3; done; echo done >&2")
+    assert p.returncode == 0, p.stderr
+    p = svc.docker("logs", "-f", f, timeout=30)  # returns once the container has exited
+    assert (p.returncode, p.stdout, p.stderr) == (0, "tick1\ntick2\ntick3\n", "done\n")
+    t = name()
+    assert svc.docker("run", "-t", "-d", "--name", t, "busybox", "echo", "tty").returncode == 0
+    svc.docker("wait", t)
+    assert svc.docker("logs", t).stdout.replace("\r", "") == "tty\n"  # raw, not framed
+    assert svc.docker("rm", n, f, t).returncode == 0

@@ -314,30 +314,45 @@ async def attach(api: Any, req: Request, id: str) -> Hijack:
 
 
 # ---- logs ----------------------------------------------------------------------------------------------------
+def _time_arg(req: Request, name: str) -> float:
+    from dockyard.timeparse import parse_time
+
+    v = req.arg(name)
+    if not v or v == "0":
+        return 0.0
+    t = parse_time(v)
+    if t is None:
+        raise InvalidArgument(f"invalid value for {name}: {v!r} is not a time")
+    return t
+
+
 def logs(api: Any, req: Request, id: str) -> StreamReply:
+    """GET /containers/{id}/logs on ``engine.logs.logs``: 8-byte multiplexed frames, raw bytes with a TTY."""
     from dockyard.engine import attach as proto
+    from dockyard.engine import logs as elogs
 
     c = _c(api, id)
     stdout, stderr = req.flag("stdout"), req.flag("stderr")
     if not (stdout or stderr):
         raise InvalidArgument("You must choose at least one stream")
-    try:
-        from dockyard.engine import logs as elogs
-    except ImportError:
-        from dockyard.errors import NotImplementedYet
-
-        raise NotImplementedYet("logs: the engine has no log reader yet (moving out of the CLI)") from None
-    tail = req.arg("tail", "all")
-    entries = elogs.read(api.store, c, follow=req.flag("follow"), tail=tail, since=req.arg("since"),
-                         until=req.arg("until"))
+    t = req.arg("tail", "all")
+    if t in ("all", ""):
+        tail = -1
+    elif t.lstrip("-").isdigit():
+        tail = max(int(t), -1)
+    else:
+        raise InvalidArgument(f"invalid value for tail: {t!r}")
+    follow = req.flag("follow")
+    entries = elogs.logs(api.store, c.id, follow=follow, since=_time_arg(req, "since"),
+                         until=_time_arg(req, "until"), tail=tail, heartbeat=follow)
     ts = req.flag("timestamps")
     tty = c.spec.tty
 
     def body() -> Any:
-        yield b""
+        yield b""  # the head goes out at once (docker logs -f waits for it)
         for e in entries:
             if e is None:
-                yield b""  # a heartbeat while following: lets a gone client stop the stream
+                yield b""  # a heartbeat while following: a gone client stops the stream here
                 continue
             if (e.stream == "stderr" and not stderr) or (e.stream != "stderr" and not stdout):
                 continue

@@ -42,11 +42,12 @@ def _entry(line: bytes, since: float, until: float) -> LogEntry | None:
 
 
 def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until: float = 0.0,
-         tail: int = -1) -> Iterator[LogEntry]:
+         tail: int = -1, heartbeat: bool = False) -> Iterator[LogEntry]:
     """Entries of container ``ref``'s log: ``since``/``until`` (unix times, 0 = unbounded) keep the entries
     logged in that window, ``tail`` >= 0 only the last ``tail`` lines of what is there now; ``follow`` then
     yields new entries as they are written, until the container is not running and the log is read to its end
-    (or the container is removed)."""
+    (or the container is removed). ``heartbeat`` (a long-running caller such as the API service) also yields
+    None on each idle look at a followed log, so that a caller whose client went away can stop the iterator."""
     from dockyard.engine.containers import ContainerStore
 
     cs = ContainerStore(store)
@@ -98,4 +99,6 @@ def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until
             return
         if until and time.time() > until:
             return
+        if heartbeat:
+            yield None  # type: ignore[misc]
         time.sleep(FOLLOW_POLL)  # following a file: poll for growth
