@@ -37,6 +37,7 @@ DESCRIPTIONS: dict[str, str] = {
 MANAGEMENT_DESCRIPTIONS: dict[str, str] = {
     "image": "Manage images", "container": "Manage containers", "volume": "Manage volumes",
     "network": "Manage networks", "system": "Manage dockyard (service: the Docker Engine API on a socket)",
+    "builder": "Manage builds",
 }
 
 _HEAD = """Usage:  dockyard [OPTIONS] COMMAND

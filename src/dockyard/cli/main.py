@@ -60,7 +60,8 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "prune": ("volume", "volume-prune"), "export": ("volume", "volume-export"),
         "import": ("volume", "volume-import"),
     },
-    "system": {"service": ("service", "service"), "info": ("version", "info")},
+    "system": {"service": ("service", "service"), "info": ("version", "info"), "prune": ("system", "system-prune")},
+    "builder": {"prune": ("builder", "builder-prune")},
     "network": {
         "create": ("network", "network-create"), "ls": ("network", "network-ls"),
         "list": ("network", "network-ls"), "inspect": ("network", "network-inspect"),

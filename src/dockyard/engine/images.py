@@ -313,6 +313,9 @@ def prune_images(store: Store, all: bool = False, filters: dict[str, list[str]] 
     for k in filters or {}:
         check_prune_filter(k)
     records, reclaimed = _images(store).prune(all=all, filters=filters or {})
+    from dockyard.engine.prune import collect_leftovers
+
+    reclaimed += collect_leftovers(store)  # killed builds' workspaces, stale staging files
     return PruneReport(deleted=list(records), reclaimed=reclaimed)
 
 

@@ -406,6 +406,9 @@ def prune(store: Store, filters: list[tuple[str, str]] | None = None) -> PruneRe
             continue  # removed meanwhile by someone else
         report.deleted.append(c.id)
         report.space_reclaimed += size
+    from dockyard.engine.prune import collect_leftovers
+
+    report.space_reclaimed += collect_leftovers(store)  # killed builds' workspaces, stale staging files
     return report
 
 

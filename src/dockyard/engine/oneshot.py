@@ -31,6 +31,9 @@ class Workspace:
         self.dir = store.path("tmp", self.id)
         os.makedirs(self.dir, 0o700)
         try:
+            from dockyard.engine.prune import record_owner
+
+            record_owner(self.dir)  # a killed build's workspace is found and collected by prune (engine.prune)
             self.root = rootfs.mount_root(store, chain_id, self.dir)
         except BaseException:
             self.close()
