@@ -48,3 +48,45 @@ def test_logs_and_follow(svc: Service) -> None:
     svc.docker("wait", t)
     assert svc.docker("logs", t).stdout.replace("\r", "") == "tty\n"  # raw, not framed
     assert svc.docker("rm", n, f, t).returncode == 0
+
+
+def test_exec(svc: Service) -> None:
+    n = name()
+    assert svc.docker("run", "-d", "--name", n, "busybox", "sleep", "300").returncode == 0
+    p = svc.docker("exec", n, "echo", "hi")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "hi\n", "")
+    p = svc.docker("exec", "-i", n, "cat", input="data\n")
+    assert (p.returncode, p.stdout) == (0, "data\n"), p.stderr
+    p = svc.docker("exec", n, "sh", "-c", "echo oops >&2; exit 7")
+    assert (p.returncode, p.stdout, p.stderr) == (7, "", "oops\n")
+    p = svc.docker("exec", "-d", n, "sh", "-c", "echo detached > /tmp/d")
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: svc.docker("exec", n, "cat", "/tmp/d").stdout == "detached\n", 15, what="the detached exec")
+    ppid = svc.docker("exec", n, "sh", "-c", "cut -d' ' -f4 /proc/$$/stat").stdout.strip()
+    assert ppid == "0"  # the exec's parent is outside the container (the helper), as with dockerd
+    p = svc.docker("exec", n, "nosuchcommand")
+    assert p.returncode in (126, 127), (p.returncode, p.stderr)
+    p = svc.docker("exec", "nosuchcontainer", "true")
+    assert p.returncode == 1 and "No such container" in p.stderr, p.stderr
+    assert svc.docker("rm", "-f", n).returncode == 0
+
+
+def test_exec_it(svc: Service) -> None:
+    import pexpect
+
+    n = name()
+    assert svc.docker("run", "-d", "--name", n, "busybox", "sleep", "300").returncode == 0
+    child = pexpect.spawn("docker", ["exec", "-it", n, "sh"], env=svc.env, timeout=20, dimensions=(30, 100))
+    try:
+        child.expect(r"[#$] ")
+        child.sendline("stty size; echo $((6*7))")
+        child.expect("30 100")
+        child.expect("42")
+        child.sendline("exit 3")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 3
+    finally:
+        if child.isalive():
+            child.terminate(force=True)
+    assert svc.docker("rm", "-f", n).returncode == 0
