@@ -90,3 +90,34 @@ def test_exec_it(svc: Service) -> None:
         if child.isalive():
             child.terminate(force=True)
     assert svc.docker("rm", "-f", n).returncode == 0
+
+
+def test_cp_top_diff_export_stats(svc: Service, tmp_path) -> None:
+    import subprocess
+
+    n = name()
+    assert svc.docker("run", "-d", "--name", n, "busybox", "sh", "-c",
+                      "echo hello > /tmp/f; sleep 300").returncode == 0
+    wait_for(lambda: svc.docker("exec", n, "cat", "/tmp/f").stdout == "hello\n", 15, what="the file")
+    src = tmp_path / "in.txt"
+    src.write_text("from the host\n")
+    p = svc.docker("cp", str(src), f"{n}:/tmp/")
+    assert p.returncode == 0, p.stderr
+    assert svc.docker("exec", n, "cat", "/tmp/in.txt").stdout == "from the host\n"
+    p = svc.docker("cp", f"{n}:/tmp/f", str(tmp_path / "out.txt"))
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / "out.txt").read_text() == "hello\n"
+    p = svc.docker("cp", f"{n}:/nonexistent", str(tmp_path / "x"))
+    assert p.returncode == 1 and "Could not find the file" in p.stderr, p.stderr
+    p = svc.docker("top", n)
+    assert p.returncode == 0 and "sleep 300" in p.stdout and p.stdout.startswith("UID"), (p.stdout, p.stderr)
+    p = svc.docker("diff", n)
+    assert p.returncode == 0 and "A /tmp/f" in p.stdout.splitlines() and "C /tmp" in p.stdout, p.stdout
+    e = subprocess.run(f"docker export {n} | tar t", shell=True, capture_output=True, text=True, env=svc.env,
+                       timeout=60)
+    assert e.returncode == 0 and "bin/busybox" in e.stdout.split() and "tmp/f" in e.stdout.split(), e.stderr
+    p = svc.docker("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}} {{.PIDs}} {{.CPUPerc}}", n)
+    assert p.returncode == 0, p.stderr
+    nm, mem, _, _, pids, cpu = p.stdout.split()
+    assert (nm, pids) == (n, "1") and mem.endswith("B") and cpu.endswith("%"), p.stdout
+    assert svc.docker("rm", "-f", n).returncode == 0

@@ -213,9 +213,10 @@ def build_router() -> Router:
     r.add("GET", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
-    from dockyard.api import containers, execs, objects
+    from dockyard.api import containers, execs, files, objects
 
     containers.register(r)
+    files.register(r)
     execs.register(r)
     objects.register(r)
     return r

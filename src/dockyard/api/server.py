@@ -96,8 +96,10 @@ class Reply:
 class StreamReply:
     """A chunked response fed by a sync iterator of bytes (run in a worker thread)."""
 
-    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200) -> None:
+    def __init__(self, chunks: Iterator[bytes], content_type: str = "application/json", status: int = 200,
+                 headers: list[tuple[str, str]] | None = None) -> None:
         self.chunks, self.content_type, self.status = chunks, content_type, status
+        self.headers = headers or []
 
 
 class Hijack:
@@ -271,7 +273,7 @@ class Server:
         if isinstance(first, BaseException):  # failed before anything was sent: a proper error reply
             await self._send(conn, writer, error_reply(first), head)
             return
-        writer.write(conn.send(self._head(r.status, r.content_type, [], None)) or b"")
+        writer.write(conn.send(self._head(r.status, r.content_type, r.headers, None)) or b"")
         if head:
             writer.write(conn.send(h11.EndOfMessage()) or b"")
             await writer.drain()
