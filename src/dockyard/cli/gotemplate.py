@@ -583,7 +583,7 @@ class Exec:
             v = getattr(recv, name, MISSING)
             if v is not MISSING and not callable(v):
                 return v
-        raise error(f"can't evaluate field {name} in type {_go_type(recv)}")
+        raise error(f"can't evaluate field {name} in type {go_type(recv)}")
 
     def call(self, name: str, args: list[tuple[Any, ...]], dot: Any, final: Any, has_final: bool) -> Any:
         from dockyard.cli.template import truth
@@ -614,7 +614,10 @@ class Exec:
             raise error(f"error calling {name}: {e}") from None
 
 
-def _go_type(v: Any) -> str:
+def go_type(v: Any) -> str:
+    """The Go type name Docker's messages would show for a value."""
+    if v is None or v is MISSING:
+        return "<nil>"
     if isinstance(v, bool):
         return "bool"
     if isinstance(v, int):
@@ -623,6 +626,8 @@ def _go_type(v: Any) -> str:
         return "float64"
     if isinstance(v, str):
         return "string"
+    if isinstance(v, Mapping):
+        return "map[string]interface {}"
     if isinstance(v, (list, tuple)):
         return "[]interface {}"
-    return type(v).__name__
+    return "interface {}"

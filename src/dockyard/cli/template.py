@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 from dockyard.cli.gotemplate import MISSING as _MISSING
 from dockyard.cli.gotemplate import Exec, error, parse
+from dockyard.cli.gotemplate import go_type as _type
 from dockyard.errors import InvalidArgument
 
 _PAD_MAX = 4096
@@ -206,24 +207,6 @@ def _slice(v: Any, *idx: Any) -> Any:
     if not 0 <= lo <= hi <= len(v):
         raise InvalidArgument(f"template: error calling slice: index out of range: {hi}")
     return v[lo:hi]
-
-
-def _type(v: Any) -> str:
-    if v is None or v is _MISSING:
-        return "<nil>"
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, int):
-        return "int"
-    if isinstance(v, float):
-        return "float64"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, Mapping):
-        return "map[string]interface {}"
-    if isinstance(v, (list, tuple)):
-        return "[]interface {}"
-    return "interface {}"
 
 
 _VERB = re.compile(r"%([-+# 0]*)(\d+|\*)?(?:\.(\d+|\*)?)?([a-zA-Z%])")
