@@ -27,10 +27,8 @@ class Router:
         self.routes: list[tuple[str, re.Pattern[str], Any]] = []
 
     def add(self, method: str, pattern: str, handler: Any) -> None:
-        rx = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$"
-        if pattern.endswith("{name*}"):  # image names carry slashes
-            rx = "^" + re.sub(r"\{name\*\}", r"(?P<name>.+)", re.sub(r"\{(\w+)\}(?!\*)", r"(?P<\1>[^/]+)",
-                                                                         pattern[:-len("{name*}")] + "{name*}")) + "$"
+        # {name*} takes slashes (image names: library/busybox); the route's literal tail anchors it
+        rx = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)) + "$"
         self.routes.append((method, re.compile(rx), handler))
 
     def find(self, method: str, path: str) -> tuple[Any, dict[str, str]]:
