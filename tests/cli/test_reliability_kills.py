@@ -177,3 +177,67 @@ def test_system_prune_prompt_and_output(dy, root, busybox):
     assert dy("system", "prune", "-f", "--volumes", "--filter", "until=1h").returncode != 0
     assert dy("builder", "prune", "-f", "--filter", "bogus=1").returncode != 0
     assert dy("builder", "prune", "-af", "--keep-storage", "1g", "--filter", "until=1h").returncode == 0
+
+
+# ---- start failures and stuck monitors ---------------------------------------------------------------------------
+
+def test_run_rm_whose_start_fails_leaves_no_container(dy, busybox):
+    """`run --rm` whose start fails (here: a uid the kernel refuses) removes its container (38 piled up)."""
+    for _ in range(3):
+        p = dy("run", "--rm", "--network", "none", "--user", "99999999999", "busybox", "true")
+        assert p.returncode == 125 and p.stderr.count("Error") == 1, p.stderr
+    assert dy("ps", "-aq").stdout.strip() == ""
+
+
+def _stopped_under(root: Path) -> list[int]:
+    out = []
+    for pid in _processes_of(root, []):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "T":
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_stuck_monitor_cannot_hang_run_d(dy, root, busybox):
+    """A monitor that never reports (stopped before creating its container): `run -d` gives up after its start
+    timeout with one line and kills the monitor (it waited forever)."""
+    t0 = time.monotonic()
+    try:
+        p = dy("run", "-d", "--name", "stuck", "--network", "none", "busybox", "sleep", "100", timeout=60,
+               env={"DOCKYARD_TEST_HOOK": "monitor-stop", "DOCKYARD_START_TIMEOUT": "3"})
+        assert p.returncode == 125, p.stderr
+        assert p.stderr.count("\n") == 1 and "timed out waiting for its monitor" in p.stderr, p.stderr
+        assert time.monotonic() - t0 < 30
+        assert _gone(lambda: _processes_of(root, [])), _describe(_processes_of(root, []))
+        assert dy("rm", "-f", "stuck").returncode == 0
+    finally:
+        _kill_all(_stopped_under(root))
+
+
+def test_rm_f_ends_a_stuck_monitor_whose_caller_was_killed(dy, root, busybox, tmp_path):
+    """kill -9 of `run -d` while its monitor is stuck (stopped): `rm -f` of the container ends the monitor too
+    (it was left running)."""
+    cidfile = tmp_path / "cid"
+    p = subprocess.Popen([DOCKYARD, "--root", str(root), "run", "-d", "--cidfile", str(cidfile), "--network", "none",
+                          "busybox", "sleep", "100"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env={**os.environ, "DOCKYARD_TEST_HOOK": "monitor-stop"}, start_new_session=True)
+    try:
+        wait_for(lambda: cidfile.exists() and cidfile.read_text() and _stopped_under(root), timeout=30,
+                 what="the monitor to stop")
+        p.kill()
+        p.wait()
+        cid = cidfile.read_text()
+        t0 = time.monotonic()
+        rm = dy("rm", "-f", cid, timeout=60)
+        assert rm.returncode == 0, rm.stderr
+        assert time.monotonic() - t0 < 20
+        assert _gone(lambda: _processes_of(root, [])), _describe(_processes_of(root, []))
+        assert dy("ps", "-aq").stdout.strip() == ""
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        _kill_all(_stopped_under(root))

@@ -130,6 +130,9 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
             for sub in ("diff", "work", "rootfs"):
                 os.mkdir(os.path.join(c.dir(store), sub), 0o755)
             cs.insert(c)
+            from dockyard.network.ports import warnings
+
+            c.warnings = warnings(spec)
             return c
         except Conflict:
             from dockyard.fsutil import rmtree
@@ -149,9 +152,17 @@ def start(store: Store, c: Container, wait_attach: bool = False, spawner: Any = 
         if spawner is not None:
             spawner.cancel()
         return {"pid": c.pid}
-    if spawner is not None:
-        return spawner.launch(c.id, wait_attach)  # type: ignore[no-any-return]
-    return monitor.spawn(store, c, wait_attach)
+    try:
+        if spawner is not None:
+            return spawner.launch(c.id, wait_attach)  # type: ignore[no-any-return]
+        return monitor.spawn(store, c, wait_attach)
+    except BaseException:
+        if c.spec.auto_remove:  # --rm: a container that could not start is removed (Docker does)
+            try:
+                remove(store, ContainerStore(store).get(c.id), force=True, volumes=True)
+            except DockyardError:
+                pass
+        raise
 
 
 def _wait_state(store: Store, cid: str, done: Any, timeout: float) -> Container | None:
@@ -254,6 +265,7 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
             unpause(store, c)
         signal_container(c, 9)  # SIGKILL
         _wait_state(store, c.id, lambda x: not x.running, 10)
+    _end_monitor(c)
     mark(state="removing")
     from dockyard.engine.rootfs import unmount
 
@@ -278,6 +290,51 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         from dockyard.volumes.attach import remove_anonymous
 
         remove_anonymous(store, c.spec.mounts)
+
+
+def _end_monitor(c: Container, grace: float = 2.0) -> None:
+    """A monitor still alive once its container is not running (stuck or stopped, or killed callers left it) gets
+    ``grace`` seconds to finish, then SIGKILL: ``rm -f`` leaves no process. It is found by its recorded pid or, if
+    it never recorded one, as the listener of the container's attach socket (SO_PEERCRED)."""
+    import select
+    import signal as sig
+
+    pid = c.monitor_pid if alive(c.monitor_pid, c.monitor_start) else _attach_peer(c.id)
+    if not pid or pid == os.getpid():
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        if p.poll(grace * 1000):
+            return
+        sig.pidfd_send_signal(fd, sig.SIGKILL)
+        p.poll(grace * 1000)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _attach_peer(cid: str) -> int | None:
+    """The pid of the process listening on the container's attach socket (its monitor), or None."""
+    import socket
+    import struct
+
+    from dockyard.engine import attach
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    try:
+        s.connect(attach.address(cid))
+        pid, _uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        return pid or None
+    except OSError:
+        return None
+    finally:
+        s.close()
 
 
 def wait(store: Store, c: Container) -> int:

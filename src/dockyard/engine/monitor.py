@@ -70,20 +70,19 @@ class Spawner:
         os.waitpid(pid, 0)
 
     def launch(self, cid: str, wait_attach: bool) -> dict[str, Any]:
-        """Start the monitor of container ``cid``; returns ``{"pid": container pid}`` once created, or raises."""
+        """Start the monitor of container ``cid``; returns ``{"pid": container pid}`` once created, or raises.
+
+        Every wait has a way out: the monitor's first line is its pid, and the wait for the outcome ends when the
+        monitor exits (its pidfd) or after ``start_timeout()`` seconds (a stuck monitor is then killed)."""
         os.write(self.cmd_w, json.dumps({"cid": cid, "wait_attach": wait_attach}).encode() + b"\n")
         os.close(self.cmd_w)
-        # one JSON line; not EOF, since the container's init may hold the pipe until it execs
-        data = b""
-        while not data.endswith(b"\n"):
-            b = os.read(self.ready_r, 65536)
-            if not b:
-                break
-            data += b
-        os.close(self.ready_r)
-        if not data:
+        try:
+            lines = self._read_lines(cid)
+        finally:
+            os.close(self.ready_r)
+        if not lines:
             raise DockyardError(f"container {cid[:12]}: monitor exited before creating the container")
-        msg = json.loads(data)
+        msg = json.loads(lines[-1])
         if "error" in msg:
             from dockyard import errors
 
@@ -96,12 +95,78 @@ class Spawner:
             raise kind(msg["error"])
         return msg  # type: ignore[no-any-return]
 
+    def _read_lines(self, cid: str) -> list[bytes]:
+        """The monitor's lines up to its report (its own pid first, then the outcome), or what it wrote before it
+        exited. Not EOF: the container's init may hold the pipe until it execs."""
+        import select
+
+        data = b""
+        pidfd = -1
+        deadline = time.monotonic() + start_timeout()
+        monitor = 0
+        try:
+            while True:
+                lines = data.split(b"\n")[:-1]
+                if lines and monitor == 0:
+                    monitor = int(json.loads(lines[0]).get("monitor", 0))
+                    try:
+                        pidfd = os.pidfd_open(monitor)
+                    except (ProcessLookupError, OSError):
+                        pidfd = -1
+                if len(lines) >= 2:
+                    return lines[1:]
+                p = select.poll()
+                p.register(self.ready_r, select.POLLIN)
+                if pidfd >= 0:
+                    p.register(pidfd, select.POLLIN)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if monitor:
+                        _kill_quiet(monitor, pidfd)
+                    raise DockyardError(f"container {cid[:12]}: timed out waiting for its monitor to create it")
+                ready = {fd for fd, _ in p.poll(min(left, 1.0) * 1000)}
+                if self.ready_r in ready:
+                    b = os.read(self.ready_r, 65536)
+                    if not b:
+                        return data.split(b"\n")[1:-1]
+                    data += b
+                elif pidfd in ready:  # the monitor is gone; a child of it may still hold the pipe
+                    os.set_blocking(self.ready_r, False)
+                    try:
+                        data += os.read(self.ready_r, 65536)
+                    except BlockingIOError:
+                        pass
+                    lines = data.split(b"\n")[:-1]
+                    return lines[1:]
+        finally:
+            if pidfd >= 0:
+                os.close(pidfd)
+
     def cancel(self) -> None:
         for fd in (self.cmd_w, self.ready_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def start_timeout() -> float:
+    """Seconds ``run``/``start`` wait for a monitor to create its container (``DOCKYARD_START_TIMEOUT``, default
+    120: an image's first mount and a busy host take long, a stuck monitor must not hang the caller forever)."""
+    try:
+        return max(float(os.environ.get("DOCKYARD_START_TIMEOUT", "120")), 0.1)
+    except ValueError:
+        return 120.0
+
+
+def _kill_quiet(pid: int, pidfd: int = -1) -> None:
+    try:
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, OSError):
+        pass
 
 
 def spawn(store: Store, c: Container, wait_attach: bool) -> dict[str, Any]:
@@ -131,6 +196,7 @@ def _monitor_main(root: str, cmd_fd: int, ready_fd: int) -> None:
         from dockyard.snapshots import store as _snapshots  # noqa: F401
         from dockyard.runtime.base import get_runtime
 
+        os.write(ready_fd, json.dumps({"monitor": os.getpid()}).encode() + b"\n")  # the caller's way out
         get_runtime("dockyard", RUNTIME_STATE)
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # kept across execve into the slim loop
         mark("preloaded")
@@ -146,6 +212,8 @@ def _monitor_main(root: str, cmd_fd: int, ready_fd: int) -> None:
         loop = Loop(root, cid)
         loop.listen()
         loop.open_log(os.path.join(root, "containers", cid, f"{cid}-json.log"))
+        if os.environ.get("DOCKYARD_TEST_HOOK") == "monitor-stop":  # tests only: a monitor stuck before creating
+            os.kill(os.getpid(), signal.SIGSTOP)
         m = Monitor(Store(root), loop, ready_fd, cmd["wait_attach"])
         if m.launch():
             m.supervise()
