@@ -179,6 +179,8 @@ def main(ctx: Context, argv: list[str]) -> int:
         if spawner is not None:
             spawner.cancel()
         raise
+    for w in c.warnings:
+        sys.stderr.write(f"WARNING: {w}\n")
     if o.cidfile:
         with open(o.cidfile, "x") as f:
             f.write(c.id)

@@ -46,7 +46,7 @@ class Container:
 
     __slots__ = ("id", "name", "image_id", "image_ref", "state", "config", "created", "started", "finished",
                  "pid", "pid_start", "monitor_pid", "monitor_start", "exit_code", "oom_killed", "error",
-                 "restart_count", "labels", "_spec")
+                 "restart_count", "labels", "_spec", "warnings")
 
     def __init__(self, id: str, name: str, image_id: str | None, image_ref: str, state: str,
                  spec: ContainerSpec | None = None, created: float = 0.0, *, config: dict[str, Any] | None = None,
@@ -62,6 +62,7 @@ class Container:
         self.exit_code, self.oom_killed, self.error = exit_code, oom_killed, error
         self.restart_count = restart_count
         self.labels = labels or {}
+        self.warnings: list[str] = []  # what create answers besides the container (Docker's ``Warnings``)
 
     @property
     def spec(self) -> ContainerSpec:
