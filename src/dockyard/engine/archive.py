@@ -270,12 +270,30 @@ def _changes(upper: str, lowers: list[str]) -> list[Change]:
         for fd in [ufd, *lfds]:
             os.close(fd)
     out.sort(key=lambda x: x.path)
-    return out
+    return _without_init_paths(out)
+
+
+# What Docker's init layer holds (moby's initlayer): the mount points the engine itself puts in every container.
+# They sit between the image and the container's layer there, so ``docker diff`` never lists them; here they are
+# made in the container's upper dir, and are left out of its changes. A volume's or bind's mount point is listed,
+# as Docker lists it (the runtime makes it in the container's layer).
+_INIT_PATHS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/etc/mtab", "/.dockerenv",
+                         "/dev/console", "/dev/pts", "/dev/shm", "/proc", "/sys"})
+
+
+def _without_init_paths(out: list[Change]) -> list[Change]:
+    """``out`` without the init layer's paths, and without a directory holding them that has no other change
+    beneath it (``/etc`` is ``C`` only because ``/etc/hosts`` was made in it)."""
+    kept = [ch for ch in out if ch.path not in _INIT_PATHS or ch.kind == 2]
+    parents = {p.rsplit("/", 1)[0] or "/" for p in _INIT_PATHS}
+    return [ch for ch in kept if ch.path not in parents or ch.kind == 2
+            or any(o.path.startswith(ch.path + "/") for o in kept)]
 
 
 def changes(store: Store, ref: str) -> list[Change]:
     """Docker's ``diff``: what container ``ref`` added (A), changed (C) or deleted (D) against its image,
-    sorted by path."""
+    sorted by path; the engine's own mount points (/etc/hosts, /etc/hostname, /etc/resolv.conf) are not
+    changes."""
     from dockyard.engine import rootfs
     from dockyard.engine.containers import ContainerStore
     from dockyard.snapshots.store import SnapshotStore

@@ -250,7 +250,8 @@ def inspect_image(store: Store, name: str) -> dict[str, Any]:
 
 
 def history(store: Store, name: str) -> list[HistoryItem]:
-    """Docker's ImageHistory: newest first; the image and its recorded parents get IDs, the rest ``<missing>``."""
+    """Docker's ImageHistory: newest first; the row of the step that made an image (this one and its recorded
+    parents) gets that image's ID, the rest ``<missing>``."""
     from dockyard.snapshots.store import SnapshotStore
     from dockyard.timeparse import parse_rfc3339
 
@@ -271,12 +272,15 @@ def history(store: Store, name: str) -> list[HistoryItem]:
         items.insert(0, HistoryItem(created=parse_rfc3339(h.get("created") or ""),
                                     created_by=h.get("created_by") or "", comment=h.get("comment") or "",
                                     size=size))
+    # each image of the parent chain names the row of its own last step (a build records an image per layer
+    # step, with the metadata steps before it folded in): the rows between are steps without a local image
     cur: Image | None = im
-    for it in items:
-        if cur is None:
+    while cur is not None:
+        row = len(items) - len(cur.config.get("history") or [])
+        if not 0 <= row < len(items) or items[row].id != "<missing>":
             break
-        it.id = cur.id
-        it.tags = list(cur.repo_tags)
+        items[row].id = cur.id
+        items[row].tags = list(cur.repo_tags)
         cur = ist.get(cur.parent) if cur.parent else None
     return items
 
