@@ -2,8 +2,9 @@
 
 The monitor writes ``containers/<id>/<id>-json.log`` (one JSON object a line: ``log``, ``stream``, ``time``) and
 rotates it once to ``<id>-json.log.1`` at 20 MB. ``logs`` reads both, oldest first, and with ``follow`` goes on
-reading what is appended (starting over when the file is rotated under it) until the container has stopped and
-everything written is read:
+reading what is appended until the container has stopped and everything written is read. A follower keeps the fd
+of the file it reads: when the file is rotated (renamed) under it, it reads the old file to its end, then goes on
+with its successor, so that a follower that keeps up loses nothing:
 
     for e in logs(store, "web", follow=True, tail=10):
         out = sys.stderr if e.stream == "stderr" else sys.stdout
@@ -54,16 +55,24 @@ def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until
     c = cs.get(ref)
     path = os.path.join(c.dir(store), f"{c.id}-json.log")
     lines: list[bytes] = []
-    for f in (path + ".1", path):
-        try:
-            with open(f, "rb") as fh:
-                lines += fh.read().splitlines()
-        except FileNotFoundError:
-            pass
+    cur: int | None = None  # the fd of the file being followed: kept across a rotation until read to its end
     try:
-        pos = os.path.getsize(path)
+        cur = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        pos = 0
+        pass
+    try:
+        with open(path + ".1", "rb") as fh:
+            old = fh.read()
+        if cur is not None and os.fstat(fh.fileno()).st_ino == os.fstat(cur).st_ino:
+            old = b""  # rotated between our two opens: cur is that file
+        lines += old.splitlines()
+    except FileNotFoundError:
+        pass
+    buf = b""
+    if cur is not None:
+        buf = _read_all(cur)
+    *done, buf = buf.split(b"\n")
+    lines += done
     if tail >= 0:
         lines = lines[-tail:] if tail > 0 else []
     for ln in lines:
@@ -71,34 +80,82 @@ def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until
         if e is not None:
             yield e
     if not follow:
+        if cur is not None:
+            os.close(cur)
         return
-    buf = b""
+    try:
+        while True:
+            data = _read_all(cur) if cur is not None else b""
+            if data:
+                buf += data
+                *done, buf = buf.split(b"\n")
+                for ln in done:
+                    e = _entry(ln, since, until)
+                    if e is not None:
+                        yield e
+                continue
+            nxt = _successor(path, cur)
+            if nxt is not None:  # rotated: what was appended to the old file before the rename is read first
+                if cur is not None:
+                    buf += _read_all(cur)
+                    os.close(cur)
+                cur = nxt
+                continue
+            try:
+                running = cs.get(c.id).running
+            except Exception:  # noqa: BLE001 - removed meanwhile
+                return
+            if not running and not _read_more(cur) and _successor(path, cur) is None:
+                if buf:
+                    e = _entry(buf, since, until)
+                    if e is not None:
+                        yield e
+                return
+            if until and time.time() > until:
+                return
+            if heartbeat:
+                yield None  # type: ignore[misc]
+            time.sleep(FOLLOW_POLL)  # following a file: poll for growth
+    finally:
+        if cur is not None:
+            os.close(cur)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
     while True:
-        try:
-            size = os.path.getsize(path)
-        except FileNotFoundError:
-            return
-        if size < pos:  # rotated: the new file is read from its start
-            pos = 0
-        if size > pos:
-            with open(path, "rb") as fh:
-                fh.seek(pos)
-                buf += fh.read(size - pos)
-            pos = size
-            *done, buf = buf.split(b"\n")
-            for ln in done:
-                e = _entry(ln, since, until)
-                if e is not None:
-                    yield e
-            continue
-        try:
-            running = cs.get(c.id).running
-        except Exception:  # noqa: BLE001 - removed meanwhile
-            return
-        if not running and os.path.getsize(path) == pos:
-            return
-        if until and time.time() > until:
-            return
-        if heartbeat:
-            yield None  # type: ignore[misc]
-        time.sleep(FOLLOW_POLL)  # following a file: poll for growth
+        b = os.read(fd, 1 << 20)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
+def _read_more(fd: int | None) -> bool:
+    """Whether ``fd`` has bytes past its offset (without reading them)."""
+    if fd is None:
+        return False
+    return os.fstat(fd).st_size > os.lseek(fd, 0, os.SEEK_CUR)
+
+
+def _successor(path: str, cur: int | None) -> int | None:
+    """An fd of the file that followed ``cur`` after a rotation (``path`` renamed to ``path.1`` and made anew),
+    or None while ``path`` is still ``cur``. When two rotations happened meanwhile, ``path.1`` is the one to read
+    next (``cur``, kept open, was read to its end first)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    if cur is not None and os.fstat(fd).st_ino == os.fstat(cur).st_ino:
+        os.close(fd)
+        return None
+    if cur is None:
+        return fd
+    try:
+        one = os.open(path + ".1", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return fd
+    if os.fstat(one).st_ino in (os.fstat(cur).st_ino, os.fstat(fd).st_ino):
+        os.close(one)
+        return fd
+    os.close(fd)  # cur was rotated away twice: path.1 came after it
+    return one
