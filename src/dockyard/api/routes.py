@@ -206,9 +206,38 @@ def _memtotal() -> int:
     return 0
 
 
+def events(api: Any, req: Request) -> StreamReply:
+    """GET /events: the engine's persisted events log (since/until, filters), then new events as they come."""
+    from dockyard.api.objects import _fdict
+    from dockyard.engine import events as ev
+    from dockyard.timeparse import parse_time
+
+    def t(name: str) -> float:
+        v = req.arg(name)
+        if not v:
+            return 0.0
+        x = parse_time(v)
+        if x is None:
+            raise InvalidArgument(f"invalid value for {name}: {v!r} is not a time")
+        return x
+
+    since, until = t("since"), t("until")
+    flt = _fdict(req)
+    ev.check_filters(flt)
+    it = ev.follow(api.store, since, until, flt, heartbeat=True)
+
+    def body() -> Any:
+        yield b""
+        for e in it:
+            yield b"" if e is None else json.dumps(e.to_api()).encode() + b"\n"
+
+    return StreamReply(body())
+
+
 def build_router() -> Router:
     r = Router()
     r.add("GET", "/_ping", ping)
+    r.add("GET", "/events", events)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)
     from dockyard.api import containers, execs, files, objects

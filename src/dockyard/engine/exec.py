@@ -84,6 +84,9 @@ def exec_create(store: Store, ref: str, cmd: list[str], env: list[str] | None = 
                      workdir=workdir, tty=tty, stdin=stdin, privileged=privileged, pid=0, running=False,
                      exit_code=None)
     _save(store, rec)
+    from dockyard.engine import events
+
+    events.container(store, "exec_create: " + " ".join(rec.cmd), c, {"execID": rec.id})
     return rec
 
 
@@ -162,6 +165,9 @@ def exec_start(store: Store, exec_id: str | ExecRecord, stdin: int | None = None
     pid = int(rt.exec(c.id, proc, stdio))
     rec.pid, rec.running = pid, True
     _save(store, rec)
+    from dockyard.engine import events
+
+    events.container(store, "exec_start: " + " ".join(rec.cmd), c, {"execID": rec.id})
     return pid
 
 
@@ -173,6 +179,14 @@ def exec_finished(store: Store, exec_id: str | ExecRecord, status: int) -> None:
         _save(store, rec)
     except FileNotFoundError:
         pass  # the container was removed meanwhile
+    from dockyard.engine import events
+    from dockyard.engine.containers import ContainerStore
+
+    try:
+        c = ContainerStore(store).get(rec.container_id)
+    except Exception:  # noqa: BLE001 - removed meanwhile
+        return
+    events.container(store, "exec_die", c, {"execID": rec.id, "exitCode": status})
 
 
 def wait_exit(pid: int) -> int:

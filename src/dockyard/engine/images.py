@@ -294,7 +294,12 @@ def tag_image(store: Store, source: str, target: str) -> str:
     except Exception as e:  # noqa: BLE001 - reworded as docker does
         raise InvalidArgument(f'Error parsing reference: "{target}" is not a valid repository/tag: {e}') from None
     ist = _images(store)
-    return ist.tag(ist.resolve(source).id, ref)
+    iid = ist.resolve(source).id
+    out = ist.tag(iid, ref)
+    from dockyard.engine import events
+
+    events.emit(store, "image", "tag", iid, {"name": str(out)})
+    return out
 
 
 # ---- remove / prune ---------------------------------------------------------------------------------------------
@@ -302,7 +307,15 @@ def tag_image(store: Store, source: str, target: str) -> str:
 def remove_image(store: Store, name: str, force: bool = False, prune: bool = True) -> list[tuple[str, str]]:
     """``rmi NAME``: ("Untagged", "busybox:latest") / ("Deleted", "sha256:...") records, in order; Conflict
     when a container uses it (without ``force``) or it has several tags and ``name`` is an ID."""
-    return _images(store).remove(name, force=force, prune=prune)
+    done = _images(store).remove(name, force=force, prune=prune)
+    from dockyard.engine import events
+
+    for kind, value in done:
+        if kind == "Untagged":
+            events.emit(store, "image", "untag", value, {"name": value})
+        else:
+            events.emit(store, "image", "delete", value, {"name": value})
+    return done
 
 
 def check_prune_filter(key: str) -> str:
@@ -339,6 +352,15 @@ def import_image(store: Store, source: str | IO[bytes], ref: str | None = None, 
                  message: str = "", platform: str = "") -> str:
     """``docker import``: a rootfs tar as a one-layer image; ``source`` is a stream, a path, or an http(s) URL.
     Returns the image ID."""
+    from dockyard.engine import events
+
+    iid = _import_image(store, source, ref, changes, message, platform)
+    events.emit(store, "image", "import", iid, {"name": ref or iid})
+    return iid
+
+
+def _import_image(store: Store, source: str | IO[bytes], ref: str | None, changes: list[str] | None,
+                  message: str, platform: str) -> str:
     from dockyard.images.importer import import_image as _import
 
     plat = check_import(ref, platform)  # before reading anything
@@ -427,8 +449,11 @@ def load_images(store: Store, stream: BinaryIO, platform: str = "") -> Iterator[
     from dockyard.images.archive import load
     from dockyard.oci.image import parse_platform
 
+    from dockyard.engine import events
+
     plat = parse_platform(platform) if platform else None
     for im in load(store, stream, plat):
+        events.emit(store, "image", "load", im.image_id, {"name": (im.tags or [im.image_id])[0]})
         for tag, old in im.replaced:
             yield LoadEvent(kind="replaced", image_id=im.image_id, tag=tag, old_id=old)
         if im.tags:

@@ -130,7 +130,10 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
             for sub in ("diff", "work", "rootfs"):
                 os.mkdir(os.path.join(c.dir(store), sub), 0o755)
             cs.insert(c)
+            from dockyard.engine import events
             from dockyard.network.ports import warnings
+
+            events.container(store, "create", c)
 
             c.warnings = warnings(spec)
             return c
@@ -219,11 +222,16 @@ def stop(store: Store, c: Container, timeout: int | None = None, sig: int | None
         except NotFound:
             sig = int(signal.SIGTERM)
     t = timeout if timeout is not None else (c.spec.stop_timeout if c.spec.stop_timeout is not None else 10)
+    from dockyard.engine import events
+
+    events.container(store, "kill", c, {"signal": sig})
     signal_container(c, sig)
     c2 = _wait_state(store, c.id, lambda x: not x.running, max(t, 0))
     if c2 is not None and c2.running:
+        events.container(store, "kill", c, {"signal": int(signal.SIGKILL)})
         signal_container(c2, signal.SIGKILL)
         _wait_state(store, c.id, lambda x: not x.running, 30)
+    events.container(store, "stop", c)
 
 
 FATAL_SIGNALS = {1, 2, 3, 6, 9, 15}  # HUP INT QUIT ABRT KILL TERM
@@ -241,6 +249,9 @@ def kill(store: Store, c: Container, sig: int = 9) -> None:
         fatal = sig == parse_signal(c.spec.stop_signal)
     if fatal:
         ContainerStore(store).update(c.id, error="stopping")
+    from dockyard.engine import events
+
+    events.container(store, "kill", c, {"signal": sig})
     signal_container(c, sig)
     if sig == 9:  # SIGKILL
         if c.state == "paused":
@@ -286,6 +297,9 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
 
     attach.forget(c.id)  # the socket of its last monitor, in /run/dockyard/attach
     cs.delete(c.id)
+    from dockyard.engine import events
+
+    events.container(store, "destroy", c)
     if volumes:  # rm -v: its anonymous volumes go too (named ones stay, as in Docker)
         from dockyard.volumes.attach import remove_anonymous
 
@@ -375,6 +389,9 @@ def pause(store: Store, c: Container) -> None:
         raise Conflict(f"Container {c.id} is not running")
     get_runtime(c.spec.runtime, RUNTIME_STATE).pause(c.id)
     ContainerStore(store).update(c.id, state="paused")
+    from dockyard.engine import events
+
+    events.container(store, "pause", c)
 
 
 def unpause(store: Store, c: Container) -> None:
@@ -385,6 +402,9 @@ def unpause(store: Store, c: Container) -> None:
         raise Conflict(f"Container {c.id} is not paused")
     get_runtime(c.spec.runtime, RUNTIME_STATE).resume(c.id)
     ContainerStore(store).update(c.id, state="running")
+    from dockyard.engine import events
+
+    events.container(store, "unpause", c)
 
 
 def rename(store: Store, c: Container, new: str) -> None:
@@ -397,6 +417,10 @@ def rename(store: Store, c: Container, new: str) -> None:
         ContainerStore(store).update(c.id, name=new)
     except IntegrityError:
         raise Conflict(f'Conflict. The container name "/{new}" is already in use') from None
+    from dockyard.engine import events
+
+    old, c.name = c.name, new
+    events.container(store, "rename", c, {"oldName": "/" + old})
 
 
 def resolve(store: Store, ref: str) -> Container:

@@ -323,12 +323,15 @@ class Monitor:
             # an external runtime (runc, crun) reports a command it cannot start as a create failure
             kind = type(e).__name__ if isinstance(e, DockyardError) else "SystemFailure"
             self._report({"error": msg, "kind": kind, "exec": c.spec.runtime not in ("dockyard", "builtin", "")})
+            # as Docker: the container keeps its state (created, or exited when it ran before), with the start
+            # error and an exit code: 127/126 for a command that cannot run, else 128
+            code = getattr(e, "exit_code", None) or 128
             try:
-                self.containers.update(self.cid, state="exited" if c.started else "created", exit_code=128,
+                self.containers.update(self.cid, state="exited" if c.started else "created", exit_code=code,
                                        error=msg, pid=None)
             except DockyardError:
                 pass
-            self.loop.send_exit(128)
+            self.loop.send_exit(code)
             return False
 
     def supervise(self) -> None:
@@ -380,6 +383,11 @@ class Monitor:
             db.execute("UPDATE containers SET state='exited', exit_code=?, finished=?, oom_killed=?, pid=NULL,"
                        " error=CASE WHEN error='stopping' THEN 'stopped' ELSE error END WHERE id=?",
                        (status, time.time(), int(oom), self.cid))
+            from dockyard.engine import events
+
+            if oom:
+                events.container(self.store, "oom", c, db=db)
+            events.container(self.store, "die", c, {"exitCode": status}, db=db)
         c = self.containers.get(self.cid)
         if self._should_restart(c, status):
             self.containers.update(self.cid, state="restarting", restart_count=c.restart_count + 1)
@@ -387,6 +395,7 @@ class Monitor:
             c = self.containers.get(self.cid)
             if c.state == "restarting" and self.launch():  # not stopped or removed meanwhile
                 return True
+        removed = False
         if c.spec.auto_remove:
             try:
                 remove_files(self.store, c)
@@ -394,6 +403,7 @@ class Monitor:
 
                 attach.forget(self.cid)  # our listener stays open for the clients to get the exit
                 self.containers.delete(self.cid)
+                removed = True
                 if any(m.type == "volume" for m in c.spec.mounts):
                     from dockyard.volumes.attach import remove_anonymous
 
@@ -402,6 +412,8 @@ class Monitor:
                 pass
         mark("finished")
         self.loop.send_exit(status)
+        if removed:  # after the client has its status
+            events.container(self.store, "destroy", c)
         if veths:  # after the client has its status: deleting a veth costs the kernel ~20 ms
             from dockyard.network.attach import delete_links
 
@@ -507,6 +519,9 @@ class Monitor:
                                monitor_pid=me, monitor_start=proc_start_time(me), started=time.time(),
                                exit_code=None, error="", oom_killed=0, finished=None)
         self._report({"pid": pid})
+        from dockyard.engine import events
+
+        events.container(self.store, "start", c)  # after the report: the caller does not wait for it
 
     def _report(self, msg: dict[str, Any]) -> None:
         if self.ready_fd is None:

@@ -119,6 +119,9 @@ def create_network(store: Store, name: str, *, driver: str = "bridge", subnets: 
     net = _ns(store).create(name, subnet=(subnets or [""])[0], gateway=(gateways or [""])[0],
                             ip_range=(ip_ranges or [""])[0], internal=internal, labels=dict(labels or {}),
                             options=dict(options or {}))
+    from dockyard.engine import events
+
+    events.emit(store, "network", "create", net.id, {"name": net.name, "type": "bridge"})
     return _summary(net)
 
 
@@ -216,7 +219,11 @@ def remove_network(store: Store, ref: str) -> None:
     if ref in PSEUDO_DRIVERS:
         raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
     ns = _ns(store)
-    ns.remove(ns.get(ref))
+    net = ns.get(ref)
+    ns.remove(net)
+    from dockyard.engine import events
+
+    events.emit(store, "network", "destroy", net.id, {"name": net.name, "type": "bridge"})
 
 
 def prune_networks(store: Store, filters: dict[str, list[str]] | None = None) -> NetworkPruneReport:
@@ -239,6 +246,9 @@ def prune_networks(store: Store, filters: dict[str, list[str]] | None = None) ->
         try:
             ns.remove(n)
             report.deleted.append(n.name)
+            from dockyard.engine import events
+
+            events.emit(store, "network", "destroy", n.id, {"name": n.name, "type": "bridge"})
         except DockyardError as e:
             report.errors.append(str(e))
     return report
@@ -254,6 +264,9 @@ def connect_network(store: Store, ref: str, container: str, aliases: list[str] |
     net = _ns(store).get(ref)
     c = ContainerStore(store).get(container)
     connect(store, c, net, list(aliases or []), ip)
+    from dockyard.engine import events
+
+    events.emit(store, "network", "connect", net.id, {"name": net.name, "type": "bridge", "container": c.id})
 
 
 def disconnect_network(store: Store, ref: str, container: str, force: bool = False) -> None:
@@ -264,6 +277,9 @@ def disconnect_network(store: Store, ref: str, container: str, force: bool = Fal
     net = _ns(store).get(ref)
     c = ContainerStore(store).get(container)
     disconnect(store, c, net, force)
+    from dockyard.engine import events
+
+    events.emit(store, "network", "disconnect", net.id, {"name": net.name, "type": "bridge", "container": c.id})
 
 
 def container_ports(store: Store, container: str) -> list[tuple[str, str]]:

@@ -62,7 +62,11 @@ def create_volume(store: Store, name: str | None = None, driver: str = "local",
     """``volume create``: a new named volume (a random name when None); an existing one of that name is
     returned as it is, as Docker does. InvalidArgument for a bad name, driver or option."""
     vs = _vs(store)
-    v, _ = vs.create(name, driver, options or {}, labels or {}, anonymous=False)
+    v, new = vs.create(name, driver, options or {}, labels or {}, anonymous=False)
+    if new:
+        from dockyard.engine import events
+
+        events.emit(store, "volume", "create", v.name, {"driver": v.driver})
     return _summary(vs, v)
 
 
@@ -114,7 +118,16 @@ def inspect_volume(store: Store, name: str) -> dict[str, Any]:
 
 def remove_volume(store: Store, name: str, force: bool = False) -> None:
     """``volume rm``: Conflict while a container uses it; NotFound for an unknown name (unless ``force``)."""
-    _vs(store).remove(name, force=force)
+    from dockyard.engine import events
+
+    vs = _vs(store)
+    try:
+        v = vs.get(name)
+    except Exception:  # noqa: BLE001 - NotFound: remove reports it (or ignores it with force)
+        v = None
+    vs.remove(name, force=force)
+    if v is not None:
+        events.emit(store, "volume", "destroy", v.name, {"driver": v.driver})
 
 
 def prune_volumes(store: Store, all: bool = False, filters: dict[str, list[str]] | None = None
@@ -131,6 +144,10 @@ def prune_volumes(store: Store, all: bool = False, filters: dict[str, list[str]]
             else:
                 labels.append(("!" if k.endswith("!") else "") + v)
     names, reclaimed = _vs(store).prune(all=all, labels=labels)
+    from dockyard.engine import events
+
+    for n in names:
+        events.emit(store, "volume", "destroy", n, {"driver": "local"})
     return VolumePruneReport(deleted=list(names), reclaimed=reclaimed)
 
 

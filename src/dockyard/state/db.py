@@ -151,6 +151,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE networks ADD COLUMN own_bridge INTEGER NOT NULL DEFAULT 0;
     UPDATE networks SET own_bridge=1 WHERE bridge LIKE 'dy-%' OR bridge LIKE 'dyd%' OR bridge='dockyard0';
     """,
+    # 7: the events log (engine.events): every state change, bounded (the last 10,000 and 7 days), read by
+    # ``dockyard events`` and GET /events; seq orders them and is what a follower polls.
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_nano INTEGER NOT NULL,           -- unix time in nanoseconds
+        type TEXT NOT NULL,                   -- container, image, volume, network
+        action TEXT NOT NULL,                 -- create, start, die, exec_start: sh, tag...
+        actor TEXT NOT NULL,                  -- the object's ID (or name, for volumes)
+        attributes TEXT NOT NULL DEFAULT '{}' -- JSON: name, image, exitCode...
+    );
+    CREATE INDEX events_time ON events(time_nano);
+    """,
 ]
 
 
