@@ -4,7 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
-      podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2)
+      podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
+      docker-registry apache2-utils openssl)  # the registry tests: distribution 2.8, htpasswd, a test CA
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,7 +19,7 @@ venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis, importlinter, h11, docker, wheel" 2>/dev/null \
+if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis, importlinter, h11, urllib3, docker, wheel" 2>/dev/null \
     || [ ! -x "$venv/bin/ruff" ] || [ ! -x "$venv/bin/lint-imports" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
 fi

@@ -33,11 +33,13 @@ DESCRIPTIONS: dict[str, str] = {
     "save": "Save one or more images to a tar archive", "load": "Load an image from a tar archive or STDIN",
     "version": "Show the dockyard version information", "info": "Display system-wide information",
     "completion": "Print a shell completion script (bash, zsh or fish)",
+    "pull": "Download an image from a registry", "push": "Upload an image to a registry",
+    "login": "Log in to a registry", "logout": "Log out from a registry",
 }
 MANAGEMENT_DESCRIPTIONS: dict[str, str] = {
     "image": "Manage images", "container": "Manage containers", "volume": "Manage volumes",
     "network": "Manage networks", "system": "Manage dockyard (service: the Docker Engine API on a socket)",
-    "builder": "Manage builds",
+    "builder": "Manage builds", "manifest": "Inspect image manifests and manifest lists in a registry",
 }
 
 _HEAD = """Usage:  dockyard [OPTIONS] COMMAND

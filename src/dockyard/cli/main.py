@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "build": "build",
     "port": "network",
     "completion": "completion",
+    "pull": "registry", "push": "registry", "login": "registry", "logout": "registry",
 }
 
 # management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
@@ -41,8 +42,9 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "remove": ("images", "rmi"), "tag": ("images", "tag"), "history": ("images", "history"),
         "inspect": ("images", "image-inspect"), "prune": ("images", "image-prune"),
         "import": ("imageio", "import"), "save": ("imageio", "save"), "load": ("imageio", "load"),
-        "build": ("build", "build"),
+        "build": ("build", "build"), "pull": ("registry", "pull"), "push": ("registry", "push"),
     },
+    "manifest": {"inspect": ("registry", "manifest-inspect")},
     "container": {
         "ls": ("ps", "ps"), "list": ("ps", "ps"), "ps": ("ps", "ps"), "run": ("run", "run"),
         "create": ("run", "create"), "start": ("lifecycle", "start"), "stop": ("lifecycle", "stop"),

@@ -162,19 +162,35 @@ def main(ctx: Context, argv: list[str]) -> int:
     if o.pull not in ("always", "missing", "never"):
         raise InvalidArgument(f"invalid pull option: '{o.pull}': must be one of \"always\", \"missing\" or "
                               "\"never\"")
-    if o.pull == "always":
-        raise InvalidArgument("--pull=always: dockyard has no registry to pull from (import or build the image)")
     if o.cidfile and os.path.exists(o.cidfile):
         raise InvalidArgument(f"Container ID file found, make sure the other container isn't running or delete "
                               f"{o.cidfile}")
     spec = build_spec(o)
     spawner = None
-    if ctx.verb == "run":  # fork the monitor before the store is opened: it loads the runtime meanwhile
+    if o.pull == "always":  # pulled before the monitor is forked: the pull opens the store
+        from dockyard.cli.registry import pull_for_run
+
+        pull_for_run(ctx, spec.image, "always", o.platform)
+    elif ctx.verb == "run":  # fork the monitor before the store is opened: it loads the runtime meanwhile
         from dockyard.engine.monitor import Spawner
 
         spawner = Spawner(ctx.root)
+    from dockyard.errors import NotFound
+
     try:
-        c = local.create(ctx.store, spec, o.name, platform=o.platform)
+        try:
+            c = local.create(ctx.store, spec, o.name, platform=o.platform)
+        except NotFound:
+            # a missing image is pulled (--pull missing), then the create is made again; the early monitor
+            # is let go as the store is now open
+            from dockyard.cli.registry import pull_for_run
+
+            if o.pull != "missing" or not pull_for_run(ctx, spec.image, "missing", o.platform):
+                raise
+            if spawner is not None:
+                spawner.cancel()
+                spawner = None
+            c = local.create(ctx.store, spec, o.name, platform=o.platform)
     except BaseException:
         if spawner is not None:
             spawner.cancel()

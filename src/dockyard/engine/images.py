@@ -468,3 +468,88 @@ def open_archive(path: str) -> BinaryIO:
     from dockyard.images.archive import open_input
 
     return open_input(path)
+
+
+# ---- registries: pull / push / login / logout / manifest inspect ------------------------------------------------
+
+if TYPE_CHECKING:
+    from dockyard.images.distribution import Progress as PullEvent  # noqa: F401 - the event type of pull/push
+
+
+def pull(store: Store, ref: str, platform: str = "", all_tags: bool = False) -> Iterator[PullEvent]:
+    """``docker pull REF``: an iterator of progress events (``kind`` ``status``: a line such as
+    ``latest: Pulling from library/busybox`` or ``Digest: sha256:...``; ``layer``: ``id`` + Docker's state word
+    ``Pulling fs layer``/``Downloading`` (``current``/``total`` bytes)/``Download complete``/``Extracting``/
+    ``Pull complete``/``Already exists``; ``done``: ``text`` is the full reference). Nothing is recorded unless
+    every blob was verified. Errors: NotFound (unknown manifest, platform absent), RegistryError (denied...)."""
+    from dockyard.images.distribution import pull as _pull
+
+    return _pull(store, ref, platform=platform, all_tags=all_tags)
+
+
+def push(store: Store, ref: str) -> Iterator[PullEvent]:
+    """``docker push REF``: events as ``pull`` (layer states ``Preparing``/``Pushing``/``Pushed``/
+    ``Layer already exists``/``Mounted from REPO``; a last status ``TAG: digest: sha256:... size: N``)."""
+    from dockyard.images.distribution import push as _push
+
+    return _push(store, ref)
+
+
+def ensure_image(store: Store, ref: str, policy: str = "missing", platform: str = "") -> Iterator[PullEvent]:
+    """What ``run``/``create`` do before creating: ``missing`` pulls when no local image answers to ``ref``,
+    ``always`` pulls every time, ``never`` pulls nothing (the create then fails with 'No such image').
+    Yields the pull's events (none when nothing is pulled); a ``status`` event ``Unable to find image 'x'
+    locally`` (kind ``notice``) comes first when a missing image is pulled."""
+    from dockyard.images import reference
+    from dockyard.images.distribution import Progress
+
+    if policy not in ("always", "missing", "never"):
+        raise InvalidArgument(f"invalid pull option: '{policy}': must be one of \"always\", \"missing\" or "
+                              "\"never\"")
+    if policy == "never":
+        return
+    if policy == "missing":
+        if _images(store).exists(ref):
+            return
+        r = reference.try_parse(ref)
+        if r is None:
+            return  # an ID or a malformed name: the create reports it
+        shown = r.tagged().familiar()
+        yield Progress("notice", f"Unable to find image '{shown}' locally")
+    yield from pull(store, ref, platform=platform)
+
+
+def login(store: Store, server: str, username: str, password: str) -> str:
+    """``docker login``: check the credentials against the registry (Unauthorized with Docker's message when
+    refused), then store them (``~/.docker/config.json`` 0600, or its credential helper); returns where."""
+    from dockyard.images.distribution import login as _login
+
+    return _login(store, server, username, password)
+
+
+def logout(server: str) -> tuple[str, bool]:
+    """``docker logout``: (registry host, whether credentials were stored)."""
+    from dockyard.images.distribution import logout as _logout
+
+    return _logout(server)
+
+
+def registry_host(server: str) -> str:
+    from dockyard.images.distribution import registry_host as _host
+
+    return _host(server)
+
+
+def stored_username(server: str) -> str:
+    """The user name stored for a registry, or ''."""
+    from dockyard.images.auth import get_credentials
+
+    c = get_credentials(registry_host(server))
+    return c.username if c else ""
+
+
+def inspect_manifest(store: Store, ref: str) -> Any:
+    """``docker manifest inspect REF``: the manifest or index JSON the registry serves."""
+    from dockyard.images.distribution import inspect_manifest as _inspect
+
+    return _inspect(store, ref)
