@@ -159,19 +159,31 @@ async def start(api: Any, req: Request, id: str) -> Any:
         raise InvalidArgument("invalid JSON body: want an object")
     detach = _t(body, "Detach", bool, False)
     size = _t(body, "ConsoleSize", list, []) or []
-    rec = await asyncio.to_thread(ex.exec_inspect, api.store, id)
-    st = await asyncio.to_thread(_start_helper, api, rec, detach)
-    loop = asyncio.get_running_loop()
-    reap = loop.run_in_executor(None, _reap, st)  # the helper is the service's child only until the exec ends
+    rec = await asyncio.to_thread(_check, api, id)
     if detach:
+        st = await asyncio.to_thread(_start_helper, api, rec, True)
+        asyncio.get_running_loop().run_in_executor(None, _reap, st)  # reaped when the exec ends
         return Reply(200, b"")
     att = api.execs.setdefault(rec.id, {"stdout": True, "stderr": True, "master": None})
-    if "master" in st.fds:
-        att["master"] = st.fds["master"]
-        if len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
-            ex.exec_resize(st.fds["master"], size[0], size[1])
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # as dockerd: the process starts once the client has the response head (a client that reads the head
+        # through a buffered file, docker-py, would otherwise swallow the first output with it)
+        try:
+            st = await asyncio.to_thread(_start_helper, api, rec, False)
+        except Exception as e:  # noqa: BLE001 - after the head: in the stream, as dockerd
+            from dockyard.engine import attach as proto
+
+            msg = str(e).encode() + b"\n"
+            writer.write(msg if rec.tty else proto.frame(2, msg))
+            await writer.drain()
+            writer.close()
+            return
+        reap = asyncio.get_running_loop().run_in_executor(None, _reap, st)
+        if "master" in st.fds:
+            att["master"] = st.fds["master"]
+            if len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
+                ex.exec_resize(st.fds["master"], size[0], size[1])
         try:
             if "master" in st.fds:
                 await _relay_tty(st.fds["master"], reader, writer)
@@ -192,6 +204,19 @@ async def start(api: Any, req: Request, id: str) -> Any:
 
     ctype = "application/vnd.docker.raw-stream" if rec.tty else "application/vnd.docker.multiplexed-stream"
     return Hijack(run, ctype)
+
+
+def _check(api: Any, id: str) -> Any:
+    """The checks dockerd makes before hijacking: the exec exists, has not run, its container runs."""
+    from dockyard.engine import exec as ex
+    from dockyard.engine.containers import ContainerStore
+
+    rec = ex.exec_inspect(api.store, id)
+    if rec.running or rec.exit_code is not None:
+        raise Conflict(f"Exec command {rec.id} is already running" if rec.running else
+                       f"Exec command {rec.id} has already run")
+    ContainerStore(api.store).get(rec.container_id).can_exec()
+    return rec
 
 
 def _reap(st: _Started) -> int:

@@ -119,7 +119,7 @@ def archive_get(api: Any, req: Request, id: str) -> Any:
     return StreamReply(writer_stream(lambda f: archive.archive_get(api.store, id, path, f)), _TAR, headers=[hdr])
 
 
-def archive_put(api: Any, req: Request, id: str) -> None:
+def archive_put(api: Any, req: Request, id: str) -> Reply:
     from dockyard.engine import archive
 
     body = req.body
@@ -133,6 +133,7 @@ def archive_put(api: Any, req: Request, id: str) -> None:
         close = getattr(body, "close", None)
         if close is not None:
             close()
+    return Reply(200, b"")  # dockerd's status (docker-py checks for 200)
 
 
 def export(api: Any, req: Request, id: str) -> StreamReply:
