@@ -71,14 +71,16 @@ def test_exit_codes_as_the_docker_28_cli(dy, busybox):
     name = "taken"
     dy("create", "--name", name, "busybox", "true", check=True)
     cases = [
-        (("create", "nosuchimage"), 1, "No such image"),
+        (("create", "--pull", "never", "nosuchimage"), 1, "No such image"),
+        (("create", "nosuchimage"), 1, "Unable to find image 'nosuchimage:latest' locally"),
         (("create", "--name", name, "busybox", "true"), 1, "is already in use"),
         (("exec", name, "true"), 1, "is not running"),
         (("exec", "nosuchcontainer", "true"), 1, "No such container"),
         (("run",), 1, "requires at least 1 argument"),
         (("create",), 1, "requires at least 1 argument"),
         (("tag", "busybox"), 1, "requires exactly 2 arguments"),
-        (("run", "--rm", "nosuchimage"), 125, "No such image"),
+        (("run", "--rm", "--pull", "never", "nosuchimage"), 125, "No such image"),
+        (("run", "--rm", "nosuchimage"), 125, "Unable to find image 'nosuchimage:latest' locally"),
         (("run", "--bogus", "busybox"), 125, "unknown flag"),
         (("create", "--bogus", "busybox"), 125, "unknown flag"),
         (("create", "-p", "nope", "busybox"), 125, "Invalid"),

@@ -23,9 +23,12 @@ def test_exit_codes_follow_docker(dy, busybox):
     assert 'executable file not found in $PATH' in p.stderr
     p = dy("run", "--rm", "busybox", "/etc/passwd")  # exists, not executable
     assert p.returncode == 126
-    p = dy("run", "--rm", "no-such-image")
+    p = dy("run", "--rm", "--pull", "never", "no-such-image")
     assert p.returncode == 125
     assert "No such image" in p.stderr and "Traceback" not in p.stderr
+    p = dy("run", "--rm", "no-such-image")  # as Docker: a missing image is pulled (test_registry.py)
+    assert p.returncode == 125
+    assert "Unable to find image 'no-such-image:latest' locally" in p.stderr and "Traceback" not in p.stderr
     p = dy("run", "--bogus-flag", "busybox")
     assert p.returncode == 125 and "unknown flag" in p.stderr
 

@@ -516,6 +516,7 @@ def ensure_image(store: Store, ref: str, policy: str = "missing", platform: str 
             return  # an ID or a malformed name: the create reports it
         shown = r.tagged().familiar()
         yield Progress("notice", f"Unable to find image '{shown}' locally")
+        ref = str(r.tagged())  # as Docker's run: no "Using default tag" line
     yield from pull(store, ref, platform=platform)
 
 

@@ -148,6 +148,19 @@ class RegistryConfig:
         return None, None, None
 
 
+def merge_scopes(scopes: Iterable[str]) -> list[str]:
+    """``repository:x:pull`` + ``repository:x:pull,push`` -> ``["repository:x:pull,push"]`` (one token then
+    serves every request of an operation)."""
+    by: dict[tuple[str, str], set[str]] = {}
+    for s in scopes:
+        kind, _, rest = s.partition(":")
+        name, _, actions = rest.rpartition(":")
+        if not name:
+            name, actions = rest, ""
+        by.setdefault((kind, name), set()).update(a for a in actions.split(",") if a)
+    return [f"{k}:{n}:{','.join(sorted(a))}" for (k, n), a in sorted(by.items())]
+
+
 def _host_only(host: str) -> str:
     if host.startswith("["):
         return host[1:host.index("]")]
@@ -272,7 +285,7 @@ class RegistryClient:
         """One request with authentication: a 401 is answered once (Basic or a Bearer token) and retried.
         A status outside ``ok`` raises RegistryError (``what`` names the object in the message)."""
         full = url or (self._endpoint() + path)
-        want = sorted(set(self.scopes) | set(scopes))
+        want = merge_scopes(list(self.scopes) + list(scopes))
         for attempt in range(2):
             h = dict(headers or {})
             auth = self._authorization(want) if attempt == 0 else self._answer(want)
@@ -334,7 +347,7 @@ class RegistryClient:
         u = urllib.parse.urlsplit(realm)
         if u.scheme not in ("http", "https") or not u.netloc:
             raise RegistryError(f"invalid token realm {realm!r} from {self.host}")
-        all_scopes = sorted(set(scopes) | ({ch.params["scope"]} if ch.params.get("scope") else set()))
+        all_scopes = merge_scopes(list(scopes) + ([ch.params["scope"]] if ch.params.get("scope") else []))
         key = (realm, ch.params.get("service", ""), " ".join(scopes))
         q: list[tuple[str, str]] = []
         if ch.params.get("service"):
@@ -388,42 +401,49 @@ class RegistryClient:
 
     # ---- manifests -----------------------------------------------------------------------------------------
 
+    def shown(self, repo: str) -> str:
+        """A repository as Docker names it in messages: ``busybox``, ``127.0.0.1:5000/x``."""
+        if self.host == HUB_HOST or self.base == "https://" + HUB_ENDPOINT:
+            return repo[len("library/"):] if repo.startswith("library/") and repo.count("/") == 1 else repo
+        return f"{self.host}/{repo}"
+
     def get_manifest(self, repo: str, ref: str, what: str = "") -> tuple[bytes, str, str]:
         """(bytes, media type, digest) of a manifest or index by tag or digest; the digest is checked against
         the bytes when asked by digest, and ``Docker-Content-Digest`` when the registry sends one."""
         from dockyard.ids import sha256_digest
 
+        shown = self.shown(repo)
         r = self.request("GET", f"/v2/{repo}/manifests/{ref}", {"Accept": MANIFEST_ACCEPT}, stream=True,
-                         scopes=[f"repository:{repo}:pull"], what=what or f"manifest for {repo}:{ref}")
+                         scopes=[f"repository:{repo}:pull"], what=what or f"manifest for {shown}:{ref}")
         try:
             n = int(r.headers.get("Content-Length") or 0)
             if n > MAX_MANIFEST:
-                raise CorruptContent(f"manifest for {repo}:{ref} is too large ({n} bytes)")
+                raise CorruptContent(f"manifest for {shown}:{ref} is too large ({n} bytes)")
             data = r.read(MAX_MANIFEST + 1)
         finally:
             r.release_conn()
         if len(data) > MAX_MANIFEST:
-            raise CorruptContent(f"manifest for {repo}:{ref} is too large")
+            raise CorruptContent(f"manifest for {shown}:{ref} is too large")
         digest = sha256_digest(data)
         if ref.startswith("sha256:") and digest != ref:
             raise CorruptContent(f"manifest verification failed for digest {ref}")
         header = r.headers.get("Docker-Content-Digest")
         if header and header.startswith("sha256:") and header != digest:
-            raise CorruptContent(f"manifest verification failed for {repo}:{ref}: the registry says {header}, "
+            raise CorruptContent(f"manifest verification failed for {shown}:{ref}: the registry says {header}, "
                                  f"the bytes are {digest}")
         media = (r.headers.get("Content-Type") or "").split(";", 1)[0].strip()
         try:
             j = json.loads(data)
         except (ValueError, RecursionError):
-            raise CorruptContent(f"manifest for {repo}:{ref} is not valid JSON") from None
+            raise CorruptContent(f"manifest for {shown}:{ref} is not valid JSON") from None
         if not isinstance(j, dict):
-            raise CorruptContent(f"manifest for {repo}:{ref} is not a JSON object")
+            raise CorruptContent(f"manifest for {shown}:{ref} is not a JSON object")
         if isinstance(j.get("mediaType"), str) and j["mediaType"]:
             media = j["mediaType"]
         elif media not in oci.INDEX_TYPES | oci.MANIFEST_TYPES:
             media = oci.OCI_INDEX if "manifests" in j else oci.OCI_MANIFEST
         if j.get("schemaVersion") == 1 or "schemaVersion" not in j:
-            raise InvalidArgument(f"{repo}:{ref}: Docker Image Format v1 and Docker Image manifest version 2, "
+            raise InvalidArgument(f"{shown}:{ref}: Docker Image Format v1 and Docker Image manifest version 2, "
                                   "schema 1 are not supported")
         return data, media, digest
 
