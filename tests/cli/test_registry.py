@@ -265,3 +265,22 @@ def test_bad_input_gives_one_line_and_stores_nothing(dy, registry, denv, root):
     p = dy("push", f"{registry.host}/absent:1", env=denv)
     assert p.returncode == 1
     assert p.stderr == f"Error: An image does not exist locally with the tag: {registry.host}/absent\n"
+
+
+def test_build_from_pulls_a_missing_base_and_build_pull_refreshes_it(dy, busybox, registry, denv, tmp_path):
+    base = f"{registry.host}/base:1"
+    dy("tag", "busybox", base, check=True)
+    dy("push", "-q", base, env=denv, check=True)
+    dy("rmi", base, "busybox", check=True)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN echo built > /f\n")
+    p = dy("build", "-t", "derived", str(ctx), env=denv, timeout=180)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout + p.stderr
+    assert "1: Pulling from base" in out and f"Status: Downloaded newer image for {base}" in out
+    p = dy("run", "--rm", "derived", "cat", "/f")
+    assert (p.returncode, p.stdout) == (0, "built\n"), p.stderr
+    p = dy("build", "--pull", "-t", "derived", str(ctx), env=denv, timeout=180)
+    assert p.returncode == 0, p.stderr
+    assert f"Status: Image is up to date for {base}" in p.stdout + p.stderr

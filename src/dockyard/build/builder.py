@@ -51,7 +51,8 @@ class BuildError(DockyardError):
 class Options:
     def __init__(self, *, tags: list[str] | None = None, build_args: dict[str, str] | None = None,
                  target: str | None = None, no_cache: bool = False, quiet: bool = False,
-                 labels: dict[str, str] | None = None, network: str = "default", platform: str = "") -> None:
+                 labels: dict[str, str] | None = None, network: str = "default", platform: str = "",
+                 pull: bool = False) -> None:
         self.tags = tags or []
         self.build_args = build_args or {}
         self.target = target
@@ -60,6 +61,7 @@ class Options:
         self.labels = labels or {}
         self.network = network
         self.platform = platform
+        self.pull = pull  # build --pull: pull every base image, even one present here
 
 
 def _rfc3339(ts: float) -> str:
@@ -133,11 +135,14 @@ class Builder:
         elif base.kind == "scratch":
             img = None
         else:
-            try:
-                img = ImageStore(self.store).resolve(base.ref)
-            except NotFound:
-                raise BuildError(f"{self.df.filename}:{stage.from_.line}: FROM {base.ref}: image not found locally "
-                                 "(dockyard has no registry to pull from; import or build it first)") from None
+            img = None
+            if not self.opts.pull:
+                try:
+                    img = ImageStore(self.store).resolve(base.ref)
+                except NotFound:
+                    pass
+            if img is None:  # missing here (or --pull): from its registry, as Docker does
+                img = self._pull_base(base.ref, stage.from_.line)
         epoch = self._epoch(img)
         config = copy.deepcopy(img.config) if img is not None else {
             "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
@@ -172,6 +177,21 @@ class Builder:
             for t in self.opts.tags:
                 _IS(self.store).tag(image_id, t)
         return image_id
+
+    def _pull_base(self, ref: str, line: int) -> Any:
+        """Pull a FROM image, its progress as the step's output lines; BuildError naming the line if it fails."""
+        from dockyard.images.distribution import pull
+        from dockyard.images.store import ImageStore
+
+        try:
+            for ev in pull(self.store, ref):
+                if ev.kind == "status":
+                    self.emit(StepOutput(self.step_no, ev.status))
+                elif ev.kind == "layer" and ev.status not in ("Downloading", "Extracting"):
+                    self.emit(StepOutput(self.step_no, f"{ev.id}: {ev.status}"))
+            return ImageStore(self.store).resolve(ref)
+        except DockyardError as e:
+            raise BuildError(f"{self.df.filename}:{line}: FROM {ref}: {e}") from None
 
     def step(self, text: str) -> None:
         self.step_no += 1

@@ -47,8 +47,6 @@ def main(ctx: Context, argv: list[str]) -> int:
     vals, pos = _flags().parse(argv)
     if len(pos) != 1:
         raise UsageError('"dockyard build" requires exactly 1 argument.')
-    if vals["pull"]:
-        raise InvalidArgument("--pull: dockyard has no registry to pull from (import or build the base image)")
     if vals["progress"] not in ("auto", "plain", "tty", "quiet"):  # the steps are always shown as plain lines
         raise InvalidArgument(f'--progress={vals["progress"]}: invalid progress mode, expected auto, plain, tty '
                               "or quiet")
@@ -99,7 +97,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         image_id = run_build(ctx.store, context_dir, show, dockerfile=dockerfile, dockerfile_path=df_path,
                              tags=vals["tag"], build_args=build_args, target=vals["target"] or None,
                              no_cache=vals["no_cache"], labels=labels, network=vals["network"],
-                             platform=vals["platform"])
+                             platform=vals["platform"], pull=vals["pull"])
         if vals["iidfile"]:
             with open(vals["iidfile"], "w") as f:
                 f.write(image_id)

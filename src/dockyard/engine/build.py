@@ -70,7 +70,7 @@ def run_build(store: Store, context_dir: str, on_event: Callable[[BuildEvent], N
     """Build ``context_dir`` with ``dockerfile`` (its text) or the file ``dockerfile_path`` (default
     ``<context>/Dockerfile``); tag the final image with ``tags``; returns its ID. ``build_args`` are ARG values;
     ``network`` is RUN's default (``default`` = an isolated bridge, ``host``, ``none``). InvalidArgument for a
-    missing context or Dockerfile and for what dockyard cannot do (``pull``, another platform); BuildError (an
+    missing context or Dockerfile and for what dockyard cannot do (another platform); BuildError (an
     InvalidArgument) naming the line for a failing step."""
     from dockyard.build.builder import Builder, Options
     from dockyard.build.context import Context as BuildContext
@@ -79,8 +79,6 @@ def run_build(store: Store, context_dir: str, on_event: Callable[[BuildEvent], N
     from dockyard.engine.oneshot import Workspace
     from dockyard.images import reference
 
-    if pull:
-        raise InvalidArgument("--pull: dockyard has no registry to pull from (import or build the base image)")
     if not os.path.isdir(context_dir):
         raise InvalidArgument(f"unable to prepare context: path \"{context_dir}\" not found")
     df_path = None
@@ -95,7 +93,7 @@ def run_build(store: Store, context_dir: str, on_event: Callable[[BuildEvent], N
     patterns = load_patterns(context_dir, df_path)
     tags = list(tags or [])
     opts = Options(tags=tags, build_args=dict(build_args or {}), target=target or None, no_cache=no_cache,
-                   labels=dict(labels or {}), network=network, platform=platform)
+                   labels=dict(labels or {}), network=network, platform=platform, pull=pull)
     builder = Builder(store, df, BuildContext(context_dir, patterns), opts, workspace=Workspace, emit=on_event)
     image_id = builder.build()
     builder.step(f"writing image {image_id} done")
