@@ -79,9 +79,9 @@ class CommandNotFound(DockyardError):
 def exec_failure(message: str) -> DockyardError:
     """The error class for a runtime's message about starting the container's command."""
     low = message.lower()
-    if "executable file" in low and "not found" in low:
+    if "executable file" in low and "not found" in low or "exec" in low and "no such file or directory" in low:
         return CommandNotFound(message)
-    if ("exec" in low and "permission denied" in low) or "exec format error" in low:
+    if "exec" in low and ("permission denied" in low or "is a directory" in low) or "exec format error" in low:
         return CannotExecute(message)
     return DockyardError(message)
 

@@ -83,7 +83,7 @@ def test_exit_codes_as_the_docker_28_cli(dy, busybox):
         (("run", "--rm", "nosuchimage"), 125, "Unable to find image 'nosuchimage:latest' locally"),
         (("run", "--bogus", "busybox"), 125, "unknown flag"),
         (("create", "--bogus", "busybox"), 125, "unknown flag"),
-        (("create", "-p", "nope", "busybox"), 125, "Invalid"),
+        (("create", "-p", "nope", "busybox"), 125, "invalid containerPort"),
     ]
     for argv, code, text in cases:
         p = dy(*argv)

@@ -7,7 +7,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NoReturn
 
-from dockyard.cli.main import UsageError
+from dockyard.cli.main import ArgumentCountError, UsageError
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -25,7 +25,12 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
-            message = "unknown flag: " + message.split(":", 1)[1].strip()
+            rest = message.split(":", 1)[1].split()
+            if rest and not rest[0].startswith("-"):  # a surplus argument, not a flag
+                raise ArgumentCountError(f'"{self.prog}" accepts no argument {rest[0]!r} here')
+            message = "unknown flag: " + " ".join(rest)
+        elif message.startswith("the following arguments are required"):
+            raise ArgumentCountError(f'"{self.prog}" requires more arguments ({message.split(":", 1)[1].strip()})')
         raise UsageError(f'"{self.prog}" {message}')
 
 

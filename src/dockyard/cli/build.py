@@ -7,7 +7,7 @@ import os
 import sys
 
 from dockyard.cli.flags import BOOL, LIST, STR, Flags
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -46,7 +46,7 @@ def plain_line(ev: BuildEvent) -> str | None:
 def main(ctx: Context, argv: list[str]) -> int:
     vals, pos = _flags().parse(argv)
     if len(pos) != 1:
-        raise UsageError('"dockyard build" requires exactly 1 argument.')
+        raise ArgumentCountError('"dockyard build" requires exactly 1 argument.')
     if vals["progress"] not in ("auto", "plain", "tty", "quiet"):  # the steps are always shown as plain lines
         raise InvalidArgument(f'--progress={vals["progress"]}: invalid progress mode, expected auto, plain, tty '
                               "or quiet")

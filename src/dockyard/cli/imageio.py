@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from dockyard.cli.args import Parser
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context, UsageError
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -42,7 +42,7 @@ def _save(ctx: Context, argv: list[str]) -> int:
     p.add_argument("images", nargs="*")
     a = p.parse_args(argv)
     if not a.images:
-        raise UsageError('"dockyard save" requires at least 1 argument.')
+        raise ArgumentCountError('"dockyard save" requires at least 1 argument.')
     from dockyard.engine.images import check_save, save_images, save_images_to_file
 
     if a.output:

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context, UsageError
 
 if TYPE_CHECKING:
     from dockyard.engine.images import ImageSummary
@@ -140,7 +140,7 @@ def _tag(ctx: Context, argv: list[str]) -> int:
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     if len(a.args) != 2:
-        raise UsageError('"dockyard tag" requires exactly 2 arguments.')
+        raise ArgumentCountError('"dockyard tag" requires exactly 2 arguments.')
     from dockyard.engine.images import tag_image
 
     tag_image(ctx.store, a.args[0], a.args[1])
@@ -156,7 +156,7 @@ def _rmi(ctx: Context, argv: list[str]) -> int:
     p.add_argument("images", nargs="*")
     a = p.parse_args(argv)
     if not a.images:
-        raise UsageError('"dockyard rmi" requires at least 1 argument.')
+        raise ArgumentCountError('"dockyard rmi" requires at least 1 argument.')
     from dockyard.engine.images import remove_image
     from dockyard.errors import DockyardError
 
@@ -191,7 +191,7 @@ def _history(ctx: Context, argv: list[str]) -> int:
     p.add_argument("image", nargs="*")
     a = p.parse_args(argv)
     if len(a.image) != 1:
-        raise UsageError('"dockyard history" requires exactly 1 argument.')
+        raise ArgumentCountError('"dockyard history" requires exactly 1 argument.')
     from dockyard.cli.humanize import go_time_string, human_size, since
     from dockyard.engine.images import history
 
@@ -246,7 +246,7 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     p.add_argument("images", nargs="*")
     a = p.parse_args(argv)
     if not a.images:
-        raise UsageError('"dockyard image inspect" requires at least 1 argument.')
+        raise ArgumentCountError('"dockyard image inspect" requires at least 1 argument.')
 
     from dockyard.engine.images import inspect_image
     from dockyard.errors import NotFound

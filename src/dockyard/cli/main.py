@@ -92,7 +92,16 @@ class Context:
 
 
 class UsageError(Exception):
-    """Bad flags or arguments: printed with a pointer to --help, exit 125."""
+    """Bad flags or flag values: printed with a pointer to --help, exit 125 (the Docker CLI's flag errors)."""
+
+    exit_code = 125
+
+
+class ArgumentCountError(UsageError):
+    """Too few or too many arguments (``run`` without an image): exit 1, as the Docker CLI's ``requires at least
+    1 argument``."""
+
+    exit_code = 1
 
 
 def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(mod.main(ctx, rest) or 0)
     except UsageError as e:
         sys.stderr.write(f"{e}\nSee 'dockyard {verb + ' ' if verb else ''}--help'.\n")
-        return 125
+        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -179,18 +188,28 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         if isinstance(e, DockyardError):
             sys.stderr.write(f"Error: {e}\n")
-            code = getattr(e, "exit_code", None)  # 126/127: the container's command could not be started
-            if code is not None and verb in ENGINE_EXIT_125:
-                return int(code)
-            return 125 if verb in ENGINE_EXIT_125 else 1
+            return exit_code(verb, e)
         if isinstance(e, OSError):
             from dockyard.errors import from_oserror
 
             sys.stderr.write(f"Error: {from_oserror(e.filename or verb, e)}\n")
-            return 125 if verb in ENGINE_EXIT_125 else 1
+            return exit_code(verb, e)
         sys.stderr.write(f"Error: internal error: {type(e).__name__}: {e} (rerun with --debug)\n")
-        return 125 if verb in ENGINE_EXIT_125 else 1
+        return exit_code(verb, e)
 
 
-# verbs whose own failures exit 125, so that 1..124 can only be the container's status
-ENGINE_EXIT_125 = {"run", "create", "start", "exec"}
+def exit_code(verb: str, e: BaseException) -> int:
+    """The Docker 28 CLI's status for a failed verb. ``run``: 125 (so that 1..124 can only be the container's),
+    126/127 when its command cannot be executed or is not found. ``exec``: 126/127 likewise, else 1. ``create``:
+    125 for options it refuses (the CLI's own checks), 1 for what the engine refuses (an unknown image, a name in
+    use). Every other verb: 1."""
+    from dockyard.errors import InvalidArgument
+
+    code = getattr(e, "exit_code", None)  # 126/127: the container's command could not be started
+    if verb == "run":
+        return int(code or 125)
+    if verb == "exec" and code:
+        return int(code)
+    if verb == "create" and isinstance(e, InvalidArgument):
+        return 125
+    return 1

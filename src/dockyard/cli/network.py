@@ -7,7 +7,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context
 from dockyard.errors import DockyardError, InvalidArgument
 
 HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6",
@@ -50,7 +50,7 @@ def _create(ctx: Context, argv: list[str]) -> int:
     p.add_argument("name", nargs="?")
     a = p.parse_args(argv)
     if not a.name:
-        raise UsageError('"dockyard network create" requires exactly 1 argument.')
+        raise ArgumentCountError('"dockyard network create" requires exactly 1 argument.')
     from dockyard.engine.networks import create_network
 
     net = create_network(ctx.store, a.name, driver=a.driver, subnets=a.subnet, gateways=a.gateway,
@@ -147,7 +147,7 @@ def _connect(ctx: Context, argv: list[str]) -> int:
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     if len(a.args) != 2:
-        raise UsageError('"dockyard network connect" requires exactly 2 arguments.')
+        raise ArgumentCountError('"dockyard network connect" requires exactly 2 arguments.')
     from dockyard.engine.networks import connect_network
 
     connect_network(ctx.store, a.args[0], a.args[1], a.alias, a.ip)
@@ -160,7 +160,7 @@ def _disconnect(ctx: Context, argv: list[str]) -> int:
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     if len(a.args) != 2:
-        raise UsageError('"dockyard network disconnect" requires exactly 2 arguments.')
+        raise ArgumentCountError('"dockyard network disconnect" requires exactly 2 arguments.')
     from dockyard.engine.networks import disconnect_network
 
     disconnect_network(ctx.store, a.args[0], a.args[1], a.force)
@@ -199,7 +199,7 @@ def _port(ctx: Context, argv: list[str]) -> int:
     p.add_argument("args", nargs="*")
     a = p.parse_args(argv)
     if not 1 <= len(a.args) <= 2:
-        raise UsageError('"dockyard port" requires at least 1 and at most 2 arguments.')
+        raise ArgumentCountError('"dockyard port" requires at least 1 and at most 2 arguments.')
     from dockyard.engine.networks import container_ports
 
     lines = container_ports(ctx.store, a.args[0])

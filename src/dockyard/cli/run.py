@@ -7,7 +7,7 @@ import sys
 from types import SimpleNamespace
 
 from dockyard.cli.flags import BOOL, INT, LIST, STR, Flags
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context, UsageError
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False
@@ -42,7 +42,7 @@ def _flags(verb: str) -> Flags:
 def parse_args(verb: str, argv: list[str]) -> SimpleNamespace:
     vals, pos = _flags(verb).parse(argv, interspersed=False)
     if not pos:
-        raise UsageError(f'"dockyard {verb}" requires at least 1 argument.')
+        raise ArgumentCountError(f'"dockyard {verb}" requires at least 1 argument.')
     return SimpleNamespace(**vals, image=pos[0], command=pos[1:])
 
 

@@ -11,7 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from dockyard.cli.main import Context, UsageError
+from dockyard.cli.main import ArgumentCountError, Context, UsageError
 from dockyard.errors import InvalidArgument, NotFound
 
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Mountpoint": "MOUNTPOINT", "Scope": "SCOPE",
@@ -104,7 +104,7 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     p.add_argument("volumes", nargs="*")
     a = p.parse_args(argv)
     if not a.volumes:
-        raise UsageError('"dockyard volume inspect" requires at least 1 argument.')
+        raise ArgumentCountError('"dockyard volume inspect" requires at least 1 argument.')
 
     from dockyard.engine.volumes import inspect_volume
 
@@ -129,7 +129,7 @@ def _rm(ctx: Context, argv: list[str]) -> int:
     p.add_argument("volumes", nargs="*")
     a = p.parse_args(argv)
     if not a.volumes:
-        raise UsageError('"dockyard volume rm" requires at least 1 argument.')
+        raise ArgumentCountError('"dockyard volume rm" requires at least 1 argument.')
     from dockyard.engine.volumes import remove_volume
     from dockyard.errors import DockyardError
 

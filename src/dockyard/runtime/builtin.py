@@ -127,7 +127,10 @@ class BuiltinRuntime:
                                    nsexec.stdio_fds(stdio))
             except nsexec.SpawnError as e:
                 pid = e.pid
-                raise SystemFailure(str(e)) from None
+                from dockyard.errors import DockyardError, exec_failure
+
+                err = exec_failure(str(e))  # a command that cannot run: 127/126, as runc's create reports it
+                raise (err if type(err) is not DockyardError else SystemFailure(str(e))) from None
             st = _start_time(pid)
             proc = dict(spec.get("process") or {})
             for k in ("args", "env", "terminal", "consoleSize", "cwd"):

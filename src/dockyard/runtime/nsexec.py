@@ -184,6 +184,7 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         _seccomp(seccomp)
         L.set_user_and_caps(process)
         L.chdir(cwd)
+        _check_command(process)
         L.send(w, "ready")
         os.close(w)
         # created: wait here until `start` opens the fifo for reading
@@ -194,6 +195,18 @@ def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo
         L.close_fds_except({stub})
         L.exec_process(process, stub)
     return body
+
+
+def _check_command(process: dict[str, Any]) -> None:
+    """As runc: the command is looked up (as the container's user, in its root, with its PATH) before the init
+    reports ``ready``, so that a command that is missing or cannot be executed fails ``create`` with Docker's
+    message and the container is never started; ``exec_process`` looks it up again when it runs it."""
+    args = process.get("args") or []
+    if not args:
+        raise L.SetupError("no command specified")
+    path, _code, msg = L.find_executable(args[0], L.env_dict(process.get("env")).get("PATH", L.DEFAULT_PATH))
+    if path is None:
+        raise L.SetupError(msg)
 
 
 def _container_console(sock_fd: int, bind_console: bool) -> None:
