@@ -83,7 +83,8 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
     spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
     from dockyard.engine import security, specgen
 
-    security.check(spec.security_opt, specgen.capabilities(spec), spec.privileged)  # before anything exists
+    if spec.security_opt:  # before anything exists; the capabilities (ctypes, cap tables) only when needed
+        security.check(spec.security_opt, specgen.capabilities(spec), spec.privileged)
     img = ImageStore(store).resolve(spec.image)
     if platform:
         want = platform.lower().split("/")
