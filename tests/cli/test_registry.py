@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,21 @@ def test_build_from_pulls_a_missing_base_and_build_pull_refreshes_it(dy, busybox
     p = dy("build", "--pull", "-t", "derived", str(ctx), env=denv, timeout=180)
     assert p.returncode == 0, p.stderr
     assert f"Status: Image is up to date for {base}" in p.stdout + p.stderr
+
+
+@pytest.mark.interop
+def test_podman_pulls_what_dockyard_pushed(dy, busybox, registry, denv, tmp_path):
+    ref = f"{registry.host}/interop/podman:1"
+    dy("tag", "busybox", ref, check=True)
+    dy("push", ref, env=denv, check=True)
+    store = tmp_path / "podman"
+    runroot = Path(tempfile.mkdtemp(prefix="dyp-", dir="/tmp"))  # podman wants a short runroot
+    base = ["podman", "--root", str(store), "--runroot", str(runroot), "--storage-driver", "vfs"]
+    try:
+        p = subprocess.run([*base, "pull", "-q", "--tls-verify=false", ref], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == busybox[7:]  # the same image ID (config digest)
+    finally:
+        subprocess.run([*base, "rmi", "-af"], capture_output=True, timeout=120)
+        subprocess.run(["rm", "-rf", str(runroot), str(store)], capture_output=True)
