@@ -20,7 +20,9 @@ HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "Runnin
 def status_text(c: Any, now: float) -> str:
     from dockyard.timeparse import status_text as text
 
-    return text(c.state, c.exit_code, c.started, c.finished, now)
+    from dockyard.engine.filters import health_suffix
+
+    return text(c.state, c.exit_code, c.started, c.finished, now) + health_suffix(getattr(c, "health", "") or "")
 
 
 def _quote_cmd(args: list[str], trunc: bool) -> str:

@@ -36,6 +36,9 @@ def _flags(verb: str) -> Flags:
         ("--runtime", STR, "dockyard"), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
         ("-q, --quiet", BOOL, False), ("-a, --attach", LIST, []), ("--sig-proxy", BOOL, True),
         ("--detach-keys", STR, ""),
+        ("--health-cmd", STR, ""), ("--health-interval", STR, ""), ("--health-timeout", STR, ""),
+        ("--health-retries", INT, None), ("--health-start-period", STR, ""), ("--no-healthcheck", BOOL, False),
+        ("--health-on-failure", STR, "none"),
     ])
 
 
@@ -135,6 +138,12 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         aliases=o.network_alias, ip=o.ip, mac_address=o.mac_address, stop_signal=o.stop_signal,
         stop_timeout=o.stop_timeout, restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res,
         runtime=o.runtime, sysctls=sysctls)
+    from dockyard.engine import health
+
+    spec.healthcheck = health.from_flags(o.health_cmd, o.health_interval, o.health_timeout, o.health_retries,
+                                         o.health_start_period, o.no_healthcheck)
+    spec.health_on_failure = o.health_on_failure
+    health.check(spec.healthcheck, spec.health_on_failure)
     local.check_spec(spec)  # the engine checks again at create: here, before -p and -v are parsed, as Docker
     spec.ports = local.parse_ports(o.publish) if o.publish else []
     spec.mounts = local.parse_mounts(o.volume, o.mount, o.volumes_from, o.tmpfs)

@@ -9,7 +9,7 @@ Keys: ``id`` and ``name`` (regular expressions, searched), ``label`` (``k`` or `
 (created|restarting|running|removing|paused|exited|dead), ``exited`` (exit code), ``ancestor`` (image reference or
 ID), ``before`` and ``since`` (a container: created before/after it), ``volume`` (volume name or mount target),
 ``network`` (name or ID), ``publish`` and ``expose`` (``port[-port][/proto]``, container side), ``health``
-(containers have no health check yet: only ``none`` matches), ``isolation`` (``default``), ``is-task`` (never a
+(``starting``/``healthy``/``unhealthy`` of a running container's healthcheck, ``none`` for the others), ``isolation`` (``default``), ``is-task`` (never a
 swarm task). Any other key is refused, as Docker refuses it.
 """
 
@@ -222,8 +222,11 @@ class _Matcher:
             return False
         if self.expose is not None and not (self.expose & _exposed(self.store, c)):
             return False
-        if "health" in by and "none" not in by["health"]:
-            return False
+        if "health" in by:
+            from dockyard.engine import health
+
+            if (health.status(self.store, c) or "none") not in by["health"]:
+                return False
         if "is-task" in by and "false" not in by["is-task"]:
             return False
         return True
@@ -238,18 +241,33 @@ def _ports(store: Store, c: Container) -> list[PortRow]:
             for r in store.query("SELECT * FROM ports WHERE container_id=? ORDER BY container_port", (c.id,))]
 
 
+def _health(store: Store, c: Container) -> str:
+    if not c.config.get("healthcheck"):
+        return ""
+    from dockyard.engine import health
+
+    return health.status(store, c)
+
+
+def health_suffix(h: str) -> str:
+    """``(healthy)``, ``(unhealthy)``, ``(health: starting)`` after a running container's status, as Docker."""
+    return {"starting": " (health: starting)", "healthy": " (healthy)", "unhealthy": " (unhealthy)"}.get(h, "")
+
+
 def row(store: Store, c: Container, size: bool = False) -> ContainerRow:
     from dockyard.engine.records import ContainerRow
     from dockyard.timeparse import status_text
 
     ports = _ports(store, c)
+    h = _health(store, c)
     rw = root = None
     if size:
         rw, root = sizes(store, c)
     return ContainerRow(
         id=c.id, name=c.name, image=c.image_ref, image_id=c.image_id or "",
         command=list(c.config.get("entrypoint") or []) + list(c.config.get("cmd") or []), created=c.created,
-        state=c.state, status=status_text(c.state, c.exit_code, c.started, c.finished), exit_code=c.exit_code,
+        state=c.state, status=status_text(c.state, c.exit_code, c.started, c.finished) + health_suffix(h),
+        exit_code=c.exit_code, health=h,
         started=c.started, finished=c.finished, labels=dict(c.labels),
         network_mode=c.config.get("network_mode", ""), ports=ports,
         ports_text=", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}/{p.proto}" for p in ports),

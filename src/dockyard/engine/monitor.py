@@ -289,6 +289,8 @@ def _slim_args(state: str, src: str) -> list[str]:
     args += [f"out={fd}:{stream}" for fd, stream in d["out"].items()]
     args += [f"{k}={d[k]}" for k in ("stdin", "tty", "listener") if d[k] is not None]
     args += [f"partial{k}={v}" for k, v in d["partial"].items()]
+    if d.get("health"):
+        args.append(f"health={d['health']}")
     for c in d["clients"]:
         o = c["opts"]
         flags = (c["hello"], o.get("stdin", False), o.get("stdout", True), o.get("stderr", True))
@@ -423,10 +425,16 @@ class Monitor:
                 pass
         return False
 
-    @staticmethod
-    def _should_restart(c: Container, code: int) -> bool:
+    def _should_restart(self, c: Container, code: int) -> bool:
         pol = c.spec.restart
-        if c.state != "exited" or c.error == "stopped":
+        if c.state != "exited":
+            return False
+        if c.spec.health_on_failure == "restart":
+            from dockyard.engine import health
+
+            if health.restart_requested(self.store, c):  # --health-on-failure=restart ended this run
+                return True
+        if c.error == "stopped":
             return False
         if pol.name in ("always", "unless-stopped"):
             return True
@@ -441,6 +449,9 @@ class Monitor:
         the state holds what clients sent that the container has not read yet (stdin)."""
         from dockyard.engine.monitor_loop import state_fd
 
+        from dockyard.engine.health import loop_config
+
+        self.loop.health = loop_config(self.containers.get(self.cid).spec)  # the loop forks the probes
         state = self.loop.to_state()
         self.store.close()
         import dockyard

@@ -10,6 +10,8 @@
  *   out=FD:STREAM (repeated)  stdin=FD  tty=FD  listener=FD  partial1=HEX  partial2=HEX
  *   client=FD:HELLO:STDIN:STDOUT:STDERR:BUFHEX (repeated; 0/1 flags, hex may be empty)
  *   pending=FD:HEX (repeated, after its client=: the client's unread bytes of a frame, in pieces)
+ *   health=INTERVAL_MS:LIMIT_MS (optional: every INTERVAL, fork the health probe process, engine/health.py,
+ *                                unless one still runs; one older than LIMIT is killed)
  *
  * It copies the container's output to the json-file log and to attached clients, client stdin frames to the
  * container, resize frames to the pty, and accepts new attach clients (engine/attach.py has the protocol). When
@@ -34,6 +36,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -48,7 +52,7 @@
 #define PATH_LEN 4096
 
 enum { F_STDIN = 0, F_STDOUT = 1, F_STDERR = 2, F_EXIT = 3, F_RESIZE = 4, F_START = 5 };
-enum { K_OUT = 1, K_EXIT, K_LISTEN, K_CLIENT };
+enum { K_OUT = 1, K_EXIT, K_LISTEN, K_CLIENT, K_TICK, K_PROBE };
 
 struct client {
     int used, fd;
@@ -72,6 +76,9 @@ static unsigned char partial[3][PARTIAL_MAX];
 static size_t plen[3];
 static struct client clients[MAX_CLIENTS];
 static unsigned char rbuf[READ_MAX];
+static long h_interval, h_limit;            /* health: ms; 0 = no healthcheck */
+static int tick_fd = -1, probe_pid = -1, probe_fd = -1;
+static struct timespec probe_t0;
 
 /* ---- errors: left where engine/monitor.py leaves its tracebacks ---------------------------------------------- */
 static void note(const char *what) {
@@ -626,6 +633,80 @@ static void hand_back(int status) {
     _exit(1);
 }
 
+/* ---- health probes: a short-lived Python process per tick (engine/health.py probe_main) ---------------------- */
+static long ms_since(const struct timespec *t0) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+static void probe_reap(void) {
+    if (probe_pid < 0)
+        return;
+    epoll_ctl(ep, EPOLL_CTL_DEL, probe_fd, NULL);
+    close(probe_fd);
+    while (waitpid(probe_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    probe_pid = probe_fd = -1;
+}
+
+static void probe_tick(void) {
+    static const char boot[] = "import sys; sys.path.insert(0, sys.argv[1]); "
+                               "from dockyard.engine.health import probe_main; probe_main(sys.argv[2], sys.argv[3])";
+    uint64_t n;
+    if (read(tick_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        note("timerfd");
+    if (probe_pid > 0) {
+        if (ms_since(&probe_t0) > h_limit)
+            kill(probe_pid, SIGKILL); /* reaped when its pidfd fires */
+        return;
+    }
+    pid_t p = fork();
+    if (p < 0) {
+        note("fork health probe");
+        return;
+    }
+    if (p == 0) { /* none of the monitor's fds (listener, clients, log, pipes) reach the probe */
+        signal(SIGPIPE, SIG_DFL);
+        for (int fd = 3; fd < 65536; fd++)
+            close(fd);
+        char *argv[] = {(char *)python, "-I", "-S", "-c", (char *)boot, (char *)src, (char *)root, (char *)cid, NULL};
+        execv(python, argv);
+        _exit(127);
+    }
+    int fd = (int)syscall(SYS_pidfd_open, p, 0);
+    if (fd < 0) {
+        note("pidfd_open health probe");
+        kill(p, SIGKILL);
+        waitpid(p, NULL, 0);
+        return;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    probe_pid = p;
+    probe_fd = fd;
+    clock_gettime(CLOCK_MONOTONIC, &probe_t0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)K_PROBE << 48 | (uint32_t)fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+        note("epoll_ctl probe");
+}
+
+static void health_start(void) {
+    if (h_interval <= 0)
+        return;
+    tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (tick_fd < 0) {
+        note("timerfd_create");
+        return;
+    }
+    struct itimerspec its = {{h_interval / 1000, (h_interval % 1000) * 1000000},
+                             {h_interval / 1000, (h_interval % 1000) * 1000000}};
+    if (timerfd_settime(tick_fd, 0, &its, NULL) < 0)
+        note("timerfd_settime");
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)K_TICK << 48 | (uint32_t)tick_fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, tick_fd, &ev) < 0)
+        note("epoll_ctl timer");
+}
+
 /* ---- arguments ----------------------------------------------------------------------------------------------------- */
 static int unhex(const char *s, unsigned char *out, size_t max) {
     size_t n = 0;
@@ -657,6 +738,11 @@ static void parse(int argc, char **argv) {
         else if (!strcmp(a, "stdin")) stdin_fd = atoi(v);
         else if (!strcmp(a, "tty")) tty_fd = atoi(v);
         else if (!strcmp(a, "listener")) listener = atoi(v);
+        else if (!strcmp(a, "health")) {
+            h_interval = atol(v);
+            char *l = strchr(v, ':');
+            h_limit = l ? atol(l + 1) : 0;
+        }
         else if (!strcmp(a, "partial1") || !strcmp(a, "partial2")) {
             int k = a[7] - '0';
             plen[k] = (size_t)unhex(v, partial[k], PARTIAL_MAX - 1);
@@ -792,6 +878,7 @@ int main(int argc, char **argv) {
     fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     if (stdin_fd >= 0)
         fcntl(stdin_fd, F_SETFD, FD_CLOEXEC);
+    health_start();
 
     int status = -1;
     struct epoll_event evs[32];
@@ -825,10 +912,20 @@ int main(int argc, char **argv) {
                 accept_client();
             else if (kind == K_CLIENT && clients[slot].used && clients[slot].fd == fd)
                 client_input(&clients[slot]);
+            else if (kind == K_TICK && status < 0)
+                probe_tick();
+            else if (kind == K_PROBE)
+                probe_reap();
         }
     }
     if (status < 0)
         status = 255;
+    if (tick_fd >= 0)
+        close(tick_fd);
+    if (probe_pid > 0) { /* the container is gone: so is the question */
+        kill(probe_pid, SIGKILL);
+        probe_reap();
+    }
     while (nout)
         close_out(nout - 1);
     close_stdin();

@@ -46,6 +46,8 @@ class Loop:
         self.log_size = 0
         self.partial = {proto.STDOUT: b"", proto.STDERR: b""}
         self.start_requested = False
+        self.health: str | None = None         # "INTERVAL_MS:LIMIT_MS": fork a probe each tick (engine.health)
+        self.probe: tuple[int, int, float] | None = None  # pid, pidfd, started (monotonic)
 
     # ---- set up -----------------------------------------------------------------------------------------
     def listen(self) -> None:
@@ -79,7 +81,7 @@ class Loop:
             "out": {str(k): v for k, v in self.out.items()}, "stdin": self.stdin_fd, "tty": self.tty_master,
             "listener": self.listener.fileno() if self.listener is not None else None, "clients": clients,
             "log_fd": self.log_fd, "log_path": self.log_path, "log_size": self.log_size,
-            "partial": {str(k): v.hex() for k, v in self.partial.items()}})
+            "partial": {str(k): v.hex() for k, v in self.partial.items()}, "health": self.health})
 
     @classmethod
     def from_state(cls, text: str) -> Loop:
@@ -90,6 +92,7 @@ class Loop:
         lp.stdin_fd, lp.tty_master = d["stdin"], d["tty"]
         lp.log_fd, lp.log_path, lp.log_size = d["log_fd"], d["log_path"], d["log_size"]
         lp.partial = {int(k): bytes.fromhex(v) for k, v in d["partial"].items()}
+        lp.health = d.get("health")
         fds = [lp.log_fd, lp.pidfd] + list(lp.out) + ([lp.stdin_fd] if lp.stdin_fd is not None else [])
         if d["listener"] is not None:
             lp.listener = socket.socket(fileno=d["listener"])
@@ -123,6 +126,10 @@ class Loop:
         self.sel.register(self.pidfd, selectors.EVENT_READ, ("exit", None))  # type: ignore[arg-type]
         deadline = None if timeout is None else time.monotonic() + timeout
         status: int | None = None
+        tick = None
+        if self.health and timeout is None:
+            interval, limit = (int(x) / 1000 for x in self.health.split(":"))
+            tick = time.monotonic() + interval
         try:
             while status is None or self.out:
                 if status is not None:
@@ -131,13 +138,21 @@ class Loop:
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         return None
+                elif tick is not None:
+                    wait = max(tick - time.monotonic(), 0)
                 else:
                     wait = None
+                if tick is not None and status is None and time.monotonic() >= tick:
+                    tick += interval * max(1, int((time.monotonic() - tick) // interval) + 1)
+                    self._probe_tick(limit)
+                    continue
                 events = self.sel.select(timeout=wait)
                 if not events and status is not None:
                     break
                 for key, _ in events:
-                    if key.data[0] == "exit":
+                    if key.data[0] == "probe":
+                        self._probe_reap()
+                    elif key.data[0] == "exit":
                         self.sel.unregister(self.pidfd)  # type: ignore[arg-type]
                         _, st = os.waitpid(self.pid, 0)
                         status = os.waitstatus_to_exitcode(st)
@@ -152,6 +167,12 @@ class Loop:
                         self.sel.unregister(fd)  # type: ignore[arg-type]
                     except (KeyError, ValueError):
                         pass
+        if self.probe is not None:  # the container is gone: so is the question
+            try:
+                os.kill(self.probe[0], 9)
+            except ProcessLookupError:
+                pass
+            self._probe_reap()
         for fd in list(self.out):
             self._close_out(fd)
         if self.stdin_fd is not None and self.stdin_fd != self.tty_master:
@@ -167,6 +188,43 @@ class Loop:
         except ChildProcessError:
             pass
         return status
+
+    def _probe_tick(self, limit: float) -> None:
+        """Fork the health probe process (``engine.health.probe_main``), unless one still runs: one older than
+        ``limit`` seconds is killed."""
+        if self.probe is not None:
+            if time.monotonic() - self.probe[2] > limit:
+                try:
+                    os.kill(self.probe[0], 9)
+                except ProcessLookupError:
+                    pass
+            return
+        import sys
+
+        import dockyard
+        from dockyard.engine.health import PROBE_BOOT
+
+        src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
+        try:  # our fds are close-on-exec: the probe gets none of them
+            pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", "-c", PROBE_BOOT, src, self.root,
+                                                  self.cid], dict(os.environ))
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            return
+        self.probe = (pid, pidfd, time.monotonic())
+        self.sel.register(pidfd, selectors.EVENT_READ, ("probe", None))
+
+    def _probe_reap(self) -> None:
+        if self.probe is None:
+            return
+        pid, pidfd, _ = self.probe
+        self.probe = None
+        self.sel.unregister(pidfd)
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
 
     def send_exit(self, code: int) -> None:
         self._send_all(proto.frame(proto.EXIT, str(code).encode()))

@@ -143,6 +143,8 @@ class ContainerSpec(Record):
         "resources": None,          # Resources
         "runtime": "dockyard",
         "sysctls": {},
+        "healthcheck": None,        # Docker's Healthcheck {"Test", "Interval", "Timeout", "StartPeriod", "Retries"}
+        "health_on_failure": "none",  # none | kill | restart | stop (Podman's --health-on-failure)
     }
     NESTED = {"restart": RestartPolicy, "resources": Resources}
     LISTS = {"mounts": MountSpec}
@@ -184,3 +186,5 @@ class ContainerSpec(Record):
         resources: Resources
         runtime: str
         sysctls: dict[str, str]
+        healthcheck: dict[str, Any] | None
+        health_on_failure: str

@@ -74,7 +74,7 @@ class ContainerRow(_Slots):
 
     __slots__ = ("id", "name", "image", "image_id", "command", "created", "state", "status", "exit_code",
                  "started", "finished", "labels", "network_mode", "ports", "ports_text", "mounts", "size_rw",
-                 "size_root_fs")
+                 "size_root_fs", "health")
     if TYPE_CHECKING:
         id: str
         name: str

@@ -61,6 +61,16 @@ def _exec_ids(store: Store, c: Container) -> list[str] | None:
     return exec_ids(store, c.id) or None
 
 
+def _health(store: Store, c: Container) -> dict[str, Any]:
+    """``State.Health`` for a container with a healthcheck (engine.health), else nothing, as Docker."""
+    if not c.config.get("healthcheck"):
+        return {}
+    from dockyard.engine import health
+
+    h = health.state(store, c)
+    return {"Health": h} if h is not None else {}
+
+
 def container_json(store: Store, c: Container) -> dict[str, Any]:
     s = c.spec
     cdir = c.dir(store)
@@ -91,6 +101,7 @@ def container_json(store: Store, c: Container) -> dict[str, Any]:
             "Pid": c.pid or 0 if c.running else 0, "ExitCode": c.exit_code or 0,
             "Error": "" if c.error in ("stopping", "stopped") else c.error,
             "StartedAt": _ts(c.started), "FinishedAt": _ts(c.finished),
+            **_health(store, c),
         },
         "Image": c.image_id or "",
         "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
@@ -135,6 +146,7 @@ def container_json(store: Store, c: Container) -> dict[str, Any]:
             **({"StopSignal": s.stop_signal or image_cfg.get("StopSignal")}
                if (s.stop_signal or image_cfg.get("StopSignal")) else {}),
             **({"StopTimeout": s.stop_timeout} if s.stop_timeout is not None else {}),
+            **({"Healthcheck": s.healthcheck} if s.healthcheck else {}),
         },
         "NetworkSettings": _network_settings(store, c, image_cfg),
     }
