@@ -88,3 +88,25 @@ def test_exit_codes_as_the_docker_28_cli(dy, busybox):
     for argv, code, text in cases:
         p = dy(*argv)
         assert (p.returncode, text in p.stderr) == (code, True), (argv, p.returncode, p.stderr)
+
+
+def test_every_flag_in_help_has_a_description(dy):
+    import re
+
+    from dockyard.cli.main import MANAGEMENT, VERBS
+
+    verbs = [[v] for v in VERBS if v != "completion"] + [[m, s] for m, subs in MANAGEMENT.items() for s in subs]
+    line = re.compile(r"^  (?:-\w, |    )(--[\w-]+)(?: \w+)?\s{2,}(\S.*)$")
+    for argv in verbs:
+        p = dy(*argv, "--help")
+        assert p.returncode == 0, (argv, p.stderr)
+        opts = p.stdout.split("\nOptions:\n", 1)
+        if len(opts) == 1:
+            continue  # a verb without flags
+        rows = [ln for ln in opts[1].splitlines() if ln.strip()]
+        bad = [ln for ln in rows if not line.match(ln)]
+        assert not bad, (argv, bad)
+    out = dy("run", "--help", check=True).stdout
+    assert re.search(r"\n  -e, --env list +Set environment variables\n", out)
+    assert re.search(r'\n      --restart string +Restart policy to apply when a container exits \(default "no"\)\n', out)
+    assert re.search(r"\n      --sig-proxy +Proxy received signals to the process \(default true\)\n", out)

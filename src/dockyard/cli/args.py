@@ -23,6 +23,30 @@ class Parser(argparse.ArgumentParser):
                          allow_abbrev=False, add_help=False, formatter_class=_Formatter)
         self.add_argument("--help", action="help", help="Print usage")
 
+    def format_help(self) -> str:
+        """Docker's layout: usage, description, then every flag with its type, description and default."""
+        from dockyard.cli import flaghelp
+
+        key = self.prog.removeprefix("dockyard ").replace(" ", "-")
+        rows = []
+        for a in self._actions:
+            if not a.option_strings:
+                continue
+            if a.nargs == 0:
+                word = ""
+            elif isinstance(a, argparse._AppendAction):
+                word = "list"
+            else:
+                word = "int" if a.type is int else "string"
+            text = a.help if a.help and a.help != argparse.SUPPRESS else flaghelp.describe(key, a.option_strings)
+            if a.nargs != 0 and "(default" not in text:
+                text += flaghelp.default_text(word, a.default)
+            names = [n for n in a.option_strings if not n.startswith("--")]
+            names += [max((n for n in a.option_strings if n.startswith("--")), key=len, default="")]
+            rows.append(([n for n in names if n], word, text))  # aliases (--time) accepted, not listed
+        out = f"\nUsage:  {self.usage}\n\n" + (f"{self.description}\n\n" if self.description else "")
+        return out + "Options:\n" + flaghelp.table(rows)
+
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
             rest = message.split(":", 1)[1].split()

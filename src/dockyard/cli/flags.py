@@ -112,11 +112,20 @@ class Flags:
             vals[dest] = value
 
     def _help(self) -> str:
+        """Docker's ``--help``: every flag with its type, its description (``cli.flaghelp``) and its default."""
+        from dockyard.cli import flaghelp
+
         seen: dict[str, list[str]] = {}
-        for n, (dest, _) in self.by_name.items():
+        kinds: dict[str, str] = {}
+        for n, (dest, kind) in self.by_name.items():
             seen.setdefault(dest, []).append(n)
-        lines = [f"Usage:  dockyard {self.verb} {self.usage}", "", "Options:"]
-        for dest, names in seen.items():
-            lines.append("  " + ", ".join(sorted(names, key=len)))
-        print("\n".join(lines))
+            kinds[dest] = kind
+        words = {BOOL: "", STR: "string", LIST: "list", INT: "int"}
+        # aliases (--net for --network) are accepted and not listed, as Docker hides them
+        rows = [([n for n in names if not n.startswith("--")] + [max((n for n in names if n.startswith("--")),
+                                                                 key=len, default="")], words[kinds[dest]],
+                 flaghelp.describe(self.verb, names) + flaghelp.default_text(kinds[dest], self.defaults[dest]))
+                for dest, names in seen.items()]
+        rows.append((["--help"], "", flaghelp.describe(self.verb, ["--help"])))
+        print(f"\nUsage:  dockyard {self.verb} {self.usage}\n\nOptions:\n" + flaghelp.table(rows), end="")
         return 0  # type: ignore[return-value]
