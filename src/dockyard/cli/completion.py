@@ -35,6 +35,7 @@ DESCRIPTIONS: dict[str, str] = {
     "completion": "Print a shell completion script (bash, zsh or fish)",
     "pull": "Download an image from a registry", "push": "Upload an image to a registry",
     "login": "Log in to a registry", "logout": "Log out from a registry",
+    "events": "Get real time events from the server",
 }
 MANAGEMENT_DESCRIPTIONS: dict[str, str] = {
     "image": "Manage images", "container": "Manage containers", "volume": "Manage volumes",

@@ -33,6 +33,7 @@ VERBS: dict[str, str] = {
     "port": "network",
     "completion": "completion",
     "pull": "registry", "push": "registry", "login": "registry", "logout": "registry",
+    "events": "events",
 }
 
 # management commands: ``dockyard image ls`` == ``dockyard images`` and so on.
