@@ -15,10 +15,22 @@ from dockyard.state.db import Store
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 
 
-def test_debian_layer_applies_completely_and_round_trips(debian_tar, tmp_path):
-    ss = SnapshotStore(Store(root=str(tmp_path / "root")))
+@pytest.mark.parametrize("backend", ["dir", "erofs"])
+def test_debian_layer_applies_completely_and_round_trips(debian_tar, tmp_path, backend):
+    from dockyard.snapshots.erofs import unavailable
+
+    if backend == "erofs" and unavailable():
+        pytest.skip(unavailable())
+    ss = SnapshotStore(Store(root=str(tmp_path / "root")), backend=backend)
     with open(debian_tar, "rb") as f:
         s = ss.apply_layer(None, f)
+    with ss.mounted(s.chain_id):
+        _check(ss, s, debian_tar)
+    with open("/proc/self/mountinfo") as f:
+        assert str(tmp_path) not in f.read()
+
+
+def _check(ss, s, debian_tar):
     fs = s.path
     with tarfile.open(debian_tar) as tf:
         members = tf.getmembers()
@@ -35,6 +47,7 @@ def test_debian_layer_applies_completely_and_round_trips(debian_tar, tmp_path):
             assert (st.st_uid, st.st_gid) == (m.uid, m.gid), m.name
             if not m.issym():
                 assert stat.S_IMODE(st.st_mode) == m.mode, m.name
+                assert int(st.st_mtime) == m.mtime, m.name
     assert os.readlink(os.path.join(fs, "bin")) == "usr/bin"
     assert os.stat(os.path.join(fs, "usr/bin/passwd")).st_mode & stat.S_ISUID
 
@@ -43,4 +56,5 @@ def test_debian_layer_applies_completely_and_round_trips(debian_tar, tmp_path):
     diff_id, _ = write_layer(fs, buf)
     s2 = ss.apply_layer(None, io.BytesIO(gzip.compress(buf.getvalue(), compresslevel=1)),
                         expected_diff_id=diff_id)
-    assert write_layer(s2.path, io.BytesIO())[0] == diff_id
+    with ss.mounted(s2.chain_id):
+        assert write_layer(s2.path, io.BytesIO())[0] == diff_id

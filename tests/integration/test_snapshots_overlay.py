@@ -73,7 +73,7 @@ def mounter():
 
 @pytest.fixture
 def ss(tmp_path):
-    return SnapshotStore(Store(root=str(tmp_path / "root")))
+    return SnapshotStore(Store(root=str(tmp_path / "root")), backend="dir")  # the unpacked format itself
 
 
 def container_dirs(tmp_path, name="c"):

@@ -141,6 +141,7 @@ def info(api: Any, req: Request) -> Any:
         d = {"Containers": i.containers, "ContainersRunning": i.containers_running,
              "ContainersPaused": i.containers_paused, "ContainersStopped": i.containers_stopped,
              "Images": i.images, "ServerVersion": i.server_version, "Driver": i.storage_driver,
+             "DriverStatus": i.driver_status,
              "LoggingDriver": i.logging_driver, "CgroupVersion": i.cgroup_version,
              "Runtimes": {r: {"path": r} for r in i.runtimes}, "DefaultRuntime": i.default_runtime,
              "KernelVersion": i.kernel_version, "OperatingSystem": i.operating_system, "OSType": i.os_type,

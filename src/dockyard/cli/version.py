@@ -20,6 +20,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     print(f"Containers: {i.containers}\n Running: {i.containers_running}\n Paused: {i.containers_paused}\n"
           f" Stopped: {i.containers_stopped}\nImages: {i.images}\n"
           f"Server Version: {i.server_version}\nStorage Driver: {i.storage_driver}\n"
+          + "".join(f" {k}: {v}\n" for k, v in i.driver_status) +
           f"Logging Driver: {i.logging_driver}\nCgroup Version: {i.cgroup_version}\n"
           f"Runtimes: {' '.join(i.runtimes)}\nDefault Runtime: {i.default_runtime}\n"
           f"Kernel Version: {i.kernel_version}\nOperating System: {i.operating_system}\n"

@@ -300,7 +300,8 @@ def changes(store: Store, ref: str) -> list[Change]:
 
     c = ContainerStore(store).get(ref)
     _, top = rootfs.image_config(store, c)
-    return _changes(os.path.join(c.dir(store), "diff"), SnapshotStore(store).lowerdirs(top))
+    with SnapshotStore(store).mounted(top) as lowers:  # layer images mounted while they are read
+        return _changes(os.path.join(c.dir(store), "diff"), lowers)
 
 
 def export(store: Store, ref: str, out: BinaryIO) -> None:

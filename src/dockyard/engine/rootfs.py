@@ -13,6 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from dockyard.oci.mounts import Mount
+
 from dockyard.engine.containers import Container
 from dockyard.errors import NotFound, from_oserror
 from dockyard.state.db import Store
@@ -39,7 +41,6 @@ def mount(store: Store, c: Container) -> dict[str, Any]:
 
 def mount_root(store: Store, chain_id: str | None, cdir: str) -> str:
     """An overlay of snapshot ``chain_id`` (None: empty) with ``cdir/diff`` as upper, at ``cdir/rootfs``."""
-    from dockyard.runtime import syscalls
     from dockyard.snapshots.store import SnapshotStore
 
     target = os.path.join(cdir, "rootfs")
@@ -47,8 +48,26 @@ def mount_root(store: Store, chain_id: str | None, cdir: str) -> str:
         os.makedirs(os.path.join(cdir, sub), exist_ok=True)
     if os.path.ismount(target):
         return target
-    for m in SnapshotStore(store).rootfs_mounts(chain_id, os.path.join(cdir, "diff"), os.path.join(cdir, "work"),
-                                                target):
+    ss = SnapshotStore(store)
+    mounts = ss.rootfs_mounts(chain_id, os.path.join(cdir, "diff"), os.path.join(cdir, "work"), target)
+    if mounts[0].type == "erofs":  # layer images: shared mounts, mounted with the overlay under one lock
+        with ss.mounts_lock():
+            _apply_mounts(mounts)
+    else:
+        _apply_mounts(mounts)
+    return target
+
+
+def _apply_mounts(mounts: list[Mount]) -> None:
+    from dockyard.runtime import syscalls
+
+    for m in mounts:
+        if m.type == "erofs":
+            if not os.path.ismount(m.target):
+                from dockyard.snapshots.erofs import mount_layer
+
+                mount_layer(m.source, m.target)
+            continue
         flags = 0
         opts = []
         for o in m.options:
@@ -62,7 +81,6 @@ def mount_root(store: Store, chain_id: str | None, cdir: str) -> str:
             syscalls.mount(m.source, m.target, m.type, flags, ",".join(opts))
         except OSError as e:
             raise from_oserror(f"cannot mount {m.type} on {m.target}", e) from None
-    return target
 
 
 def unmount(store: Store, c: Container) -> None:
@@ -74,14 +92,23 @@ def unmount(store: Store, c: Container) -> None:
 
 
 def unmount_root(cdir: str) -> None:
+    """Unmount the container's overlay, then the layer images no other mounted overlay uses."""
     from dockyard.runtime import syscalls
 
     target = os.path.join(cdir, "rootfs")
+    if not os.path.ismount(target):
+        return
+    from dockyard.snapshots import erofs
+
+    layers = [d for d in erofs.overlay_lowers(target) if erofs.layer_image(os.path.dirname(d))]
     while os.path.ismount(target):
         try:
             syscalls.umount2(target, syscalls.MNT_DETACH)
         except OSError:
             break
+    if layers:
+        with erofs.mounts_lock(os.path.dirname(os.path.dirname(layers[0]))):
+            erofs.release(layers)
 
 
 def _host_resolv(dns: list[str], nameserver: str | None = None) -> str:

@@ -38,8 +38,9 @@ class SystemInfo(Record):
               "images": 0, "server_version": "", "storage_driver": "overlay", "logging_driver": "json-file",
               "cgroup_version": "2", "runtimes": [], "default_runtime": "dockyard", "kernel_version": "",
               "operating_system": "", "os_type": "linux", "architecture": "", "cpus": 0, "mem_total": 0,
-              "root": ""}
+              "root": "", "driver_status": []}
     if TYPE_CHECKING:
+        driver_status: list[list[str]]  # Docker's DriverStatus pairs: how layers are kept here
         containers: int
         containers_running: int
         containers_paused: int
@@ -127,7 +128,18 @@ def info(store: Store) -> SystemInfo:
                       server_version=__version__, cgroup_version="2" if cgroups.is_v2() else "1",
                       runtimes=list(RUNTIMES), kernel_version=platform.release(), operating_system=_os_name(),
                       architecture=platform.machine(), cpus=os.cpu_count() or 0, mem_total=_mem_total(),
-                      root=store.root)
+                      root=store.root, driver_status=_layer_status())
+
+
+def _layer_status() -> list[list[str]]:
+    from dockyard.snapshots.store import default_backend
+
+    if default_backend() == "erofs":
+        return [["Layers", "erofs (one image file per layer, mounted from the file)"]]
+    from dockyard.snapshots.erofs import unavailable
+
+    why = unavailable()
+    return [["Layers", "unpacked directories" + (f" (no EROFS: {why})" if why else "")]]
 
 
 def _tree_size(path: str) -> int:

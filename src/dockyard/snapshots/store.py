@@ -60,10 +60,40 @@ def chain_id_of(parent: str | None, diff_id: str) -> str:
     return diff_id if parent is None else sha256_digest(f"{parent} {diff_id}".encode())
 
 
+BACKENDS = ("erofs", "dir")
+
+
+def default_backend() -> str:
+    """``$DOCKYARD_SNAPSHOTTER`` (``erofs`` or ``dir``) if set, else ``erofs`` where the host can mount layer
+    images (``erofs.unavailable()`` is None), else ``dir``."""
+    v = os.environ.get("DOCKYARD_SNAPSHOTTER")
+    if v:
+        if v not in BACKENDS:
+            raise InvalidArgument(f"DOCKYARD_SNAPSHOTTER must be one of {', '.join(BACKENDS)}, not {v!r}")
+        return v
+    from dockyard.snapshots.erofs import unavailable
+
+    return "erofs" if unavailable() is None else "dir"
+
+
 class SnapshotStore:
-    def __init__(self, store: Store) -> None:
+    """The snapshot store of one state root; implements ``snapshotter.Snapshotter``.
+
+    ``backend`` chooses how *new* layers are kept (``erofs``: one image file each; ``dir``: an unpacked
+    directory); default ``default_backend()``. Reading works on both kinds, so a store may hold both."""
+
+    def __init__(self, store: Store, backend: str | None = None) -> None:
         self.store = store
         self.dir = store.path("snapshots")
+        if backend is not None and backend not in BACKENDS:
+            raise InvalidArgument(f"unknown snapshotter {backend!r}")
+        self._backend = backend
+
+    @property
+    def backend(self) -> str:
+        if self._backend is None:
+            self._backend = default_backend()
+        return self._backend
 
     # -- paths ------------------------------------------------------------------------------------------------
 
@@ -124,7 +154,48 @@ class SnapshotStore:
 
     def rootfs_mounts(self, chain_id: str | None, upperdir: str | None, workdir: str | None,
                       target: str) -> list[Mount]:
-        return rootfs_mounts(self.lowerdirs(chain_id), upperdir, workdir, target, empty_dir=self.empty_dir())
+        """The mounts that make ``target`` the root of a container on snapshot ``chain_id``, in order: first one
+        ``erofs`` mount per layer kept as an image (shared: skip it when its target is already a mount point),
+        then the overlay. Apply them under ``mounts_lock()``; undo them with ``release_root``."""
+        from dockyard.snapshots.erofs import layer_image
+
+        lowers = self.lowerdirs(chain_id)
+        layers = []
+        for d in lowers:
+            img = layer_image(os.path.dirname(d))
+            if img is not None:
+                layers.append(Mount("erofs", img, d, ("ro",)))
+        return [*layers, *rootfs_mounts(lowers, upperdir, workdir, target, empty_dir=self.empty_dir())]
+
+    def mounts_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while mounting or releasing layer images (see ``erofs``)."""
+        from dockyard.snapshots.erofs import mounts_lock
+
+        os.makedirs(self.dir, mode=0o711, exist_ok=True)
+        return mounts_lock(self.dir)
+
+    def mount_layers(self, chain_id: str | None) -> list[str]:
+        """Mount the layer images of the stack ending at ``chain_id``; returns its lowerdirs, topmost first.
+        The caller holds ``mounts_lock()`` and later calls ``release``."""
+        from dockyard.snapshots.erofs import mount_layer
+
+        for m in self.rootfs_mounts(chain_id, None, None, os.devnull):
+            if m.type == "erofs" and not os.path.ismount(m.target):
+                mount_layer(m.source, m.target)
+        return self.lowerdirs(chain_id)
+
+    @contextlib.contextmanager
+    def mounted(self, chain_id: str | None) -> Iterator[list[str]]:
+        """The lowerdirs of ``chain_id``, readable inside the ``with`` (layer images mounted, released after)."""
+        with self.mounts_lock():
+            dirs = self.mount_layers(chain_id)
+        try:
+            yield dirs
+        finally:
+            from dockyard.snapshots.erofs import release
+
+            with self.mounts_lock():
+                release(dirs)
 
     # -- applying layers --------------------------------------------------------------------------------------
 
@@ -157,7 +228,7 @@ class SnapshotStore:
 
             staging = tempfile.mkdtemp(dir=self.store.tmp, prefix=_STAGING_PREFIX)
             try:
-                diff_id, size = self._extract(stream, os.path.join(staging, "fs"), allow_devices)
+                diff_id, size = self._materialize(stream, staging, allow_devices)
                 if expected_diff_id is not None and diff_id != expected_diff_id:
                     raise CorruptContent(f"layer content mismatch: expected diff_id {expected_diff_id}, "
                                          f"got {diff_id}")
@@ -185,37 +256,60 @@ class SnapshotStore:
         assert s is not None
         return s
 
+    def _materialize(self, stream: BinaryIO, staging: str, allow_devices: bool) -> tuple[str, int]:
+        """Store the layer read from ``stream`` in ``staging`` (``fs/`` unpacked, or ``layer.erofs`` plus an
+        empty ``fs/`` mount point); returns (diff_id, size)."""
+        if self.backend == "erofs":
+            from dockyard.snapshots import erofs
+
+            start = stream.tell() if stream.seekable() else None
+            try:
+                with erofs.private_tmpfs(staging) as tmp_fd:
+                    diff_id, size = self._extract(stream, tmp_fd, allow_devices, sync=False)
+                    erofs.make_image(os.path.join(staging, "tree"), os.path.join(staging, erofs.IMAGE))
+                os.mkdir(os.path.join(staging, "fs"), 0o755)
+                return diff_id, size
+            except OSError as e:
+                if e.errno != errno.ENOSPC or start is None:
+                    raise
+                stream.seek(start)  # larger than memory allows: unpack this one on disk
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(staging, erofs.IMAGE))
+        dest = os.path.join(staging, "fs")
+        os.mkdir(dest, 0o755)
+        root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return self._extract(stream, root_fd, allow_devices, sync=True)
+        finally:
+            os.close(root_fd)
+
     @staticmethod
-    def _extract(stream: BinaryIO, dest: str, allow_devices: bool) -> tuple[str, int]:
+    def _extract(stream: BinaryIO, root_fd: int, allow_devices: bool, *, sync: bool) -> tuple[str, int]:
         import tarfile
 
         from dockyard.snapshots.compression import open_layer
         from dockyard.snapshots.extract import Extractor
 
-        os.mkdir(dest, 0o755)
-        root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.fchmod(root_fd, 0o755)  # whatever the umask: the root of every container is 0755
+        reader = open_layer(stream)
         try:
-            os.fchmod(root_fd, 0o755)  # whatever the umask: the root of every container is 0755
-            reader = open_layer(stream)
+            ex = Extractor(root_fd, allow_devices=allow_devices)
             try:
-                ex = Extractor(root_fd, allow_devices=allow_devices)
-                try:
-                    tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
-                                      bufsize=1 << 16)
-                except tarfile.TarError as e:
-                    reader.drain()
-                    if reader.size:
-                        raise CorruptContent(f"invalid layer archive: {e}") from None
-                    tf = None  # a zero-byte stream is an empty layer, as for Go's archive/tar
-                if tf is not None:
-                    ex.extract(tf)
+                tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
+                                  bufsize=1 << 16)
+            except tarfile.TarError as e:
                 reader.drain()
-            finally:
-                reader.close()
-            _syncfs(root_fd)
-            return reader.digest(), ex.size
+                if reader.size:
+                    raise CorruptContent(f"invalid layer archive: {e}") from None
+                tf = None  # a zero-byte stream is an empty layer, as for Go's archive/tar
+            if tf is not None:
+                ex.extract(tf)
+            reader.drain()
         finally:
-            os.close(root_fd)
+            reader.close()
+        if sync:
+            _syncfs(root_fd)
+        return reader.digest(), ex.size
 
     # -- removal ----------------------------------------------------------------------------------------------
 
@@ -232,6 +326,9 @@ class SnapshotStore:
     def _retire(self, chain_id: str) -> str | None:
         """Move a snapshot directory out of sight (atomically); the caller deletes it after committing."""
         src = self._dir_of(chain_id)
+        from dockyard.snapshots.erofs import unmount_all_under
+
+        unmount_all_under(src)
         dst = os.path.join(self.store.tmp, _GC_PREFIX + os.path.basename(src) + "-" + os.urandom(4).hex())
         try:
             os.rename(src, dst)
@@ -283,6 +380,9 @@ class SnapshotStore:
                 for name in _listdir(self.dir):
                     p = os.path.join(self.dir, name)
                     if len(name) == 16 and p not in known and os.path.isdir(p):
+                        from dockyard.snapshots.erofs import unmount_all_under
+
+                        unmount_all_under(p)
                         dst = os.path.join(self.store.tmp, _GC_PREFIX + name + "-" + os.urandom(4).hex())
                         os.rename(p, dst)
                         retired.append(dst)
@@ -291,6 +391,9 @@ class SnapshotStore:
             # no apply is running (we hold the lock exclusively): every staging directory is stale
             for name in _listdir(self.store.tmp):
                 if name.startswith((_STAGING_PREFIX, _GC_PREFIX)):
+                    from dockyard.snapshots.erofs import unmount_all_under
+
+                    unmount_all_under(os.path.join(self.store.tmp, name))
                     rmtree(os.path.join(self.store.tmp, name))
         return removed
 
