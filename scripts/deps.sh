@@ -5,7 +5,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
       podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
-      docker-registry apache2-utils openssl)  # the registry tests: distribution 2.8, htpasswd, a test CA
+      docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
+      qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Make deterministic rootfs tars for dockyard's local base images (no registry needed).
 
-    mkimage.py busybox OUT.tar             /bin/busybox from Debian's busybox-static + one symlink per applet
+    mkimage.py busybox OUT.tar [BINARY]    /bin/busybox from Debian's busybox-static + one symlink per applet
     mkimage.py hello-world OUT.tar BINARY  a single static /hello
     mkimage.py dir OUT.tar DIR             any directory (e.g. a debootstrap tree), numeric owners kept
 
@@ -54,9 +54,10 @@ ETC = [
 ]
 
 
-def busybox(out: str) -> None:
+def busybox(out: str, binary: str = "/bin/busybox") -> None:
+    """``binary`` may be another architecture's busybox-static (the applet list is the host's: same package)."""
     bb = "/bin/busybox"
-    with open(bb, "rb") as f:
+    with open(binary, "rb") as f:
         data = f.read()
     entries = _dirs("bin", "dev", "etc", "home", "proc", "sbin", "sys", "usr", "usr/bin", "usr/sbin", "var",
                     "var/spool", "var/www")
@@ -97,8 +98,8 @@ def directory(out: str, src: str) -> None:
 
 if __name__ == "__main__":
     kind = sys.argv[1] if len(sys.argv) > 1 else ""
-    if kind == "busybox" and len(sys.argv) == 3:
-        busybox(sys.argv[2])
+    if kind == "busybox" and len(sys.argv) in (3, 4):
+        busybox(*sys.argv[2:4])
     elif kind == "hello-world" and len(sys.argv) == 4:
         hello(sys.argv[2], sys.argv[3])
     elif kind == "dir" and len(sys.argv) == 4:
