@@ -4,6 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
+      erofs-utils  # layers kept as EROFS images (snapshots/erofs.py); without it, unpacked directories
       podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
       docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
       qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
