@@ -38,6 +38,9 @@ def debian_tar() -> Path:
     return _script_tar("mkimage-debian.sh")
 
 
+ROOTS: set[str] = set()  # every state root this session made
+
+
 def cleanup_root(r: Path) -> None:
     """Remove every container of a test's root (killing its processes) and unmount anything left under it."""
     import sqlite3
@@ -63,6 +66,7 @@ def root(tmp_path: Path):
     """A private dockyard state root for one test; its containers and mounts are removed afterwards."""
     r = tmp_path / "root"
     r.mkdir()
+    ROOTS.add(str(r))  # the session checks its bridges and tables at the end (host_left_as_found)
     yield r
     cleanup_root(r)
 
@@ -99,3 +103,74 @@ def hello_world(dy: Runner, hello_tar: Path) -> str:
     p = dy("import", "--change", 'CMD ["/hello"]', str(hello_tar), "hello-world:latest",
            env={"SOURCE_DATE_EPOCH": "946684800"}, check=True)
     return p.stdout.strip()
+
+
+# ---- the host as the suite found it ------------------------------------------------------------------------------
+
+def _host_leftovers(base: Path) -> list[str]:
+    """What this session's roots (``ROOTS``, and any under ``base``, its temporary folder) left on the host: their
+    bridges (the default one named after the root, and those of the networks dockyard made while the root still
+    exists), firewall tables, and mounts under ``base``."""
+    import glob
+    import sqlite3
+
+    from dockyard.network.store import default_bridge_name
+
+    bridges = {default_bridge_name(r) for r in ROOTS}
+    for db in glob.glob(str(base / "*" / "*" / "dockyard.db")) + glob.glob(str(base / "*" / "dockyard.db")):
+        bridges.add(default_bridge_name(os.path.dirname(db)))
+        try:
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as c:
+                bridges.update(row[0] for row in c.execute("SELECT bridge FROM networks WHERE own_bridge = 1"))
+        except sqlite3.Error:
+            pass
+    left = [f"bridge {b}" for b in sorted(bridges) if os.path.exists(f"/sys/class/net/{b}")]
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout.split()
+    left += [f"nft table ip dockyard-{b}" for b in sorted(bridges) if f"dockyard-{b}" in tables]
+    with open("/proc/mounts") as f:
+        left += [f"mount {m}" for m in (ln.split()[1] for ln in f) if m.startswith(str(base) + "/")]
+    return left
+
+
+def _remove_leftovers(left: list[str]) -> None:
+    for item in sorted(left, key=len, reverse=True):  # deeper mounts first
+        kind, _, name = item.partition(" ")
+        if kind == "bridge":
+            subprocess.run(["ip", "link", "del", name], capture_output=True)
+        elif kind == "nft":
+            subprocess.run(["nft", "delete", *name.split()], capture_output=True)
+        elif kind == "mount":
+            subprocess.run(["umount", "-l", name], capture_output=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def host_left_as_found(tmp_path_factory: pytest.TempPathFactory):
+    """The suite leaves the host as it found it: net.ipv4.ip_forward is restored, and no bridge, firewall table
+    or mount made by this session's roots is left (found, removed, and reported as a failure: a test leaked it).
+    Temporary folders of passed tests are removed by pytest (tmp_path_retention_policy = "failed")."""
+    fwd_path = "/proc/sys/net/ipv4/ip_forward"
+    try:
+        with open(fwd_path) as f:
+            fwd: str | None = f.read()
+    except OSError:
+        fwd = None
+    yield
+    if os.geteuid() != 0:
+        return
+    import time
+
+    base = tmp_path_factory.getbasetemp()
+    # a monitor deletes its veth and an unused bridge just after it reports the exit: let them settle
+    deadline = time.monotonic() + float(os.environ.get("DOCKYARD_TEST_SETTLE", "30"))
+    left = _host_leftovers(base)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _host_leftovers(base)
+    _remove_leftovers(left)
+    if fwd is not None:
+        with open(fwd_path) as f:
+            now = f.read()
+        if now != fwd:
+            with open(fwd_path, "w") as f:
+                f.write(fwd)
+    assert not left, f"the test session left these on the host (now removed): {', '.join(left)}"
