@@ -7,6 +7,7 @@
 2. ``exec CTR true`` into a running container. Goal: <= 0.5x docker's (docker 0.075 s measured here; no dockerd
    runs on these machines, so podman is the side-by-side peer and docker's figure is quoted).
 3. 20 ``run -d`` started in parallel (wall time until all have returned). Goal: <= 0.5x podman.
+   Then ``rm -f`` of those 20 (podman ``rm -f -t 0``). Goal: <= 0.5x podman.
 4. ``ps -a`` with 50 containers. Goal: <= podman.
 5. Memory per idle detached container: PSS of dockyard's monitor vs podman's conmon, 20 containers. Goal <= 3 MiB.
 
@@ -102,14 +103,17 @@ def main() -> int:
                      f"= {statistics.median(dy) / 0.075:.2f}x (goal <= 0.5x docker)")
         s.clean()
 
-        dy, pm = [], []
+        dy, pm, dy_rm, pm_rm = [], [], [], []
         for _ in range(3):
             dy.append(parallel([s.dy("run", "-d", "busybox", "sleep", "1000") for _ in range(20)]))
+            dy_rm.append(timed(s.dy("rm", "-f", *s.out(s.dy("ps", "-aq")).split())))
             s.clean()
             pm.append(parallel([s.pm("run", "-d", "--network", "none", "busybox", "sleep", "1000")
                                 for _ in range(20)], pe))
+            pm_rm.append(timed(s.pm("rm", "-f", "-t", "0", *s.out(s.pm("ps", "-aq"), pe).split()), pe))
             s.clean()
         rows.append(("20 parallel run -d", dy, pm, 0.5))
+        rows.append(("rm -f of those 20 (podman: -t 0)", dy_rm, pm_rm, 0.5))
 
         for i in range(50):
             sh(*s.dy("create", "busybox", "true"))

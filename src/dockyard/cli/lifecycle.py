@@ -65,14 +65,15 @@ def main(ctx: Context, argv: list[str]) -> int:
         o = p.parse_args(argv)
         sig = local.parse_signal(o.signal) if o.signal else None
         fn = local.restart if v == "restart" else local.stop
-        return _report(local.for_each(st, o.containers, lambda c: fn(st, c, o.time, sig)))
+        return _report(local.for_each(st, o.containers, lambda c: fn(st, c, o.time, sig),
+                                      parallel=v == "stop"))  # restart starts a monitor: a fork, kept serial
     if v == "kill":
         p = Parser(v, "[OPTIONS] CONTAINER [CONTAINER...]")
         p.add_argument("-s", "--signal", default="KILL")
         p.add_argument("containers", nargs="+")
         o = p.parse_args(argv)
         sig = local.parse_signal(o.signal)
-        return _report(local.for_each(st, o.containers, lambda c: local.kill(st, c, sig)))
+        return _report(local.for_each(st, o.containers, lambda c: local.kill(st, c, sig), parallel=True))
     if v == "rm":
         p = Parser(v, "[OPTIONS] CONTAINER [CONTAINER...]")
         p.add_argument("-f", "--force", action="store_true")
