@@ -1,0 +1,65 @@
+"""The import budget of `run`: the modules the CLI process imports on its way to running a container.
+
+Python spends a large part of a short command importing (the ``run`` of a busybox ``true`` is ~0.1 s, of which
+~25 ms are imports), so the run path imports lazily and this test holds it there: it runs the installed
+``dockyard`` launcher the way it starts (``python -S``, see scripts/deps.sh) with ``-X importtime`` and fails
+when a module outside the allow-list below is imported. A module that ought to be on the path (measured: it
+costs less than doing without it) is added to the list in the same change, with the reason in its commit; one
+that leaves the path may be dropped from the list. docs/performance.md tells the budget's story.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import DOCKYARD
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(os.geteuid() != 0, reason="runs a container: needs root")]
+
+STDLIB = {
+    '__future__', '_abc', '_bisect', '_codecs', '_collections', '_collections_abc', '_datetime',
+    '_frozen_importlib_external', '_functools', '_io', '_json', '_operator', '_random', '_sha512', '_signal',
+    '_socket', '_sqlite3', '_sre', '_stat', '_struct', '_weakrefset', 'abc', 'array', 'bisect', 'codecs',
+    'collections', 'collections.abc', 'contextlib', 'copy', 'copyreg', 'datetime', 'encodings', 'encodings.aliases',
+    'encodings.utf_8', 'enum', 'errno', 'functools', 'genericpath', 'importlib', 'io', 'itertools', 'json',
+    'json.decoder', 'json.encoder', 'json.scanner', 'keyword', 'marshal', 'math', 'operator', 'org', 'org.python',
+    'org.python.core', 'os', 'posix', 'posixpath', 'random', 're', 're._casefix', 're._compiler', 're._constants',
+    're._parser', 'reprlib', 'select', 'selectors', 'signal', 'socket', 'sqlite3', 'sqlite3.dbapi2', 'stat',
+    'struct', 'threading', 'time', 'types', 'warnings', 'weakref', 'zipimport',
+
+}
+DOCKYARD_MODULES = {
+    'dockyard', 'dockyard.cli', 'dockyard.cli.flags', 'dockyard.cli.main', 'dockyard.cli.sigproxy',
+    'dockyard.cli.stream', 'dockyard.cli.units', 'dockyard.engine', 'dockyard.engine.attach',
+    'dockyard.engine.containers', 'dockyard.engine.events', 'dockyard.engine.health', 'dockyard.engine.local',
+    'dockyard.engine.monitor', 'dockyard.engine.monitor_loop', 'dockyard.engine.names', 'dockyard.engine.options',
+    'dockyard.engine.records', 'dockyard.engine.security', 'dockyard.engine.specgen', 'dockyard.engine.validate',
+    'dockyard.errors', 'dockyard.ids', 'dockyard.images', 'dockyard.images.reference', 'dockyard.images.store',
+    'dockyard.network', 'dockyard.network.ports', 'dockyard.state', 'dockyard.state.db', 'dockyard.trace',
+    'dockyard.runtime', 'dockyard.runtime.binfmt',  # create's check of the image's architecture (stdlib only)
+
+}
+BUDGET = STDLIB | DOCKYARD_MODULES
+
+
+def imported(root: str, *args: str) -> tuple[list[str], subprocess.CompletedProcess]:
+    with open(DOCKYARD) as f:
+        shebang = f.readline()[2:].split()
+    assert shebang[1:] == ["-S"], f"the launcher no longer starts python with -S: {shebang}"
+    p = subprocess.run([shebang[0], "-S", "-X", "importtime", DOCKYARD, "--root", root, *args],
+                       capture_output=True, text=True, timeout=60)
+    names = [ln.split("|")[2].strip() for ln in p.stderr.splitlines()
+             if ln.startswith("import time:") and "imported package" not in ln]
+    return names, p
+
+
+def test_run_imports_nothing_outside_its_budget(root, busybox):
+    names, p = imported(str(root), "run", "--rm", "--network", "none", "busybox", "true")
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert len(names) > 50, "no -X importtime output: the measurement itself broke"
+    extra = sorted(set(names) - BUDGET)
+    assert not extra, (f"`run` now imports {extra}: import them lazily off the run path, or add them to "
+                       f"tests/unit/test_import_budget.py with the measurement that says why")
