@@ -40,3 +40,44 @@ def describe(name: str) -> str:
     """For an error message: where ``name`` was looked for, and how to build it."""
     return (f"{name} not found in {', '.join(dirs())} (reinstall the package, or run scripts/deps.sh in a "
             f"checkout)")
+
+
+# ---- the host's programs and libraries dockyard uses at the point of use ----------------------------------------
+# name -> (what it is, where: "cmd" on PATH or in /usr/sbin:/sbin, "lib" a shared library, the Debian package, what
+# needs it). Checked where used (one line naming the package) and listed by ``info`` when missing.
+SYSTEM_DEPS: dict[str, tuple[str, str, str]] = {
+    "nft": ("cmd", "nftables", "bridge networks and published ports"),
+    "zstd": ("cmd", "zstd", "zstd-compressed image layers"),
+    "libseccomp.so.2": ("lib", "libseccomp2", "seccomp profiles"),
+    "mkfs.erofs": ("cmd", "erofs-utils", "the EROFS layer store"),
+}
+
+
+def system_dep(name: str) -> str | None:
+    """Where the host program or library ``name`` (a key of ``SYSTEM_DEPS``) is, or None when it is missing."""
+    kind = SYSTEM_DEPS[name][0]
+    if kind == "lib":
+        import ctypes.util
+
+        try:
+            import ctypes
+
+            ctypes.CDLL(name)
+            return name
+        except OSError:
+            return ctypes.util.find_library(name.removeprefix("lib").split(".so")[0])
+    import shutil
+
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    return shutil.which(name, path=path)
+
+
+def missing_message(name: str) -> str:
+    """``nft is not installed (needed for bridge networks and published ports): apt-get install nftables``."""
+    _kind, package, use = SYSTEM_DEPS[name]
+    return f"{name} is not installed (needed for {use}): apt-get install {package}"
+
+
+def missing_system_deps() -> list[str]:
+    """The messages of the host dependencies that are missing (``info`` lists them)."""
+    return [missing_message(n) for n in SYSTEM_DEPS if system_dep(n) is None]

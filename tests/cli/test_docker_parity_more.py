@@ -110,3 +110,23 @@ def test_every_flag_in_help_has_a_description(dy):
     assert re.search(r"\n  -e, --env list +Set environment variables\n", out)
     assert re.search(r'\n      --restart string +Restart policy to apply when a container exits \(default "no"\)\n', out)
     assert re.search(r"\n      --sig-proxy +Proxy received signals to the process \(default true\)\n", out)
+
+
+def test_a_missing_system_dependency_is_one_line_naming_its_package(dy, root, busybox):
+    import os
+    import subprocess
+
+    from tests.conftest import DOCKYARD
+
+    # nft hidden: not on PATH, and its file in /usr/sbin covered (a private mount namespace, gone with the shell)
+    script = ('mount --bind /dev/null "$(command -v nft || echo /usr/sbin/nft)" || exit 99; export PATH=/nonexistent; '
+              f'"$0" --root "$1" network create hidden-nft; echo "rc=$?"; "$0" --root "$1" info >/dev/null')
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, DOCKYARD, str(root)],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": os.environ["PATH"]})
+    want = "nft is not installed (needed for bridge networks and published ports): apt-get install nftables"
+    assert p.stdout == "rc=1\n", p.stdout + p.stderr
+    lines = p.stderr.splitlines()
+    assert lines[0] == f"Error: {want}", p.stderr
+    assert f"WARNING: {want}" in lines[1:], p.stderr  # info lists what is missing
+    assert "hidden-nft" not in dy("network", "ls", check=True).stdout
+    assert "nftables" not in dy("info", check=True).stderr  # here nft is installed

@@ -158,6 +158,12 @@ HELP: dict[Any, str] = {
     ("load", "--input"): "Read from tar archive file, instead of STDIN",
     ("load", "--quiet"): "Suppress the load output",
     "--platform-load": "Load only the given platform",
+    # compose (docker/compose cmd/compose/compose.go)
+    ("compose", "--file"): "Compose configuration files",
+    ("compose", "--profile"): "Specify a profile to enable",
+    ("compose", "--project-directory"): "Specify an alternate working directory (default: the path of the, first "
+                                        "specified, Compose file)",
+    ("compose", "--project-name"): "Project name",
     # volume / network
     ("volume-create", "--driver"): "Specify volume driver name",
     ("volume-create", "--opt"): "Set driver specific options",

@@ -25,4 +25,9 @@ def main(ctx: Context, argv: list[str]) -> int:
           f"Runtimes: {' '.join(i.runtimes)}\nDefault Runtime: {i.default_runtime}\n"
           f"Kernel Version: {i.kernel_version}\nOperating System: {i.operating_system}\n"
           f"Architecture: {i.architecture}\nCPUs: {i.cpus}\nDockyard Root Dir: {ctx.root}")
+    import sys
+
+    sys.stdout.flush()
+    for w in i.warnings:  # as Docker's info: warnings on stderr after the report
+        sys.stderr.write(f"WARNING: {w}\n")
     return 0

@@ -38,8 +38,9 @@ class SystemInfo(Record):
               "images": 0, "server_version": "", "storage_driver": "overlay", "logging_driver": "json-file",
               "cgroup_version": "2", "runtimes": [], "default_runtime": "dockyard", "kernel_version": "",
               "operating_system": "", "os_type": "linux", "architecture": "", "cpus": 0, "mem_total": 0,
-              "root": "", "driver_status": []}
+              "root": "", "driver_status": [], "warnings": []}
     if TYPE_CHECKING:
+        warnings: list[str]  # Docker's Warnings: here the host's missing optional dependencies
         driver_status: list[list[str]]  # Docker's DriverStatus pairs: how layers are kept here
         containers: int
         containers_running: int
@@ -117,7 +118,7 @@ def _mem_total() -> int:
 
 def info(store: Store) -> SystemInfo:
     """``info``: counts of containers by state and of images, and the host's facts."""
-    from dockyard import __version__
+    from dockyard import __version__, libexec
     from dockyard.runtime import cgroups
 
     by = {r["state"]: r["n"] for r in store.query("SELECT state, COUNT(*) AS n FROM containers GROUP BY state")}
@@ -128,7 +129,7 @@ def info(store: Store) -> SystemInfo:
                       server_version=__version__, cgroup_version="2" if cgroups.is_v2() else "1",
                       runtimes=list(RUNTIMES), kernel_version=platform.release(), operating_system=_os_name(),
                       architecture=platform.machine(), cpus=os.cpu_count() or 0, mem_total=_mem_total(),
-                      root=store.root, driver_status=_layer_status())
+                      root=store.root, driver_status=_layer_status(), warnings=libexec.missing_system_deps())
 
 
 def _layer_status() -> list[list[str]]:

@@ -33,7 +33,6 @@ nftables tables are independent of iptables (nft or legacy backend): the host's 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,12 +53,16 @@ def table(net: Network) -> str:
 
 
 def _nft(commands: list[dict[str, Any]], check: bool = True) -> bool:
-    nft = shutil.which("nft") or "/usr/sbin/nft"
+    from dockyard import libexec
+
+    nft = libexec.system_dep("nft")
     data = json.dumps({"nftables": commands}).encode()
     try:
+        if nft is None:
+            raise FileNotFoundError(2, "not found")
         p = subprocess.run([nft, "-j", "-f", "-"], input=data, capture_output=True)
-    except FileNotFoundError:
-        raise SystemFailure("nft not found: install the nftables package") from None
+    except (FileNotFoundError, PermissionError):
+        raise SystemFailure(libexec.missing_message("nft")) from None
     if p.returncode != 0 and check:
         lines = [ln for ln in p.stderr.decode(errors="replace").splitlines() if ln.strip()]
         raise SystemFailure(f"nft: {lines[0] if lines else 'exit status ' + str(p.returncode)}")

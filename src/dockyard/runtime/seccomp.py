@@ -81,8 +81,9 @@ def _libseccomp() -> Any:
         try:
             lib = ctypes.CDLL(LIBSECCOMP, use_errno=True)
         except OSError:
-            raise ProfileError(f"{LIBSECCOMP} not found: install libseccomp2 (Debian) to run containers with a "
-                               f"seccomp profile") from None
+            from dockyard import libexec
+
+            raise ProfileError(libexec.missing_message(LIBSECCOMP)) from None
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_release.argtypes = [ctypes.c_void_p]

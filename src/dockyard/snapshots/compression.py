@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import queue
-import shutil
 import subprocess
 import threading
 import zlib
@@ -117,9 +116,11 @@ class _ZstdDecoder:
     """``zstd -dc`` in a child process; a thread feeds it the compressed stream."""
 
     def __init__(self, raw: _Raw) -> None:
-        exe = shutil.which("zstd")
+        from dockyard import libexec
+
+        exe = libexec.system_dep("zstd")
         if exe is None:
-            raise NotImplementedYet("zstd-compressed layers need the zstd command (apt-get install zstd)")
+            raise NotImplementedYet(libexec.missing_message("zstd"))
         self.proc = subprocess.Popen([exe, "-dcq"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
         self.error: BaseException | None = None
