@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

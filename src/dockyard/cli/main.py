@@ -32,6 +32,7 @@ VERBS: dict[str, str] = {
     "build": "build",
     "port": "network",
     "completion": "completion",
+    "compose": "compose",
     "pull": "registry", "push": "registry", "login": "registry", "logout": "registry",
     "events": "events",
 }
