@@ -21,7 +21,7 @@ venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis, importlinter, h11, urllib3, docker, wheel" 2>/dev/null \
+if ! "$venv/bin/python" -c "import dockyard, pytest, pexpect, hypothesis, importlinter, h11, urllib3, docker, wheel, jsonschema, yaml" 2>/dev/null \
     || [ ! -x "$venv/bin/ruff" ] || [ ! -x "$venv/bin/lint-imports" ]; then
   "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
 fi

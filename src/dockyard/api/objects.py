@@ -53,22 +53,28 @@ def _upload(req: Request) -> Any:
 
 
 # ---- images ----------------------------------------------------------------------------------------------------
-def _image_json(i: Any, containers: int = -1) -> dict[str, Any]:
-    return {"Id": i.id, "ParentId": i.parent, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
-            "Created": int(i.created), "Size": i.size, "SharedSize": -1, "VirtualSize": i.size,
-            "Labels": i.labels or None, "Containers": containers}
+def _image_json(req: Request, i: Any, containers: int = -1) -> dict[str, Any]:
+    d = {"Id": i.id, "ParentId": i.parent, "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
+         "Created": int(i.created), "Size": i.size, "SharedSize": -1, "Labels": i.labels or None,
+         "Containers": containers}
+    if req.before("1.44"):  # VirtualSize left the API in 1.44, as dockerd drops it
+        d["VirtualSize"] = i.size
+    return d
 
 
 def images_list(api: Any, req: Request) -> Any:
     from dockyard.engine import images
 
-    return [_image_json(i) for i in images.list_images(api.store, _fdict(req), all=req.flag("all"))]
+    return [_image_json(req, i) for i in images.list_images(api.store, _fdict(req), all=req.flag("all"))]
 
 
 def image_inspect(api: Any, req: Request, name: str) -> Any:
     from dockyard.engine import images
 
-    return images.inspect_image(api.store, name)
+    d = images.inspect_image(api.store, name)
+    if req.before("1.44") and "VirtualSize" not in d:
+        d = {**d, "VirtualSize": d.get("Size", 0)}
+    return d
 
 
 def image_history(api: Any, req: Request, name: str) -> Any:
@@ -362,7 +368,7 @@ def system_df(api: Any, req: Request) -> Any:
     du = system.disk_usage(api.store)
     rows = filters.list_containers(api.store, all=True, size=True)
     return {"LayersSize": du.layers_size,
-            "Images": [_image_json(i, du.image_containers.get(i.id, 0)) for i in du.images],
+            "Images": [_image_json(req, i, du.image_containers.get(i.id, 0)) for i in du.images],
             "Containers": [_row_json(r, True) for r in rows],
             "Volumes": [{**volumes.inspect_volume(api.store, u.volume.name),
                          "UsageData": {"Size": u.size, "RefCount": u.ref_count}} for u in du.volumes],

@@ -223,6 +223,7 @@ def events(api: Any, req: Request) -> StreamReply:
         return x
 
     since, until = t("since"), t("until")
+    ev.check_window(since, until, req.arg("since"), req.arg("until"))
     flt = _fdict(req)
     ev.check_filters(flt)
     it = ev.follow(api.store, since, until, flt, heartbeat=True)

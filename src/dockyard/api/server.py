@@ -42,6 +42,14 @@ class Request:
         self.version = ""
         self.body: Any = b""  # bytes, or a file object for uploads
 
+    def before(self, version: str) -> bool:
+        """Whether the client asked for an API version older than ``version`` ("1.44"): fields dockerd drops or
+        adds at a version follow the one asked for."""
+        def key(v: str) -> tuple[int, ...]:
+            return tuple(int(x) for x in v.split("."))
+
+        return bool(self.version) and key(self.version) < key(version)
+
     def arg(self, name: str, default: str = "") -> str:
         v = self.query.get(name)
         return v[-1] if v else default

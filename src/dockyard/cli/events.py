@@ -89,6 +89,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.engine import events
 
     since, until = _time(o.since, "since"), _time(o.until, "until")
+    events.check_window(since, until, o.since, o.until)
     filters = _filters(o.filter)
     events.check_filters(filters)
     render: Callable[[Event], str] = pretty

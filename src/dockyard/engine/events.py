@@ -93,6 +93,15 @@ def check_filters(filters: dict[str, list[str]]) -> None:
             raise InvalidArgument(f"invalid filter '{k}'")
 
 
+def check_window(since: float, until: float, since_text: str = "", until_text: str = "") -> None:
+    """Refuse a window that ends before it starts, as dockerd (called by each edge before it streams)."""
+    from dockyard.errors import InvalidArgument
+
+    if until and since > until:
+        raise InvalidArgument(f"`since` time ({since_text or since}) cannot be after `until` time "
+                              f"({until_text or until})")
+
+
 def _match(e: Event, f: dict[str, list[str]]) -> bool:
     a = e.attributes
 
