@@ -31,8 +31,7 @@ from dockyard.build.instructions import (
     RunInstruction, ShellInstruction, StopSignalInstruction, UserInstruction, VolumeInstruction,
     WorkdirInstruction,
 )
-from dockyard.build.stages import (Dockerfile, Stage, buildable_platform, host_platform, normalize_platform,
-                                   platform_args, unconsumed_build_args)
+from dockyard.build.stages import Dockerfile, Stage, normalize_platform, platform_args, unconsumed_build_args
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.state.db import Store
 
@@ -52,7 +51,8 @@ class Options:
     def __init__(self, *, tags: list[str] | None = None, build_args: dict[str, str] | None = None,
                  target: str | None = None, no_cache: bool = False, quiet: bool = False,
                  labels: dict[str, str] | None = None, network: str = "default", platform: str = "",
-                 pull: bool = False) -> None:
+                 pull: bool = False, show_platform: bool = False) -> None:
+        self.show_platform = show_platform  # a multi-platform build: steps and errors name their platform
         self.tags = tags or []
         self.build_args = build_args or {}
         self.target = target
@@ -95,16 +95,17 @@ class _StageState:
 
 class Builder:
     def __init__(self, store: Store, dockerfile: Dockerfile, context: Context, opts: Options, *,
-                 workspace: SandboxFactory, emit: Emit) -> None:
+                 workspace: SandboxFactory, emit: Emit, first_step: int = 0) -> None:
         self.store = store
         self.df = dockerfile
         self.ctx = context
         self.opts = opts
         self.workspace = workspace
         self.emit = emit
-        self.step_no = 0
+        self.step_no = first_step
         self.stage_images: dict[int, Any] = {}
-        self.platform = platform_args(buildable_platform(opts.platform))
+        self.platform = platform_args(opts.platform or None)  # one target platform (engine.build checked it)
+        self.target_platform = self.platform["TARGETPLATFORM"]
         self.global_env = dockerfile.global_args(opts.build_args, self.platform)
         self.cache_dir = store.path("build-cache")
 
@@ -124,11 +125,20 @@ class Builder:
         from dockyard.images.store import ImageStore
 
         base = self.df.base_of(stage, self.global_env)
-        if base.platform and normalize_platform(base.platform) != normalize_platform(host_platform()):
-            raise BuildError(f"{self.df.filename}:{stage.from_.line}: FROM --platform={base.platform}: building "
-                             f"for another platform is not supported (this host is {host_platform()})")
+        want = self.target_platform
+        if base.platform:  # FROM --platform=$BUILDPLATFORM ...: that platform's image, run natively or emulated
+            from dockyard.runtime.binfmt import EmulationUnavailable, ensure_platform
+
+            want = "/".join(x for x in normalize_platform(base.platform) if x)
+            try:
+                ensure_platform(want)
+            except EmulationUnavailable as e:
+                raise BuildError(f"{self.df.filename}:{stage.from_.line}: FROM --platform={base.platform}: {e}") \
+                    from None
         total = len(stage.instructions) + 1
         label = stage.display_name
+        if self.opts.show_platform:
+            label = f"{self.target_platform} {label}"
         self.step(f"[{label} 1/{total}] FROM {base.ref}" + (f" AS {stage.name}" if stage.name else ""))
         if base.kind == "stage":
             img = self.stage_images[base.stage.index]  # type: ignore[union-attr]
@@ -142,7 +152,8 @@ class Builder:
                 except NotFound:
                     pass
             if img is None:  # missing here (or --pull): from its registry, as Docker does
-                img = self._pull_base(base.ref, stage.from_.line)
+                img = self._pull_base(base.ref, stage.from_.line, want)
+            img = self._variant(img, base.ref, want, stage.from_.line)
         epoch = self._epoch(img)
         config = copy.deepcopy(img.config) if img is not None else {
             "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
@@ -178,13 +189,32 @@ class Builder:
                 _IS(self.store).tag(image_id, t)
         return image_id
 
-    def _pull_base(self, ref: str, line: int) -> Any:
+    def _variant(self, img: Any, ref: str, want: str, line: int) -> Any:
+        """The image of ``img`` (maybe an index) for platform ``want``; a single image of another platform is
+        refused naming both (never built on the wrong base)."""
+        from dockyard.images.store import ImageStore
+
+        if img.is_index:
+            try:
+                return ImageStore(self.store).resolve_image(img.id, want)
+            except NotFound:
+                raise BuildError(f"{self.df.filename}:{line}: FROM {ref}: no image for platform {want} "
+                                 f"(it has {', '.join(img.platforms)})") from None
+        c = img.config
+        have = normalize_platform(f"{c.get('os') or 'linux'}/{c.get('architecture') or 'amd64'}"
+                                  + (f"/{c['variant']}" if c.get("variant") else ""))
+        if have[:2] != normalize_platform(want)[:2]:
+            raise BuildError(f"{self.df.filename}:{line}: FROM {ref}: the image is for {'/'.join(x for x in have if x)}"
+                             f", not {want}")
+        return img
+
+    def _pull_base(self, ref: str, line: int, platform: str = "") -> Any:
         """Pull a FROM image, its progress as the step's output lines; BuildError naming the line if it fails."""
         from dockyard.images.distribution import pull
         from dockyard.images.store import ImageStore
 
         try:
-            for ev in pull(self.store, ref):
+            for ev in pull(self.store, ref, platform):
                 if ev.kind == "status":
                     self.emit(StepOutput(self.step_no, ev.status))
                 elif ev.kind == "layer" and ev.status not in ("Downloading", "Extracting"):
@@ -392,8 +422,9 @@ class Builder:
             shown = json.dumps(" ".join(args) if script is not None else args)
             if script is not None:
                 shown = json.dumps(" ".join(list(inner.get("Shell") or DEFAULT_SHELL) + [script]))
+            where = f" (platform {self.target_platform})" if self.opts.show_platform else ""
             raise BuildError(f"{self.df.filename}:{x.line}: process {shown} did not complete successfully: "
-                             f"exit code: {status}")
+                             f"exit code: {status}{where}")
 
     def _run_mounts(self, st: _StageState, x: RunInstruction, opened: list[Any]) -> list[dict[str, Any]]:
         """RUN --mount: cache dirs kept between builds, tmpfs, and binds of the context (read-only: the context

@@ -21,7 +21,7 @@ from dockyard.build.parser import DockerfileError, parse
 from dockyard.errors import InvalidArgument
 
 __all__ = ["Stage", "Dockerfile", "Source", "parse_dockerfile", "platform_args", "normalize_platform",
-           "host_platform", "PROXY_ARGS", "PLATFORM_ARGS"]
+           "host_platform", "target_platforms", "PROXY_ARGS", "PLATFORM_ARGS"]
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY",
               "no_proxy", "ALL_PROXY", "all_proxy")
@@ -277,17 +277,24 @@ def host_platform() -> str:
     return "/".join(p for p in (os_, arch, variant) if p)
 
 
-def buildable_platform(spec: str) -> str:
-    """The one platform ``build --platform`` may build here: every entry of a comma list must be this machine's
-    platform (until multi-platform builds exist); another is refused by name, never dropped silently."""
+def target_platforms(spec: str) -> list[str]:
+    """``build --platform P1,P2``: each platform normalised (duplicates dropped), the host's when empty. Every one
+    must run here (natively or through qemu-user, registered now if needed): one that cannot is refused by name
+    before any step runs."""
+    from dockyard.runtime.binfmt import EmulationUnavailable, ensure_platform
+
     host = host_platform()
-    wanted = [p.strip() for p in (spec or host).split(",") if p.strip()] or [host]
-    other = ["/".join(x for x in normalize_platform(p) if x) for p in wanted
-             if normalize_platform(p) != normalize_platform(host)]
-    if other:
-        raise InvalidArgument(f"building for {', '.join(other)} is not supported yet (this host is {host}; "
-                              "multi-platform builds are not implemented)")
-    return host
+    out: list[str] = []
+    for p in [p.strip() for p in (spec or host).split(",") if p.strip()] or [host]:
+        norm = "/".join(x for x in normalize_platform(p) if x)
+        if norm not in out:
+            out.append(norm)
+    for norm in out:
+        try:
+            ensure_platform(norm)
+        except EmulationUnavailable as e:
+            raise InvalidArgument(f"cannot build for {norm}: {e}") from None
+    return out
 
 
 def unconsumed_build_args(df: Dockerfile, stages: list[Stage], build_args: Mapping[str, str]) -> list[str]:

@@ -75,7 +75,7 @@ def run_build(store: Store, context_dir: str, on_event: Callable[[BuildEvent], N
     from dockyard.build.builder import Builder, Options
     from dockyard.build.context import Context as BuildContext
     from dockyard.build.dockerignore import load_patterns
-    from dockyard.build.stages import parse_dockerfile
+    from dockyard.build.stages import parse_dockerfile, target_platforms
     from dockyard.engine.oneshot import Workspace
     from dockyard.images import reference
 
@@ -92,11 +92,27 @@ def run_build(store: Store, context_dir: str, on_event: Callable[[BuildEvent], N
     df = parse_dockerfile(dockerfile, os.path.basename(df_path) if df_path else "Dockerfile")
     patterns = load_patterns(context_dir, df_path)
     tags = list(tags or [])
-    opts = Options(tags=tags, build_args=dict(build_args or {}), target=target or None, no_cache=no_cache,
-                   labels=dict(labels or {}), network=network, platform=platform, pull=pull)
-    builder = Builder(store, df, BuildContext(context_dir, patterns), opts, workspace=Workspace, emit=on_event)
-    image_id = builder.build()
-    builder.step(f"writing image {image_id} done")
+    platforms = target_platforms(platform)  # each one runnable here, or refused by name before any step
+    multi = len(platforms) > 1
+    images: list[tuple[str, str]] = []
+    builder = None
+    for plat in platforms:  # steps that do not depend on the platform hit the cache the first one filled
+        opts = Options(tags=[] if multi else tags, build_args=dict(build_args or {}), target=target or None,
+                       no_cache=no_cache, labels=dict(labels or {}), network=network, platform=plat, pull=pull,
+                       show_platform=multi)
+        builder = Builder(store, df, BuildContext(context_dir, patterns), opts, workspace=Workspace,
+                          emit=on_event, first_step=builder.step_no if builder else 0)
+        no_cache = False if multi else no_cache  # --no-cache: the first platform's steps refill the cache
+        images.append((plat, builder.build()))
+    assert builder is not None
+    if multi:
+        from dockyard.images.store import ImageStore
+
+        image_id, _ = ImageStore(store).add_index(images, tags)
+        builder.step(f"writing image index {image_id} ({', '.join(platforms)}) done")
+    else:
+        image_id = images[0][1]
+        builder.step(f"writing image {image_id} done")
     named = [str(reference.parse_tagged(t)) for t in tags]
     for t in named:
         on_event(StepOutput(builder.step_no, f"naming to {t} done"))

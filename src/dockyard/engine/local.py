@@ -65,6 +65,15 @@ def check_spec(spec: ContainerSpec) -> None:
         raise InvalidArgument(f"the working directory '{spec.workdir}' is invalid, it needs to be an absolute path")
 
 
+def _ensure_runnable(config: dict) -> None:
+    """A foreign architecture's image runs through qemu-user (binfmt_misc registered if it is not)."""
+    from dockyard.runtime import binfmt
+
+    arch = str(config.get("architecture") or "")
+    if arch and arch not in binfmt.native_arches():
+        binfmt.ensure_platform(f"{config.get('os') or 'linux'}/{arch}")
+
+
 def create(store: Store, spec: ContainerSpec, name: str | None = None, platform: str = "") -> Container:
     """Record a new container in state ``created`` (Docker's ``create``); nothing runs yet. Every rule Docker
     applies at create is applied here, for every edge: ``check_spec``, the network checks (an unknown network,
@@ -85,7 +94,8 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
 
     if spec.security_opt:  # before anything exists; the capabilities (ctypes, cap tables) only when needed
         security.check(spec.security_opt, specgen.capabilities(spec), spec.privileged)
-    img = ImageStore(store).resolve(spec.image)
+    img = ImageStore(store).resolve_image(spec.image, platform)  # an index: its variant for the platform
+    _ensure_runnable(img.config)
     if platform:
         want = platform.lower().split("/")
         have = [str(img.config.get("os") or "linux"), str(img.config.get("architecture") or "")]

@@ -68,7 +68,9 @@ class Image:
 
     def __init__(self, id: str, config_text: str, layers_text: str, size: int, created: str, added: float,
                  manifest_digest: str | None, parent: str | None = None, repo_tags: list[str] | None = None,
-                 repo_digests: list[str] | None = None, tag_refs: list[str] | None = None) -> None:
+                 repo_digests: list[str] | None = None, tag_refs: list[str] | None = None,
+                 index_manifest: str | None = None) -> None:
+        self.index_manifest = index_manifest        # an image index (multi-platform): its OCI index JSON
         self.id = id                                # sha256:<hex> = config digest
         self.config_text = config_text
         self.layers_text = layers_text
@@ -126,11 +128,27 @@ class Image:
     def dangling(self) -> bool:
         return not self.repo_tags
 
+    @property
+    def is_index(self) -> bool:
+        return self.index_manifest is not None
+
+    @cached_property
+    def platforms(self) -> list[str]:
+        """``os/arch[/variant]`` of each manifest an index lists (one entry, the config's, for an image)."""
+        if self.index_manifest is None:
+            c = self.config
+            return ["/".join(p for p in (c.get("os"), c.get("architecture"), c.get("variant")) if p)]
+        out = []
+        for m in json.loads(self.index_manifest).get("manifests") or []:
+            p = m.get("platform") or {}
+            out.append("/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x))
+        return out
+
 
 def _image_from_row(r: sqlite3.Row) -> Image:
     return Image(id=r["id"], config_text=r["config"], layers_text=r["layers"], size=r["size"],
                  created=r["created"], added=r["added"], manifest_digest=r["manifest_digest"],
-                 parent=r["parent"])
+                 parent=r["parent"], index_manifest=r["index_manifest"])
 
 
 def with_retry(prepare_and_add: Callable[[], T], attempts: int = 4) -> T:
@@ -180,11 +198,15 @@ class ImageStore:
         self._attach_refs(c, [im])
         return im
 
-    def list(self) -> list[Image]:
-        """Every image, newest first, with tags and digests attached."""
+    def list(self, members: bool = False) -> list[Image]:
+        """Every image, newest first, with tags and digests attached; the platform images of an index appear
+        only through it (unless tagged themselves, or ``members``)."""
         c = self.store.conn()
         images = [_image_from_row(r) for r in c.execute("SELECT * FROM images").fetchall()]
         self._attach_refs(c, images)
+        if not members:
+            inside = {r[0] for r in c.execute("SELECT image_id FROM index_members").fetchall()}
+            images = [im for im in images if im.id not in inside or im.repo_tags or im.repo_digests]
         images.sort(key=lambda im: (im.created, im.added), reverse=True)
         return images
 
@@ -234,6 +256,77 @@ class ImageStore:
         if im is None:
             raise NotFound(f"No such image: {s}")
         return im
+
+    def members(self, index_id: str) -> list[tuple[str, str]]:
+        """``(platform, image ID)`` of each image an index lists, in the index's order."""
+        rows = self.store.conn().execute("SELECT platform, image_id FROM index_members WHERE index_id=? "
+                                         "ORDER BY rowid", (index_id,)).fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def resolve_image(self, s: str, platform: str = "") -> Image:
+        """The runnable image ``s`` names: for an index, its variant for ``platform`` (``os/arch[/variant]``,
+        default this machine's); Docker's error when the index has none. An image is returned as it is (the
+        caller compares its platform)."""
+        im = self.resolve(s)
+        if not im.is_index:
+            return im
+        from dockyard.oci.image import host_platform, parse_platform, platform_matches
+
+        want = parse_platform(platform) if platform else host_platform()
+        for plat, iid in self.members(im.id):
+            parts = plat.split("/")
+            have = {"os": parts[0], "architecture": parts[1] if len(parts) > 1 else ""}
+            if len(parts) > 2:
+                have["variant"] = parts[2]
+            if platform_matches(want, have):
+                found = self.get(iid)
+                if found is not None:
+                    found.repo_tags = found.repo_tags or im.repo_tags
+                    return found
+        shown = "/".join(x for x in (want["os"], want["architecture"], want.get("variant", "")) if x)
+        raise NotFound(f"image with reference {s} was found but does not provide the specified platform "
+                       f"({shown})")
+
+    def add_index(self, members: list[tuple[str, str]], tags: Iterable[str] = ()) -> tuple[str, list[tuple[str, str]]]:
+        """Record an OCI image index over local images: ``members`` is ``[(platform, image ID)]``; returns
+        ``(index digest, replaced tags)`` as ``add``. The index blob goes to the content store."""
+        from dockyard.content.store import ContentStore
+        from dockyard.oci import image as oci
+
+        cs = ContentStore(self.store)
+        descs, size, created = [], 0, ""
+        for plat, iid in members:
+            im = self.get(iid)
+            if im is None or im.manifest_digest is None:
+                raise NotFound(f"No such image: {iid}")
+            msize = len(cs.read_bytes(im.manifest_digest))
+            parts = plat.split("/")
+            p = {"architecture": parts[1], "os": parts[0], **({"variant": parts[2]} if len(parts) > 2 else {})}
+            descs.append(oci.Descriptor(oci.OCI_MANIFEST, im.manifest_digest, msize, platform=p))
+            size += im.size
+            created = max(created, im.created)
+        data = oci.index_bytes(descs)
+        index_id = sha256_digest(data)
+        if not cs.has(index_id):
+            cs.put_bytes(data, index_id)
+        norm_tags = [str(self._tag_ref(t)) for t in tags]
+        replaced: list[tuple[str, str]] = []
+        with images_lock(self.store, exclusive=False), self.store.write() as cur:
+            for _, iid in members:
+                if cur.execute("SELECT 1 FROM images WHERE id=?", (iid,)).fetchone() is None:
+                    raise MissingContent(f"content vanished during the operation: {iid}")
+            cur.execute("INSERT OR IGNORE INTO images (id, config, manifest_digest, layers, size, created, added,"
+                        " parent, index_manifest) VALUES (?, '{}', ?, '[]', ?, ?, ?, NULL, ?)",
+                        (index_id, index_id, size, created, _now(), data.decode()))
+            for plat, iid in members:
+                cur.execute("INSERT OR IGNORE INTO index_members (index_id, image_id, platform) VALUES (?, ?, ?)",
+                            (index_id, iid, plat))
+            for t in norm_tags:
+                old = cur.execute("SELECT image_id FROM tags WHERE ref=?", (t,)).fetchone()
+                if old is not None and old[0] != index_id:
+                    replaced.append((refs.familiar(t), str(old[0])))
+                cur.execute("INSERT OR REPLACE INTO tags (ref, image_id) VALUES (?, ?)", (t, index_id))
+        return index_id, replaced
 
     def exists(self, s: str) -> bool:
         try:

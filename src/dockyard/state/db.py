@@ -164,6 +164,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX events_time ON events(time_nano);
     """,
+    # 8: image indexes (multi-platform images): an index is an images row whose ``index_manifest`` holds the OCI
+    # index JSON (its digest is the row's id, config '{}', no layers); index_members ties it to the images of its
+    # platforms (a member cannot be removed while an index lists it).
+    """
+    ALTER TABLE images ADD COLUMN index_manifest TEXT;
+    CREATE TABLE index_members (
+        index_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        image_id TEXT NOT NULL REFERENCES images(id),
+        platform TEXT NOT NULL,               -- os/arch[/variant]
+        PRIMARY KEY (index_id, image_id)
+    );
+    CREATE INDEX index_members_image ON index_members(image_id);
+    """,
 ]
 
 

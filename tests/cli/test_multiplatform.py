@@ -1,0 +1,86 @@
+"""Multi-platform builds: one Dockerfile for linux/amd64 and linux/arm64 (RUN through qemu-user), the result an
+image index stored locally (images shows it once, run --platform picks the variant). The arm64 base is Debian's
+arm64 busybox-static (scripts/mkimage-busybox.sh --arch arm64, cached under cache/)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, Runner
+
+pytestmark = pytest.mark.e2e
+
+TWO = "linux/amd64,linux/arm64"
+
+
+@pytest.fixture(scope="session")
+def busybox_arm64_tar() -> Path:
+    return Path(subprocess.run([str(REPO / "scripts" / "mkimage-busybox.sh"), "--arch", "arm64", "--tar-only"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+
+
+@pytest.fixture
+def bases(dy: Runner, busybox: str, busybox_arm64_tar: Path) -> None:
+    dy("tag", "busybox:latest", "busybox:amd64", check=True)
+    dy("import", "--platform", "linux/arm64", "--change", 'CMD ["sh"]', str(busybox_arm64_tar), "busybox:arm64",
+       env={"SOURCE_DATE_EPOCH": "946684800"}, check=True)
+
+
+def _ctx(tmp_path: Path, text: str) -> str:
+    d = tmp_path / "ctx"
+    d.mkdir(exist_ok=True)
+    (d / "Dockerfile").write_text(text)
+    return str(d)
+
+
+UNAME = ("ARG TARGETARCH\nFROM busybox:$TARGETARCH\nARG TARGETPLATFORM\n"
+         "RUN uname -m > /arch && echo $TARGETPLATFORM > /plat\nCMD cat /arch /plat\n")
+
+
+def test_two_platform_build_is_one_index(dy: Runner, bases: None, tmp_path: Path) -> None:
+    p = dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "[linux/arm64 stage-0 3/4] RUN uname -m" in p.stderr
+    rows = [ln.split() for ln in dy("images", check=True).stdout.splitlines()[1:]]
+    assert [r[:2] for r in rows].count(["multi", "latest"]) == 1
+    assert len(rows) == 4  # multi, busybox latest/amd64 (one image), busybox arm64: the variants are not rows
+    assert dy("run", "--rm", "multi", check=True).stdout.split() == ["x86_64", "linux/amd64"]
+    assert dy("run", "--rm", "--platform", "linux/arm64", "multi", check=True).stdout.split() == [
+        "aarch64", "linux/arm64"]
+    bad = dy("run", "--rm", "--platform", "linux/s390x", "multi")
+    assert bad.returncode == 125
+    assert "does not provide the specified platform (linux/s390x)" in bad.stderr
+
+
+def test_unbuildable_platform_refused_before_any_step(dy: Runner, bases: None, tmp_path: Path) -> None:
+    p = dy("build", "--platform", "linux/amd64,linux/sparc64", _ctx(tmp_path, UNAME))
+    assert p.returncode != 0
+    assert "linux/sparc64" in p.stderr and "#1 " not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_run_failing_on_one_platform_names_it(dy: Runner, bases: None, tmp_path: Path) -> None:
+    df = "ARG TARGETARCH\nFROM busybox:$TARGETARCH\nRUN [ \"$(uname -m)\" = x86_64 ]\n"
+    p = dy("build", "--platform", TWO, _ctx(tmp_path, df), timeout=120)
+    assert p.returncode == 1
+    last = p.stderr.strip().splitlines()[-1]
+    assert "Dockerfile:3" in last and "platform linux/arm64" in last
+
+
+def test_buildplatform_stage_is_built_once(dy: Runner, bases: None, tmp_path: Path) -> None:
+    df = ("FROM --platform=$BUILDPLATFORM busybox:amd64 AS gen\nARG BUILDPLATFORM\n"
+          "RUN echo built-on-$(uname -m) > /note\nARG TARGETARCH\n"  # as BuildKit: before ARG TARGETARCH, shared
+          "RUN echo for-$TARGETARCH-from-$BUILDPLATFORM > /target\n"
+          "FROM busybox:${TARGETARCH:-amd64}\nARG TARGETARCH\nCOPY --from=gen /note /target /\nCMD cat /note /target\n")
+    df = "ARG TARGETARCH\n" + df
+    p = dy("build", "--platform", TWO, "-t", "cross", _ctx(tmp_path, df), timeout=120)
+    assert p.returncode == 0, p.stderr
+    arm = [ln for ln in p.stderr.splitlines() if ln.startswith("#") and "linux/arm64 gen" in ln]
+    step = next(ln for ln in arm if "RUN echo built-on" in ln)
+    num = step.split()[0]
+    assert f"{num} CACHED" in p.stderr  # the platform-independent step ran once, for amd64
+    out = dy("run", "--rm", "--platform", "linux/arm64", "cross", check=True).stdout.split()
+    assert out == ["built-on-x86_64", "for-arm64-from-linux/amd64"]
