@@ -84,3 +84,15 @@ def test_buildplatform_stage_is_built_once(dy: Runner, bases: None, tmp_path: Pa
     assert f"{num} CACHED" in p.stderr  # the platform-independent step ran once, for amd64
     out = dy("run", "--rm", "--platform", "linux/arm64", "cross", check=True).stdout.split()
     assert out == ["built-on-x86_64", "for-arm64-from-linux/amd64"]
+
+
+def test_rmi_of_the_index_removes_its_platform_images(dy: Runner, bases: None, tmp_path: Path) -> None:
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    before = set(dy("images", "-a", "-q", "--no-trunc", check=True).stdout.split())
+    variant = dy("image", "inspect", "--format", "{{.Id}}", "busybox:arm64", check=True).stdout.strip()
+    p = dy("rmi", "multi", check=True)
+    deleted = [ln.split()[1] for ln in p.stdout.splitlines() if ln.startswith("Deleted:")]
+    assert len(deleted) >= 3  # the index and its two platform images (and their build steps)
+    left = set(dy("images", "-a", "-q", "--no-trunc", check=True).stdout.split())
+    assert left == before - set(deleted) and variant in left
+    assert "<none>" not in dy("images", "-a", check=True).stdout

@@ -115,8 +115,14 @@ def _delete_helper(tx: _Tx, iid: str, force: bool, prune: bool, quiet: bool) -> 
         if quiet and (not tx.dangling(iid) or c.used):
             return
         raise c
+    idx = tx.cur.execute("SELECT index_id FROM index_members WHERE image_id=? LIMIT 1", (iid,)).fetchone()
+    if idx is not None:  # a platform image of an index goes with the index (rmi of the index)
+        if quiet:
+            return
+        raise DeleteConflict(iid, True, f"image is a platform of image index {idx[0][7:19]}")
     row = tx.cur.execute("SELECT parent FROM images WHERE id=?", (iid,)).fetchone()
     parent = row[0] if row else None
+    members = [m[0] for m in tx.cur.execute("SELECT image_id FROM index_members WHERE index_id=?", (iid,))]
     for r in tx.refs_of(iid):
         tx.remove_ref(r)
     if tx.containers(iid):
@@ -127,6 +133,9 @@ def _delete_helper(tx: _Tx, iid: str, force: bool, prune: bool, quiet: bool) -> 
     tx.cur.execute("DELETE FROM images WHERE id=?", (iid,))
     tx.records.append(("Deleted", iid))
     tx.deleted.append(iid)
+    for m in members:  # an index's platform images, unless tagged, listed by another index or used
+        if tx.dangling(m):
+            _delete_helper(tx, m, False, prune, True)
     if prune and parent:
         if tx.cur.execute("SELECT 1 FROM images WHERE id=?", (parent,)).fetchone():
             _delete_helper(tx, parent, False, True, True)
