@@ -63,8 +63,8 @@ def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until
     try:
         with open(path + ".1", "rb") as fh:
             old = fh.read()
-        if cur is not None and os.fstat(fh.fileno()).st_ino == os.fstat(cur).st_ino:
-            old = b""  # rotated between our two opens: cur is that file
+            if cur is not None and os.fstat(fh.fileno()).st_ino == os.fstat(cur).st_ino:
+                old = b""  # rotated between our two opens: cur is that file
         lines += old.splitlines()
     except FileNotFoundError:
         pass
