@@ -117,8 +117,16 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, object], list[str]]:
             opts["root"] = argv[i + 1]
             i += 2
             continue
+        if a in ("--cluster-store", "--cluster-advertise"):  # Docker's legacy daemon options: exported, so that
+            if i + 1 >= len(argv):                           # monitors and helpers see them (state.config)
+                raise UsageError(f"flag needs an argument: {a}")
+            os.environ["DOCKYARD_" + a[2:].replace("-", "_").upper()] = argv[i + 1]
+            i += 2
+            continue
         if a.startswith("--root="):
             opts["root"] = a.split("=", 1)[1]
+        elif a.startswith(("--cluster-store=", "--cluster-advertise=")):
+            os.environ["DOCKYARD_" + a[2:].partition("=")[0].replace("-", "_").upper()] = a.partition("=")[2]
         elif a in ("-D", "--debug"):
             opts["debug"] = True
         elif a in ("-v", "--version"):

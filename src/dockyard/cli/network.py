@@ -55,7 +55,7 @@ def _create(ctx: Context, argv: list[str]) -> int:
 
     net = create_network(ctx.store, a.name, driver=a.driver, subnets=a.subnet, gateways=a.gateway,
                          ip_ranges=a.ip_range, internal=a.internal, ipv6=a.ipv6, labels=_kv(a.label),
-                         options=_kv(a.opt))
+                         options=_kv(a.opt), attachable=a.attachable)
     print(net.id)
     return 0
 

@@ -66,8 +66,14 @@ def _ns(store: Store) -> NetworkStore:
     return NetworkStore(store)
 
 
+def _options(n: Network) -> dict[str, str]:
+    """What inspect shows: the driver's options, without dockyard's own bookkeeping (``dockyard.*``)."""
+    return {k: v for k, v in n.options.items() if not k.startswith("dockyard.")}
+
+
 def _summary(n: Network) -> NetworkSummary:
-    return NetworkSummary(id=n.id, name=n.name, driver=n.driver, labels=dict(n.labels), options=dict(n.options),
+    return NetworkSummary(id=n.id, name=n.name, driver=n.driver, labels=dict(n.labels), options=_options(n),
+                          scope="global" if n.driver == "overlay" else "local",
                           internal=n.internal, created=n.created, builtin=n.is_default, subnet=n.subnet,
                           gateway=n.gateway, ip_range=n.ip_range or "")
 
@@ -98,13 +104,16 @@ def find_network(store: Store, ref: str) -> NetworkSummary:
 def create_network(store: Store, name: str, *, driver: str = "bridge", subnets: list[str] | None = None,
                    gateways: list[str] | None = None, ip_ranges: list[str] | None = None, internal: bool = False,
                    ipv6: bool = False, labels: dict[str, str] | None = None,
-                   options: dict[str, str] | None = None) -> NetworkSummary:
+                   options: dict[str, str] | None = None, attachable: bool = False) -> NetworkSummary:
     """``network create``: a bridge network with one IPv4 subnet (picked from the free pools when not given).
     InvalidArgument for another driver, IPv6, several subnets, a gateway/range without a subnet or a bad name;
     Conflict when the name or subnet is taken."""
     from dockyard.ids import validate_name
 
     subnets, gateways, ip_ranges = subnets or [], gateways or [], ip_ranges or []
+    if driver == "overlay":
+        return _create_overlay(store, name, subnets, gateways, ip_ranges, internal, ipv6, labels, options,
+                               attachable)
     if driver != "bridge":
         raise InvalidArgument(f"plugin \"{driver}\" not found" if driver not in ("host", "null", "overlay",
                                                                                "macvlan", "ipvlan") else
@@ -122,6 +131,34 @@ def create_network(store: Store, name: str, *, driver: str = "bridge", subnets: 
     from dockyard.engine import events
 
     events.emit(store, "network", "create", net.id, {"name": net.name, "type": "bridge"})
+    return _summary(net)
+
+
+def _create_overlay(store: Store, name: str, subnets: list[str], gateways: list[str], ip_ranges: list[str],
+                    internal: bool, ipv6: bool, labels: dict[str, str] | None, options: dict[str, str] | None,
+                    attachable: bool) -> NetworkSummary:
+    """``network create -d overlay``: recorded in the cluster store, seen by every host (``network.overlay``)."""
+    from dockyard.ids import validate_name
+    from dockyard.network import overlay
+
+    if ipv6:
+        raise InvalidArgument("IPv6 networks are not supported by dockyard")
+    if len(subnets) > 1 or len(gateways) > 1 or ip_ranges:
+        raise InvalidArgument("dockyard overlay networks have one IPv4 subnet (no --ip-range)")
+    if gateways and not subnets:
+        raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+    for k in options or {}:
+        if k.startswith("dockyard.") or k in (overlay.VNI_OPT, overlay.MTU_OPT):
+            raise InvalidArgument(f"network option {k} cannot be set")
+    validate_name(name)
+    if store.query("SELECT 1 FROM networks WHERE name=?", (name,)) or name in PSEUDO_DRIVERS:
+        raise Conflict(f"network with name {name} already exists")
+    nid = overlay.create(store.root, name, (subnets or [""])[0], (gateways or [""])[0], attachable, internal,
+                         dict(labels or {}), dict(options or {}))
+    net = _ns(store).get(nid)
+    from dockyard.engine import events
+
+    events.emit(store, "network", "create", net.id, {"name": net.name, "type": "overlay"})
     return _summary(net)
 
 
@@ -155,7 +192,7 @@ def _match(n: NetworkSummary, by: dict[str, list[str]], used: set[str] | None) -
             return False
         if k == "driver" and n.driver not in vals:
             return False
-        if k == "scope" and "local" not in vals:
+        if k == "scope" and n.scope not in vals:
             return False
         if k == "type" and ("builtin" if n.builtin else "custom") not in vals:
             return False
@@ -194,7 +231,7 @@ def inspect_network(store: Store, ref: str) -> dict[str, Any]:
         if net.ip_range:
             c["IPRange"] = net.ip_range
         cfg.append(c)
-        options = net.options
+        options = _options(net)
         rows = store.query("SELECT e.*, c.name FROM endpoints e JOIN containers c ON c.id=e.container_id"
                            " WHERE e.network_id=? AND e.ip IS NOT NULL", (net.id,))
         for r in rows:
@@ -204,10 +241,11 @@ def inspect_network(store: Store, ref: str) -> dict[str, Any]:
                 "MacAddress": r["mac"] or "", "IPv4Address": f"{r['ip']}/{net.prefixlen}", "IPv6Address": ""}
     return {
         "Name": n.name, "Id": n.id, "Created": rfc3339_nano(n.created) if n.created else "0001-01-01T00:00:00Z",
-        "Scope": "local", "Driver": n.driver, "EnableIPv6": False,
+        "Scope": n.scope, "Driver": n.driver, "EnableIPv6": False,
         "IPAM": {"Driver": "default", "Options": {} if net is not None and not net.is_default else None,
                  "Config": cfg},
-        "Internal": n.internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+        "Internal": n.internal,
+        "Attachable": net is not None and net.options.get("dockyard.attachable") == "true", "Ingress": False, "ConfigFrom": {"Network": ""},
         "ConfigOnly": False, "Containers": containers, "Options": options, "Labels": n.labels,
     }
 
@@ -223,7 +261,7 @@ def remove_network(store: Store, ref: str) -> None:
     ns.remove(net)
     from dockyard.engine import events
 
-    events.emit(store, "network", "destroy", net.id, {"name": net.name, "type": "bridge"})
+    events.emit(store, "network", "destroy", net.id, {"name": net.name, "type": net.driver})
 
 
 def prune_networks(store: Store, filters: dict[str, list[str]] | None = None) -> NetworkPruneReport:

@@ -90,17 +90,10 @@ class RegistryConfig:
 
     @classmethod
     def load(cls, root: str) -> RegistryConfig:
+        from dockyard.state.config import daemon_json
+
         path = os.path.join(root, "daemon.json")
-        data: dict[str, Any] = {}
-        try:
-            with open(path, "rb") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            pass
-        except (ValueError, OSError) as e:
-            raise InvalidArgument(f"unable to configure the registries from {path}: {e}") from None
-        if not isinstance(data, dict):
-            raise InvalidArgument(f"unable to configure the registries from {path}: not a JSON object")
+        data = daemon_json(root, "the registries")
         mirrors = data.get("registry-mirrors") or []
         insecure = data.get("insecure-registries") or []
         if not isinstance(mirrors, list) or not all(isinstance(m, str) for m in mirrors):

@@ -85,7 +85,8 @@ def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, fi
             nl.delete_link(veth)  # a leftover of a crashed monitor
             master = nl.index(net.bridge)
             mac = checks.mac((i == 0 and mac0) or mac_for(ip))
-            nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac)
+            mtu = int(net.options.get("com.docker.network.driver.mtu") or 0) if net.driver == "overlay" else 0
+            nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac, mtu=mtu)
     with Netlink(netns=nspath) as inner:
         routed = not route
         for i, (net, ip, _veth) in enumerate(endpoints):
@@ -145,8 +146,6 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
             raise Conflict(f"cannot join network of a non running container: {other.id}")
         att.netns = f"/proc/{other.pid}/ns/net"
         return att
-    from dockyard.network import bridge
-
     ns = NetworkStore(store)
     ns.default()  # outside the host lock: creating the row takes it
     nets = _networks(ns, c)
@@ -154,10 +153,10 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
         with HostLock():
             for i, (net, aliases, ip_req) in enumerate(nets):
                 net = _heal_default(ns, net)
-                bridge.ensure(net, store)
-                ip = ns.allocate(net, c.id, aliases, ip_req, veth=veth_name(c.id, net))
+                ip = _join(store, ns, net, c, aliases, ip_req, veth_name(c.id, net))
                 att.endpoints.append((net, ip, veth_name(c.id, net)))
         _start_dns(store, [net for net, _, _ in att.endpoints])
+        _start_watchers(store, [net for net, _, _ in att.endpoints])
         if not (getattr(c.spec, "dns", None) or []):
             att.nameserver = next((net.gateway for net, _, _ in att.endpoints if not net.is_default), None)
         _publish(att, c, image_config)
@@ -166,6 +165,41 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
         release(store, c)
         raise
     return att
+
+
+def _join(store: Store, ns: NetworkStore, net: Network, c: Container, aliases: list[str], ip: str, veth: str,
+          connected: bool = False) -> str:
+    """The network's kernel side made and an address handed out (an overlay's claimed in the cluster store)."""
+    if net.driver == "overlay":
+        from dockyard.network import overlay
+
+        return overlay.join(store, ns, net, c.id, c.name, aliases, ip, veth, connected)
+    from dockyard.network import bridge
+
+    bridge.ensure(net, store)
+    return ns.allocate(net, c.id, aliases, ip, connected=connected, veth=veth)
+
+
+def _leave_overlays(store: Store, cid: str, nets: list[Network], after: bool) -> None:
+    """Before the local release: drop the container's cluster records; ``after`` it: tear down what is unused."""
+    from dockyard.network import overlay
+
+    for net in nets:
+        if net.driver == "overlay":
+            if after:
+                overlay.teardown_if_unused(store, net)
+            else:
+                overlay.leave(store, net, cid)
+
+
+def _start_watchers(store: Store, nets: list[Network]) -> None:
+    """Each overlay's watcher on this host (``network.overlay_watch``), started when none runs."""
+    if any(n.driver == "overlay" for n in nets):
+        from dockyard.network import overlay_watch
+
+        for net in nets:
+            if net.driver == "overlay":
+                overlay_watch.ensure(store.root, net.id)
 
 
 # ---- published ports ----------------------------------------------------------------------------------------------
@@ -312,7 +346,13 @@ def release(store: Store, c: Container, forget: bool = False, defer: bool = Fals
     if not defer:
         delete_links(veths)
     peers = _peers_of(store, c.id)
+    overlays = [nets[r["network_id"]] for r in active if nets.get(r["network_id"]) and
+                nets[r["network_id"]].driver == "overlay"]
+    if overlays:
+        _leave_overlays(store, c.id, overlays, after=False)
     ns.release(c.id, forget=forget)
+    if overlays:
+        _leave_overlays(store, c.id, overlays, after=True)
     sync_hosts(store, *peers)
     _drop_unused_default(store, ns, [nets[r["network_id"]] for r in active if r["network_id"] in nets])
     return veths if defer else []
@@ -325,9 +365,8 @@ def delete_links(names: list[str]) -> None:
     from dockyard.network.netlink import Netlink
 
     with Netlink() as nl:
-        for name in names:
-            if os.path.exists(f"/sys/class/net/{name}"):
-                nl.delete_link(name)
+        for name in names:  # False when gone (/sys/class/net may be another namespace's: not looked at)
+            nl.delete_link(name)
 
 
 def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) -> None:
@@ -346,8 +385,6 @@ def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) ->
 # ---- live connect / disconnect ------------------------------------------------------------------------------------
 def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: str) -> None:
     """``network connect``: remembered for a stopped container, plumbed at once into a running one."""
-    from dockyard.network import bridge
-
     ns = NetworkStore(store)
     mode = c.spec.network_mode
     if not uses_bridge(mode):
@@ -368,8 +405,7 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
         return
     veth = veth_name(c.id, net)
     with HostLock():
-        bridge.ensure(net, store)
-        addr = ns.allocate(net, c.id, aliases, ip, connected=True, veth=veth)
+        addr = _join(store, ns, net, c, aliases, ip, veth, connected=True)
     try:
         path = f"/proc/{c.pid}/ns/net"
         used = _ifnames(path)
@@ -384,8 +420,11 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
             os.close(fd)
         sync_hosts(store, c.id, *_peers_of(store, c.id))
         _start_dns(store, [net])
+        _start_watchers(store, [net])
     except BaseException:
+        _leave_overlays(store, c.id, [net], after=False)
         ns.release(c.id, net.id, forget=True)
+        _leave_overlays(store, c.id, [net], after=True)
         raise
 
 
@@ -404,7 +443,9 @@ def disconnect(store: Store, c: Container, net: Network, force: bool = False) ->
     if rows and rows[0]["veth"]:
         with Netlink() as nl:
             nl.delete_link(rows[0]["veth"])
+    _leave_overlays(store, c.id, [net], after=False)
     ns.release(c.id, net.id, forget=True)
+    _leave_overlays(store, c.id, [net], after=True)
     sync_hosts(store, c.id, *peers)
 
 

@@ -251,10 +251,11 @@ class Server:
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.execute("PRAGMA query_only=1")
         self.root, self.net_id = root, net_id
-        row = self.db.execute("SELECT gateway, subnet FROM networks WHERE id=?", (net_id,)).fetchone()
+        row = self.db.execute("SELECT gateway, subnet, name FROM networks WHERE id=?", (net_id,)).fetchone()
         if row is None:
             raise SystemExit(0)
-        self.gateway = row[0]
+        self.gateway, self.net_name = row[0], row[2]
+        self.remote_cache: tuple[float, list[dict[str, object]]] = (0.0, [])
         addr, _, plen = row[1].partition("/")
         self.mask = (0xFFFFFFFF << (32 - int(plen))) & 0xFFFFFFFF
         self.net = struct.unpack("!I", socket.inet_aton(addr))[0] & self.mask
@@ -313,7 +314,7 @@ class Server:
         _qid, _flags, name, qtype, qend = q
         args = {"net": self.net_id, "src": client[0], "q": name.rstrip(".")}
         if qtype in (1, 28, 255):
-            ips = [r[0] for r in self.db.execute(LOOKUP, args)]
+            ips = [r[0] for r in self.db.execute(LOOKUP, args)] or self.remote(args["q"], client[0])
             if not ips:
                 return None
             if qtype == 28:
@@ -327,6 +328,32 @@ class Server:
                 if row:
                     return response(data, qend, 0, [(12, encode_name(f"{row[0]}.{row[1]}"))])
         return None
+
+    def remote(self, q: str, src: str) -> list[str]:
+        """An overlay's containers on other hosts (``remote.json``, kept by ``network.overlay_watch``), for a
+        container of this network on this host."""
+        path = os.path.join(_dir(self.root, self.net_id), "remote.json")
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return []
+        if mtime != self.remote_cache[0]:
+            import json
+
+            try:
+                with open(path) as f:
+                    self.remote_cache = (mtime, list(json.load(f)))
+            except (OSError, ValueError):
+                return []
+        if not self.db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND ip=?", (self.net_id, src)).fetchone():
+            return []
+        out = []
+        for r in self.remote_cache[1]:
+            names = [str(r.get("name", "")), str(r.get("id", ""))[:12], *[str(a) for a in r.get("aliases") or []]]
+            want = {n.lower() for n in names} | {f"{n.lower()}.{self.net_name.lower()}" for n in names}
+            if q in want:
+                out.append(str(r.get("ip")))
+        return out
 
     def forward(self, data: bytes, client: tuple[str, int], index: int = 0) -> None:
         if len(self.pending) > 4096 or not self.upstreams:

@@ -43,6 +43,16 @@ IFF_UP = 1
 NFNL_SUBSYS_NFTABLES, NFT_MSG_GETCHAIN = 10, 4
 NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME = 1, 3
 AF_INET = 2
+AF_BRIDGE = 7
+RTM_GETADDR = 22
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NLM_F_APPEND = 0x800
+IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING, IFLA_VXLAN_PROXY, IFLA_VXLAN_PORT = 1, 4, 7, 11, 15
+NDA_DST, NDA_LLADDR = 1, 2
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
+NTF_SELF = 0x02
+ZERO_MAC = b"\0" * 6
+_NDMSG = struct.Struct("=BxxxiHBB")
 
 _HDR = struct.Struct("=IHHII")
 _IFINFO = struct.Struct("=BxHiII")
@@ -232,11 +242,95 @@ class Netlink:
             if e.errno not in (99, 19, 2):  # EADDRNOTAVAIL, ENODEV
                 raise
 
+    def address_index(self, ip: str) -> int | None:
+        """The index of the link holding IPv4 address ``ip`` (None when no link has it)."""
+        raw = socket.inet_aton(ip)
+        for t, payload in self.request(RTM_GETADDR, 0x300, struct.pack("=BBBBI", AF_INET, 0, 0, 0, 0), dump=True):
+            if t == RTM_NEWADDR and _attrs(payload[8:]).get(IFA_LOCAL) == raw:
+                return int(struct.unpack_from("=I", payload, 4)[0])
+        return None
+
+    def mtu(self, index: int) -> int:
+        """The MTU of link ``index`` (0 when there is no such link)."""
+        try:
+            r = self.request(RTM_GETLINK, 0, _ifinfo(index))
+        except NetlinkError:
+            return 0
+        for t, payload in r:
+            if t == RTM_NEWLINK:
+                v = _attrs(payload[_IFINFO.size:]).get(IFLA_MTU, b"")
+                return int(struct.unpack("=I", v)[0]) if len(v) == 4 else 0
+        return 0
+
     def add_route_default(self, index: int, gateway: str) -> None:
         # rtmsg: family, dst_len, src_len, tos, table main, proto boot, scope universe, type unicast; flags
         body = struct.pack("=BBBBBBBBI", AF_INET, 0, 0, 0, 254, 3, 0, 1, 0)
         body += _attr(RTA_GATEWAY, socket.inet_aton(gateway)) + _u32(RTA_OIF, index)
         self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
+
+
+    # ---- VXLAN, forwarding database, neighbours (overlay networks: network.overlay) --------------------------
+    def create_vxlan(self, name: str, vni: int, local: str, *, port: int = 4789, master: int | None = None,
+                     mtu: int = 0, group: int = 0) -> None:
+        """A VXLAN device for ``vni``, sourcing from ``local``, UDP ``port``, learning off and ARP proxy on (ARP
+        requests are answered from its neighbour table and never flooded), up, enslaved to ``master``."""
+        data = (_u32(IFLA_VXLAN_ID, vni) + _attr(IFLA_VXLAN_LOCAL, socket.inet_aton(local))
+                + _attr(IFLA_VXLAN_LEARNING, b"\0") + _attr(IFLA_VXLAN_PROXY, b"\1")
+                + _attr(IFLA_VXLAN_PORT, struct.pack("!H", port)))
+        info = _str(IFLA_INFO_KIND, "vxlan") + _attr(IFLA_INFO_DATA, data)
+        body = _ifinfo(0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, info)
+        if master:
+            body += _u32(IFLA_MASTER, master)
+        if mtu:
+            body += _u32(IFLA_MTU, mtu)
+        if group:
+            body += _u32(IFLA_GROUP, group)
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
+
+    def _neigh(self, kind: int, family: int, index: int, mac: bytes, dst: str, flags: int, nlflags: int) -> None:
+        body = _NDMSG.pack(family, index, NUD_PERMANENT | (NUD_NOARP if family == AF_BRIDGE else 0), flags, 0)
+        body += _attr(NDA_LLADDR, mac) + _attr(NDA_DST, socket.inet_aton(dst))
+        self.request(kind, nlflags, body)
+
+    def fdb_add(self, index: int, mac: bytes, dst: str) -> None:
+        """``bridge fdb append MAC dev VXLAN dst DST self``: frames for ``mac`` (all-zero: flooded frames) go to
+        the VXLAN endpoint ``dst``; several all-zero entries flood to several hosts."""
+        flags = NLM_F_CREATE | (NLM_F_APPEND if mac == ZERO_MAC else NLM_F_REPLACE)
+        self._neigh(RTM_NEWNEIGH, AF_BRIDGE, index, mac, dst, NTF_SELF, flags)
+
+    def fdb_del(self, index: int, mac: bytes, dst: str) -> None:
+        try:
+            self._neigh(RTM_DELNEIGH, AF_BRIDGE, index, mac, dst, NTF_SELF, 0)
+        except NetlinkError as e:
+            if e.errno not in (2, 19):  # ENOENT, ENODEV
+                raise
+
+    def neigh_add(self, index: int, ip: str, mac: bytes) -> None:
+        """A permanent ARP entry ``ip`` -> ``mac`` on link ``index`` (answered by a proxying VXLAN device)."""
+        self._neigh(RTM_NEWNEIGH, AF_INET, index, mac, ip, 0, NLM_F_CREATE | NLM_F_REPLACE)
+
+    def neigh_del(self, index: int, ip: str, mac: bytes) -> None:
+        try:
+            self._neigh(RTM_DELNEIGH, AF_INET, index, mac, ip, 0, 0)
+        except NetlinkError as e:
+            if e.errno not in (2, 19):
+                raise
+
+    def neighbours(self, index: int, family: int = AF_INET) -> set[tuple[bytes, str]]:
+        """(mac, dst address) of the permanent entries of link ``index``: ``AF_INET`` its ARP table, ``AF_BRIDGE``
+        its forwarding database (entries with a VXLAN destination)."""
+        out = set()
+        for t, payload in self.request(RTM_GETNEIGH, 0x300, _NDMSG.pack(family, 0, 0, 0, 0), dump=True):
+            if t != RTM_NEWNEIGH:
+                continue
+            fam, idx, state, _flags, _type = _NDMSG.unpack_from(payload)
+            if idx != index or not state & NUD_PERMANENT:
+                continue
+            a = _attrs(payload[_NDMSG.size:])
+            mac, dst = a.get(NDA_LLADDR, b""), a.get(NDA_DST, b"")
+            if len(mac) == 6 and len(dst) == 4:
+                out.add((mac, socket.inet_ntoa(dst)))
+        return out
 
 
 def nft_has_chain(table: str, chain: str) -> bool:

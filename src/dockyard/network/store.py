@@ -134,7 +134,7 @@ class NetworkStore:
         self.store = store
 
     # ---- networks ---------------------------------------------------------------------------------------------
-    def get(self, ref: str) -> Network:
+    def get(self, ref: str, _synced: bool = False) -> Network:
         if ref == DEFAULT_NAME:
             return self.default()
         rows = self.store.query("SELECT * FROM networks WHERE name=? OR id=?", (ref, ref))
@@ -142,6 +142,14 @@ class NetworkStore:
             rows = self.store.query("SELECT * FROM networks WHERE id LIKE ?", (ref + "%",))
             if len(rows) > 1:
                 raise InvalidArgument(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
+        if not rows and not _synced:
+            from dockyard.state.config import cluster_settings
+
+            if cluster_settings(self.store.root)[0]:  # an overlay made on another host of the cluster
+                from dockyard.network import overlay
+
+                overlay.sync(self.store, strict=True)
+                return self.get(ref, _synced=True)
         if not rows:
             raise NotFound(f"network {ref} not found")
         rows = [r for r in rows if r["name"] == ref] or rows  # a name wins over an ID prefix
@@ -149,6 +157,12 @@ class NetworkStore:
 
     def list(self) -> list[Network]:
         self.default()
+        from dockyard.state.config import cluster_settings
+
+        if cluster_settings(self.store.root)[0]:  # the cluster's overlays, as every host sees them
+            from dockyard.network import overlay
+
+            overlay.sync(self.store)
         return [Network(r) for r in self.store.query("SELECT * FROM networks ORDER BY created")]
 
     def default(self) -> Network:
@@ -261,6 +275,18 @@ class NetworkStore:
                                   (net.id,))
         if active:
             raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+        if net.driver == "overlay":  # refused while a container of any host is on it
+            from dockyard.network import overlay
+
+            overlay.remove(self.store, net)
+            with self.store.write() as cur:
+                cur.execute("DELETE FROM endpoints WHERE network_id=?", (net.id,))
+                cur.execute("DELETE FROM networks WHERE id=?", (net.id,))
+            from dockyard.network import dns
+
+            dns.stop(self.store.root, net.id)
+            overlay.teardown_ids(self.store.root, net.id, net)
+            return
         from dockyard.network import bridge as kbridge
 
         with HostLock():
@@ -294,8 +320,9 @@ class NetworkStore:
         return self.store.query(sql, tuple(args))
 
     def allocate(self, net: Network, cid: str, aliases: list[str], ip_request: str, connected: bool = False,
-                 veth: str = "") -> str:
-        """Record the endpoint (or update it) and hand it a free address, in one write transaction."""
+                 veth: str = "", fixed: str = "") -> str:
+        """Record the endpoint (or update it) and hand it a free address, in one write transaction; ``fixed``: the
+        address already claimed elsewhere (an overlay's, in the cluster store)."""
         sn = parse_cidr(net.subnet)
         pool = parse_cidr(net.ip_range, "ip-range") if net.ip_range else sn
         first, last = pool[0], pool[0] | (~_mask(pool[1]) & 0xFFFFFFFF)
@@ -309,7 +336,11 @@ class NetworkStore:
                 connected = connected or bool(row["connected"])
             taken = {ip2int(r[0]) for r in cur.execute(
                 "SELECT ip FROM endpoints WHERE network_id=? AND ip IS NOT NULL AND container_id!=?", (net.id, cid))}
-            if ip_request:
+            if fixed:
+                n = ip2int(fixed)
+                if n in taken:
+                    raise Conflict(f"Address already in use: {fixed}")
+            elif ip_request:
                 n = ip2int(ip_request)
                 if n & _mask(sn[1]) != sn[0]:
                     raise InvalidArgument(f"invalid endpoint settings: no configured subnet or ip-range contain the "

@@ -1,0 +1,465 @@
+"""The overlay driver: networks that span hosts, their state in the cluster store (etcd), VXLAN between hosts.
+
+Docker's model before Swarm (``--cluster-store``/``--cluster-advertise``), daemonless. Vocabulary:
+
+- the *cluster store* is an etcd cluster (``network.etcd``), named by ``--cluster-store etcd://H:P[,H:P]``; a
+  *host* is a machine (here: a state root) in the cluster, known by its *advertise address*
+  (``--cluster-advertise``), the underlay address VXLAN packets leave from and arrive at.
+- an *overlay network* is recorded once in etcd (``net/<id>``, with ``name/<name>``, ``vni/<vni>`` and
+  ``subnet/<subnet>`` claimed in the same transaction, so no two networks share a name, a VNI or a subnet). Each
+  host keeps a *mirror row* in its own store (``networks``, driver ``overlay``), made when the network is first
+  read there (``sync``), so that everything built for bridge networks (endpoints, /etc/hosts, the embedded DNS,
+  published ports, the firewall table) works unchanged on it.
+- on each host with a container on it, the network is a Linux bridge ``ov-<id>`` (the gateway address, the
+  firewall table) plus a VXLAN device ``vx-<id>`` (the network's VNI, UDP 4789, learning off, ARP proxy on)
+  enslaved to it; containers' veths have the underlay MTU minus the 50 bytes of encapsulation.
+- an *endpoint record* ``ep/<net>/<container>`` (host, IP, MAC, name, aliases) is put with the *host lease* of
+  that network (``host/<net>/<advertise>``), kept alive by the host's watcher (``network.overlay_watch``): a host
+  that dies loses its records when the lease runs out. The address's claim ``ip/<net>/<ip>`` (``<container>
+  <host>``, made by a compare-and-put: an address is never handed out twice across hosts) has no lease: a host cut
+  off for longer than the TTL keeps its containers' addresses and records them again when it is back; the claims
+  of a host that never came back are taken over only when the subnet has no never-claimed address left.
+- the watcher programs the VXLAN device from the records of other hosts: forwarding entries (the container's MAC
+  -> its host; the all-zero MAC -> every host, for flooding) and neighbour entries (IP -> MAC, answered by the ARP
+  proxy), and writes them to ``networks/<id>/remote.json`` for the embedded DNS.
+
+Example (each host runs the same commands with its own advertise address)::
+
+    dockyard --cluster-store etcd://10.1.0.1:2379 --cluster-advertise 10.1.0.2 network create -d overlay \\
+        --attachable ov1
+    dockyard --cluster-store etcd://10.1.0.1:2379 --cluster-advertise 10.1.0.3 run --network ov1 busybox ...
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from dockyard.network.etcd import Etcd
+    from dockyard.network.store import Network, NetworkStore
+    from dockyard.state.db import Store
+
+from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure
+
+P = "/dockyard/overlay/"
+VNI_BASE = 4096
+VXLAN_PORT = 4789
+OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+STORE_OPT, ADV_OPT, ATTACH_OPT = "dockyard.cluster-store", "dockyard.cluster-advertise", "dockyard.attachable"
+VNI_OPT, MTU_OPT = "com.docker.network.driver.overlay.vxlanid_list", "com.docker.network.driver.mtu"
+
+
+def lease_ttl() -> int:
+    return max(int(os.environ.get("DOCKYARD_OVERLAY_TTL", "15")), 2)
+
+
+class Cluster:
+    """The cluster store (an ``Etcd`` client) and this host's advertise address."""
+
+    def __init__(self, url: str, advertise: str) -> None:
+        from dockyard.network import checks
+        from dockyard.network.etcd import Etcd
+
+        if not url:
+            raise InvalidArgument("overlay networks need a cluster store: --cluster-store etcd://HOST:PORT")
+        if not advertise:
+            raise InvalidArgument("overlay networks need this host's address: --cluster-advertise ADDRESS")
+        self.url = url
+        self.kv: Etcd = Etcd(url)
+        self.advertise = checks.ipv4(advertise.rpartition(":")[0] if advertise.count(":") == 1 else advertise,
+                                     "cluster advertise address")
+
+
+def cluster(root: str) -> Cluster | None:
+    """The configured cluster (flags, environment, daemon.json), or None when there is none."""
+    from dockyard.state.config import cluster_settings
+
+    url, adv = cluster_settings(root)
+    return Cluster(url, adv) if url else None
+
+
+def cluster_of(net: Network, root: str) -> Cluster:
+    """The cluster a mirrored overlay belongs to (recorded in its row), the configured one otherwise."""
+    url, adv = net.options.get(STORE_OPT, ""), net.options.get(ADV_OPT, "")
+    if url and adv:
+        return Cluster(url, adv)
+    c = cluster(root)
+    if c is None:
+        raise InvalidArgument(f"network {net.name} is an overlay: a cluster store is needed (--cluster-store)")
+    return c
+
+
+def names(net_id: str) -> tuple[str, str]:
+    """(bridge, vxlan device) of an overlay on a host."""
+    return "ov-" + net_id[:12], "vx-" + net_id[:12]
+
+
+# ---- networks -----------------------------------------------------------------------------------------------------
+def create(root: str, name: str, subnet: str, gateway: str, attachable: bool, internal: bool,
+           labels: dict[str, str], options: dict[str, str]) -> str:
+    """Record a new overlay in the cluster store; its ID. Conflict for a taken name or subnet."""
+    from dockyard.ids import new_id
+    from dockyard.network import etcd as e
+    from dockyard.network.netlink import host_routes
+    from dockyard.network.store import _mask, int2ip, ip2int, overlaps, parse_cidr
+
+    cl = cluster(root)
+    if cl is None:
+        raise InvalidArgument("network driver overlay needs a cluster store: --cluster-store etcd://HOST:PORT "
+                              "and --cluster-advertise ADDRESS")
+    kv = cl.kv
+    nets = [json.loads(v) for _, v in kv.range_prefix(P + "net/")[0]]
+    if any(n["name"] == name for n in nets):
+        raise Conflict(f"network with name {name} already exists")
+    used = [parse_cidr(n["subnet"]) for n in nets]
+    if subnet:
+        sn = parse_cidr(subnet)
+        if any(overlaps(sn, u) for u in used):
+            raise Conflict("invalid pool request: Pool overlaps with other one on this address space")
+    else:
+        if gateway:
+            raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+        local = used + [(n, bin(m).count("1")) for n, m in host_routes()]
+        free = [(ip2int(f"10.0.{i}.0"), 24) for i in range(1, 256)]
+        pick = next((c for c in free if not any(overlaps(c, u) for u in local)), None)
+        if pick is None:
+            raise Conflict("could not find an available, non-overlapping IPv4 address pool for the overlay")
+        sn = pick
+        subnet = f"{int2ip(sn[0])}/{sn[1]}"
+    if sn[1] > 29:
+        raise InvalidArgument(f"invalid subnet {subnet}: too small for a network")
+    if gateway:
+        if ip2int(gateway) & _mask(sn[1]) != sn[0]:
+            raise InvalidArgument(f"no matching subnet for gateway {gateway}")
+    else:
+        gateway = int2ip(sn[0] + 1)
+    vnis = {int(n["vni"]) for n in nets}
+    nid = new_id()
+    for vni in range(VNI_BASE + 1, 1 << 24):
+        if vni in vnis:
+            continue
+        rec = {"id": nid, "name": name, "subnet": subnet, "gateway": gateway, "vni": vni, "attachable": attachable,
+               "internal": internal, "labels": labels, "options": options, "created": time.time()}
+        keys = {P + "name/" + name: nid, P + "vni/" + str(vni): nid, P + "subnet/" + subnet.replace("/", "_"): nid}
+        if kv.txn([e.absent(k) for k in keys], [e.put_op(P + "net/" + nid, json.dumps(rec))] +
+                  [e.put_op(k, v) for k, v in keys.items()]):
+            return nid
+        if kv.get(P + "name/" + name) is not None:
+            raise Conflict(f"network with name {name} already exists")
+        if kv.get(P + "subnet/" + subnet.replace("/", "_")) is not None:
+            raise Conflict("invalid pool request: Pool overlaps with other one on this address space")
+        vnis.add(vni)  # taken by a concurrent create: the next one
+    raise Conflict("no free VXLAN network identifier")
+
+
+def _underlay_mtu(advertise: str) -> int:
+    """The MTU of the interface holding the advertise address (1500 when it cannot be told)."""
+    from dockyard.network.netlink import Netlink, NetlinkError
+
+    try:
+        with Netlink() as nl:
+            idx = nl.address_index(advertise)
+            return (nl.mtu(idx) if idx else 0) or 1500
+    except NetlinkError:
+        return 1500
+
+
+def sync(store: Store, strict: bool = False) -> None:
+    """Mirror the cluster's overlays into this root's store: new ones get a row, gone ones lose theirs (unless a
+    local container still runs on it). Without ``strict``, an unreachable store leaves the mirror as it is."""
+    cl = cluster(store.root)
+    if cl is None:
+        return
+    try:
+        recs = {json.loads(v)["id"]: json.loads(v) for _, v in cl.kv.range_prefix(P + "net/")[0]}
+    except SystemFailure:
+        if strict:
+            raise
+        return
+    rows = {r["id"]: r for r in store.query("SELECT id, name FROM networks WHERE driver='overlay'")}
+    mtu = 0
+    for nid, rec in recs.items():
+        if nid in rows:
+            continue
+        mtu = mtu or _underlay_mtu(cl.advertise) - OVERHEAD
+        options = dict(rec.get("options") or {})
+        options.update({VNI_OPT: str(rec["vni"]), MTU_OPT: str(mtu), STORE_OPT: cl.url, ADV_OPT: cl.advertise,
+                        ATTACH_OPT: "true" if rec.get("attachable") else "false"})
+        with store.write() as cur:
+            if cur.execute("SELECT 1 FROM networks WHERE name=? OR id=?", (rec["name"], nid)).fetchone():
+                continue  # a local network of that name shadows it on this host
+            cur.execute("INSERT INTO networks (id, name, driver, bridge, subnet, gateway, ip_range, internal, labels,"
+                        " options, created, own_bridge) VALUES (?,?,'overlay',?,?,?,'',?,?,?,?,1)",
+                        (nid, rec["name"], names(nid)[0], rec["subnet"], rec["gateway"], int(bool(rec.get("internal"))),
+                         json.dumps(rec.get("labels") or {}), json.dumps(options), rec.get("created") or time.time()))
+    for nid in rows:
+        if nid not in recs and not store.query("SELECT 1 FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
+                                               (nid,)):
+            with store.write() as cur:
+                cur.execute("DELETE FROM endpoints WHERE network_id=?", (nid,))
+                cur.execute("DELETE FROM networks WHERE id=?", (nid,))
+            teardown_ids(store.root, nid)
+
+
+def remove(store: Store, net: Network) -> None:
+    """Remove the overlay from the cluster: refused while a container of any host is on it."""
+    from dockyard.network import etcd as e
+
+    kv = cluster_of(net, store.root).kv
+    raw = kv.get(P + "net/" + net.id)
+    if raw is None:
+        return  # removed by another host already
+    if kv.count_prefix(f"{P}ep/{net.id}/"):
+        raise Conflict(f"error while removing network: network {net.name} id {net.id} has active endpoints")
+    rec = json.loads(raw[0])
+    keys = [P + "net/" + net.id, P + "name/" + rec["name"], P + "vni/" + str(rec["vni"]),
+            P + "subnet/" + rec["subnet"].replace("/", "_")]
+    kv.txn([], [e.delete_op(k) for k in keys] + [e.delete_op(f"{P}ip/{net.id}/", prefix=True),
+                                                 e.delete_op(f"{P}host/{net.id}/", prefix=True)])
+
+
+# ---- endpoints ----------------------------------------------------------------------------------------------------
+def host_lease(cl: Cluster, net_id: str) -> int:
+    """This host's lease for the network (granted, and recorded under ``host/``, when there is none)."""
+    from dockyard.network import etcd as e
+
+    key = f"{P}host/{net_id}/{cl.advertise}"
+    for _ in range(3):
+        got = cl.kv.get(key)
+        if got is not None:
+            return int(got[0])
+        lease = cl.kv.grant(lease_ttl())
+        if cl.kv.txn([e.absent(key)], [e.put_op(key, str(lease), lease)]):
+            return lease
+        cl.kv.revoke(lease)
+    raise SystemFailure(f"cluster store {cl.url}: cannot register this host on network {net_id}")
+
+
+def join(store: Store, ns: NetworkStore, net: Network, cid: str, name: str, aliases: list[str], ip_request: str,
+         veth: str, connected: bool = False) -> str:
+    """Claim an address in the cluster, record the endpoint locally and in the cluster (with the host lease),
+    make the network's bridge and VXLAN device here and program them; the address."""
+    from dockyard.network import etcd as e
+    from dockyard.network.store import _mask, int2ip, ip2int, mac_for, parse_cidr
+
+    if net.options.get(ATTACH_OPT) != "true":
+        raise Conflict(f"Could not attach to network {net.name}: network {net.name} not manually attachable "
+                       "(create it with --attachable)")
+    cl = cluster_of(net, store.root)
+    kv = cl.kv
+    lease = host_lease(cl, net.id)
+    sn = parse_cidr(net.subnet)
+    reserved = {sn[0], sn[0] | (~_mask(sn[1]) & 0xFFFFFFFF), ip2int(net.gateway)}
+    prefix = f"{P}ip/{net.id}/"
+    mine = kv.get(f"{P}ep/{net.id}/{cid}")  # a restart within the lease: keep the address
+    cands: list[int]
+    if ip_request:
+        n = ip2int(ip_request)
+        if n & _mask(sn[1]) != sn[0]:
+            raise InvalidArgument(f"invalid endpoint settings: no configured subnet or ip-range contain the IP "
+                                  f"address {ip_request}")
+        if n in reserved:
+            raise Conflict(f"Address already in use: {ip_request}")
+        cands = [n]
+    else:
+        taken = {ip2int(k[len(prefix):]) for k, _ in kv.range_prefix(prefix)[0]}
+        first = [ip2int(json.loads(mine[0])["ip"])] if mine else []
+        cands = first + [a for a in range(sn[0] + 1, sn[0] | (~_mask(sn[1]) & 0xFFFFFFFF))
+                         if a not in taken and a not in reserved]
+    ip = ""
+    claim = f"{cid} {cl.advertise}"
+    for n in cands:
+        key = prefix + int2ip(n)
+        got = kv.get(key)
+        if got is not None and got[0].decode().split()[0] == cid:
+            ip = int2ip(n)
+            kv.put(key, claim)
+            break
+        if got is None and kv.create(key, claim):
+            ip = int2ip(n)
+            break
+        if ip_request:
+            raise Conflict(f"Address already in use: {ip_request}")
+    if not ip and not ip_request:
+        ip = _reclaim(cl, net.id, claim)
+    if not ip:
+        raise Conflict(f"no available IPv4 addresses on this network's address pools: {net.name} ({net.id})")
+    try:
+        ns.allocate(net, cid, aliases, ip_request, connected=connected, veth=veth, fixed=ip)
+        rec = {"host": cl.advertise, "ip": ip, "mac": mac_for(ip), "name": name, "aliases": aliases}
+        kv.txn([], [e.put_op(f"{P}ep/{net.id}/{cid}", json.dumps(rec), lease)])
+        ensure_kernel(net, cl.advertise)
+        program(store.root, net, cl)
+    except BaseException:
+        try:
+            kv.txn([], [e.delete_op(prefix + ip), e.delete_op(f"{P}ep/{net.id}/{cid}")])
+        except SystemFailure:
+            pass
+        raise
+    return ip
+
+
+def _reclaim(cl: Cluster, net_id: str, claim: str) -> str:
+    """An address whose claim belongs to a host that is gone (its lease expired: no ``host/`` key), when the pool
+    has no never-claimed one left; compare-and-put on the old claim. "" when there is none."""
+    from dockyard.network import etcd as e
+
+    live = {k.rpartition("/")[2] for k, _ in cl.kv.range_prefix(f"{P}host/{net_id}/")[0]}
+    for key, value in cl.kv.range_prefix(f"{P}ip/{net_id}/")[0]:
+        parts = value.decode().split()
+        if len(parts) == 2 and parts[1] not in live:
+            cmp = {"key": e._b64(key), "target": "VALUE", "result": "EQUAL", "value": e._b64(value)}
+            if cl.kv.txn([cmp], [e.put_op(key, claim)]):
+                return key.rpartition("/")[2]
+    return ""
+
+
+def leave(store: Store, net: Network, cid: str) -> None:
+    """Drop the container's records from the cluster (an unreachable store: the watcher drops them later, or the
+    lease does); tear the network's kernel side down when no local container is left on it."""
+    from dockyard.network import etcd as e
+
+    try:
+        cl = cluster_of(net, store.root)
+        got = cl.kv.get(f"{P}ep/{net.id}/{cid}")
+        if got is not None:
+            rec = json.loads(got[0])
+            if rec.get("host") == cl.advertise:
+                cl.kv.txn([], [e.delete_op(f"{P}ep/{net.id}/{cid}"), e.delete_op(f"{P}ip/{net.id}/{rec['ip']}")])
+    except (SystemFailure, InvalidArgument):
+        pass
+
+
+def teardown_if_unused(store: Store, net: Network) -> None:
+    from dockyard.network.store import HostLock
+
+    with HostLock():
+        if not store.query("SELECT 1 FROM endpoints WHERE network_id=? AND ip IS NOT NULL", (net.id,)):
+            _teardown(store.root, net.id)
+
+
+def teardown_ids(root: str, net_id: str, net: Network | None = None) -> None:
+    """Delete the VXLAN device, the bridge and the firewall table of an overlay on this host."""
+    from dockyard.network.store import HostLock
+
+    with HostLock():
+        _teardown(root, net_id)
+
+
+def _teardown(root: str, net_id: str) -> None:
+    from dockyard.network import firewall
+    from dockyard.network.netlink import Netlink
+
+    br, vx = names(net_id)
+    with Netlink() as nl:
+        nl.delete_link(vx)
+        nl.delete_link(br)
+    tbl = {"family": "ip", "name": "dockyard-" + br}
+    firewall._nft([{"add": {"table": tbl}}, {"delete": {"table": tbl}}], check=False)
+    try:
+        os.unlink(os.path.join(root, "networks", net_id, "remote.json"))
+    except OSError:
+        pass
+
+
+# ---- the kernel side ----------------------------------------------------------------------------------------------
+def ensure_kernel(net: Network, advertise: str) -> None:
+    """The network's bridge (``bridge.ensure``: address, firewall table) and its VXLAN device, made if missing."""
+    from dockyard.network import bridge
+    from dockyard.network.netlink import Netlink, NetlinkError
+    from dockyard.network.store import GROUP
+
+    bridge.ensure(net)
+    br, vx = names(net.id)
+    vni = int(net.options.get(VNI_OPT, "0"))
+    if not VNI_BASE < vni < 1 << 24:
+        raise InvalidArgument(f"network {net.name}: invalid VXLAN identifier {vni}")
+    mtu = int(net.options.get(MTU_OPT, "0") or 0)
+    with Netlink() as nl:
+        if nl.link(vx) is not None:
+            return
+        try:
+            nl.create_vxlan(vx, vni, advertise, port=VXLAN_PORT, master=nl.index(br), mtu=mtu, group=GROUP)
+        except NetlinkError as e:
+            if e.errno == 17:  # EEXIST: a concurrent attach made it
+                return
+            if e.errno in (99, 98):
+                raise SystemFailure(f"network {net.name}: cannot make its VXLAN device: the cluster advertise "
+                                    f"address {advertise} is not an address of this host") from None
+            raise SystemFailure(f"network {net.name}: cannot make its VXLAN device {vx}: {e.strerror}") from None
+
+
+def records(cl: Cluster, net_id: str) -> tuple[dict[str, dict[str, Any]], int]:
+    """Every endpoint record of the network (container ID -> record) and the revision of that read."""
+    kvs, rev = cl.kv.range_prefix(f"{P}ep/{net_id}/")
+    out = {}
+    for k, v in kvs:
+        try:
+            out[k.rpartition("/")[2]] = json.loads(v)
+        except ValueError:
+            continue
+    return out, rev
+
+
+def program(root: str, net: Network, cl: Cluster, recs: dict[str, dict[str, Any]] | None = None) -> None:
+    """Make the VXLAN device's forwarding and neighbour entries those of the other hosts' records (reads them
+    when not given); every value checked before it reaches the kernel. Writes ``remote.json`` for the DNS."""
+    from dockyard.network import checks
+    from dockyard.network.netlink import AF_BRIDGE, ZERO_MAC, Netlink
+    from dockyard.network.store import ip2int, parse_cidr
+
+    if recs is None:
+        recs = records(cl, net.id)[0]
+    sn = parse_cidr(net.subnet)
+    fdb: set[tuple[bytes, str]] = set()
+    neigh: set[tuple[bytes, str]] = set()
+    remote = []
+    for cid, r in recs.items():
+        try:
+            host = checks.ipv4(r.get("host"), "host address")
+            ip = checks.ipv4(r.get("ip"))
+            mac = checks.mac(r.get("mac"))
+            if ip2int(ip) & (0xFFFFFFFF << (32 - sn[1])) & 0xFFFFFFFF != sn[0]:
+                continue
+            aliases = [checks.alias(a) for a in r.get("aliases") or []]
+            name = checks.alias(r.get("name") or cid[:12])
+        except InvalidArgument:
+            continue  # a malformed record is never programmed
+        if host == cl.advertise:
+            continue
+        fdb |= {(mac, host), (ZERO_MAC, host)}
+        neigh.add((mac, ip))
+        remote.append({"id": cid, "ip": ip, "name": name, "aliases": aliases})
+    vx = names(net.id)[1]
+    with Netlink() as nl:
+        idx = nl.index(vx)
+        if idx is None:
+            return
+        have_fdb = nl.neighbours(idx, AF_BRIDGE)
+        have_neigh = nl.neighbours(idx)
+        for mac, host in have_fdb - fdb:
+            nl.fdb_del(idx, mac, host)
+        for mac, ip in have_neigh - neigh:
+            nl.neigh_del(idx, ip, mac)
+        for mac, host in sorted(fdb - have_fdb):
+            nl.fdb_add(idx, mac, host)
+        for mac, ip in neigh - have_neigh:
+            nl.neigh_add(idx, ip, mac)
+    d = os.path.join(root, "networks", net.id)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    with open(os.path.join(d, "remote.json.tmp"), "w") as f:
+        json.dump(remote, f)
+    os.replace(os.path.join(d, "remote.json.tmp"), os.path.join(d, "remote.json"))
+
+
+def get_record(root: str, net_id: str) -> dict[str, Any]:
+    """The cluster's record of an overlay (NotFound when gone)."""
+    cl = cluster(root)
+    got = cl.kv.get(P + "net/" + net_id) if cl else None
+    if got is None:
+        raise NotFound(f"network {net_id} not found")
+    return dict(json.loads(got[0]))

@@ -1,0 +1,248 @@
+"""Overlay networks across hosts (``network create -d overlay``), with the cluster's state in a real etcd.
+
+Three "hosts" are network namespaces on this machine, each with a veth on a shared test bridge (10.213.N.0/24,
+unique names per run), its own state root and its own advertise address; one etcd listens on the bridge's address
+in the root namespace. Every dockyard command of a host runs inside its namespace (``nsenter --net``), so the
+containers' namespaces are children of it. Commands enter only the host's network namespace (``nsenter --net``):
+``ip netns exec`` would also give them a mount namespace of their own with a fresh /sys (no cgroup hierarchy), and
+a container's mounts would be invisible to the next command. Everything (namespaces, bridge, etcd, roots) is removed at teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCKYARD, cleanup_root
+from tests.helpers import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("etcd"), reason="needs root and etcd")]
+
+
+def sh(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run(list(argv), capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(argv)}: {p.stderr}")
+    return p
+
+
+class Host:
+    def __init__(self, ns: str, addr: str, root: Path, store: str) -> None:
+        self.ns, self.addr, self.root, self.store = ns, addr, root, store
+
+    def dy(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.ns}", DOCKYARD, "--root", str(self.root),
+                               "--cluster-store", self.store, "--cluster-advertise", self.addr, *args],
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "DOCKYARD_OVERLAY_TTL": "4"})
+
+    def ok(self, *args: str) -> str:
+        p = self.dy(*args)
+        assert p.returncode == 0, f"{self.ns}: dockyard {' '.join(args)}: {p.stderr}"
+        return p.stdout
+
+    def links(self) -> str:
+        return sh("ip", "netns", "exec", self.ns, "ip", "-o", "link").stdout
+
+    def tables(self) -> str:
+        return sh("ip", "netns", "exec", self.ns, "nft", "list", "tables").stdout
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, busybox_tar: Path):
+    tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
+    net = random.randrange(100, 250)
+    br = f"ovt{tag}"
+    base = f"10.213.{net}"
+    made: list[str] = []
+    etcd = None
+    hosts: list[Host] = []
+    try:
+        sh("ip", "link", "add", br, "type", "bridge")
+        made.append("br")
+        sh("ip", "addr", "add", f"{base}.1/24", "dev", br)
+        sh("ip", "link", "set", br, "up")
+        port = random.randrange(20000, 30000)
+        store = f"etcd://{base}.1:{port}"
+        etcd = subprocess.Popen(["etcd", "--data-dir", str(tmp_path / "etcd"), "--name", f"t{tag}",
+                                 "--listen-client-urls", f"http://{base}.1:{port}",
+                                 "--advertise-client-urls", f"http://{base}.1:{port}",
+                                 "--listen-peer-urls", f"http://127.0.0.1:{port + 1}",
+                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{port + 1}",
+                                 "--initial-cluster", f"t{tag}=http://127.0.0.1:{port + 1}"],
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "etcd.log", "w"))
+        for i in (1, 2, 3):
+            ns, addr = f"ovh{tag}{i}", f"{base}.{10 + i}"
+            sh("ip", "netns", "add", ns)
+            made.append(ns)
+            sh("ip", "link", "add", f"ov{tag}{i}", "type", "veth", "peer", "name", "eth0", "netns", ns)
+            sh("ip", "link", "set", f"ov{tag}{i}", "master", br, "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{addr}/24", "dev", "eth0")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "eth0", "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            root = tmp_path / f"root{i}"
+            root.mkdir()
+            h = Host(ns, addr, root, store)
+            sh(DOCKYARD, "--root", str(root), "import", "--change", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
+            hosts.append(h)
+        from dockyard.network.etcd import Etcd
+
+        kv = Etcd(store)
+
+        def up() -> bool:
+            try:
+                kv.count_prefix("/")
+                return True
+            except Exception:  # noqa: BLE001
+                return False
+        wait_for(up, timeout=20, what="etcd answering")
+        yield hosts, kv, br, etcd
+    finally:
+        for h in hosts:
+            subprocess.run(["nsenter", f"--net=/run/netns/{h.ns}", DOCKYARD, "--root", str(h.root), "rm", "-f", *[
+                ln for ln in subprocess.run(["nsenter", f"--net=/run/netns/{h.ns}", DOCKYARD, "--root", str(h.root), "ps",
+                                             "-aq"], capture_output=True, text=True).stdout.split()]],
+                           capture_output=True, timeout=120)
+            cleanup_root(h.root)
+        for h in hosts:  # the watchers and DNS servers of the hosts (they leave by themselves; make sure)
+            for pidfile in h.root.glob("networks/*/*.pid"):
+                try:
+                    os.kill(int(pidfile.read_text().split()[0]), 15)
+                except (OSError, ValueError, IndexError):
+                    pass
+        for item in reversed(made):
+            if item == "br":
+                subprocess.run(["ip", "link", "del", br], capture_output=True)
+            else:
+                subprocess.run(["ip", "netns", "del", item], capture_output=True)
+        if etcd is not None:
+            etcd.terminate()
+            etcd.wait(timeout=20)
+
+
+def _ping(h: Host, cname: str, target: str, count: int = 1) -> bool:
+    return h.dy("exec", cname, "ping", "-c", str(count), "-W", "1", target, timeout=30).returncode == 0
+
+
+def test_overlay_across_three_hosts(cluster) -> None:
+    hosts, kv, br, _etcd = cluster
+    h1, h2, h3 = hosts
+    nid = h1.ok("network", "create", "-d", "overlay", "--attachable", "--subnet", "10.99.7.0/24", "ov1").strip()
+    # seen on host 3 (ls and inspect read the cluster)
+    assert "ov1 overlay global" in h3.ok("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}")
+    info = json.loads(h3.ok("network", "inspect", "ov1"))[0]
+    assert (info["Id"], info["Driver"], info["Scope"], info["Attachable"]) == (nid, "overlay", "global", True)
+    assert info["IPAM"]["Config"] == [{"Subnet": "10.99.7.0/24", "Gateway": "10.99.7.1"}]
+    # the same name from another host is refused
+    p = h2.dy("network", "create", "-d", "overlay", "ov1")
+    assert p.returncode != 0 and "already exists" in p.stderr
+
+    h1.ok("run", "-d", "--name", "c1", "--network", "ov1", "--network-alias", "one", "busybox", "sleep", "300")
+    h2.ok("run", "-d", "--name", "c2", "--network", "ov1", "busybox", "sleep", "300")
+    h3.ok("run", "-d", "--name", "c3", "--network", "ov1", "busybox", "sleep", "300")
+    ips = {h.ns: json.loads(h.ok("inspect", c))[0]["NetworkSettings"]["Networks"]["ov1"]["IPAddress"]
+           for h, c in ((h1, "c1"), (h2, "c2"), (h3, "c3"))}
+    assert len(set(ips.values())) == 3, ips  # no address handed out twice across hosts
+    ip1, ip2 = ips[h1.ns], ips[h2.ns]
+    # by IP, by name and alias (the embedded DNS answers names of containers on other hosts)
+    wait_for(lambda: _ping(h1, "c1", ip2), timeout=20, what="c1 -> c2 by IP")
+    wait_for(lambda: _ping(h2, "c2", "c1"), timeout=20, what="c2 -> c1 by name")
+    assert _ping(h2, "c2", "one")
+    out = h2.ok("exec", "c2", "nslookup", "c1")
+    assert ip1 in out
+    wait_for(lambda: _ping(h3, "c3", "c1") and _ping(h3, "c3", "c2"), timeout=20, what="host 3 reaches both")
+    # MTU: underlay 1500 - 50
+    assert "mtu 1450" in h1.ok("exec", "c1", "ip", "link", "show", "eth0")
+    # TCP across hosts
+    h2.ok("exec", "-d", "c2", "sh", "-c", "mkdir -p /w && echo hello-overlay > /w/index.html && "
+          "httpd -f -p 8080 -h /w")
+    wait_for(lambda: "hello-overlay" in h1.dy("exec", "c1", "wget", "-q", "-O", "-", "http://c2:8080/").stdout,
+             timeout=20, what="wget c2 from c1")
+
+    # a second overlay is isolated from the first
+    h2.ok("network", "create", "-d", "overlay", "--attachable", "ov2")
+    h2.ok("run", "-d", "--name", "d2", "--network", "ov2", "busybox", "sleep", "300")
+    assert not _ping(h2, "d2", ip1)
+    assert not _ping(h2, "d2", "c1")
+    assert not _ping(h1, "c1", json.loads(h2.ok("inspect", "d2"))[0]["NetworkSettings"]["Networks"]["ov2"]
+                     ["IPAddress"])
+
+    # rm is refused while any host has a container on it
+    p = h3.dy("network", "rm", "ov1")
+    assert p.returncode != 0 and "active endpoints" in p.stderr
+
+    # host 1 is cut off (longer than the lease) and comes back: the cluster converges
+    veth1 = f"ov{br[3:]}1"
+    sh("ip", "link", "set", veth1, "down")
+    try:
+        wait_for(lambda: kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 2, timeout=30,
+                 what="host 1's records expire with its lease")
+        h2.ok("run", "-d", "--name", "c4", "--network", "ov1", "busybox", "sleep", "300")
+    finally:
+        sh("ip", "link", "set", veth1, "up")
+    wait_for(lambda: kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 4, timeout=30,
+             what="host 1 registers again")
+    wait_for(lambda: _ping(h1, "c1", "c4") and _ping(h3, "c3", "c1"), timeout=30, what="converged")
+
+    # etcd down: running containers keep talking, a new attachment fails with one line naming the store
+    # (done last but one; the store comes back for the clean-up below)
+    # everything removed: no vxlan device, bridge, firewall table or etcd record left
+    for h, names in ((h1, ["c1"]), (h2, ["c2", "c4", "d2"]), (h3, ["c3"])):
+        h.ok("rm", "-f", *names)
+    h1.ok("network", "rm", "ov1")
+    h3.ok("network", "rm", "ov2")
+    for h in hosts:
+        wait_for(lambda h=h: "vxlan" not in sh("ip", "netns", "exec", h.ns, "ip", "-d", "-o", "link").stdout
+                 and " ov-" not in h.links(), timeout=20, what=f"{h.ns} devices gone")
+        assert "dockyard-ov-" not in h.tables()
+        wait_for(lambda h=h: not any(os.path.exists(p) and _locked(p) for p in
+                                     h.root.glob("networks/*/overlay.lock")), timeout=20, what="watchers gone")
+        assert "ov1" not in h.ok("network", "ls")
+    wait_for(lambda: kv.count_prefix("/dockyard/") == 0, timeout=20, what="no etcd record left")
+
+
+def _locked(path: Path) -> bool:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_overlay_without_etcd(cluster) -> None:
+    """With the cluster store down, running containers keep talking; a new attachment fails with one line."""
+    hosts, kv, _br, etcd = cluster
+    h1, h2, _h3 = hosts
+    h1.ok("network", "create", "-d", "overlay", "--attachable", "ovx")
+    h1.ok("run", "-d", "--name", "a", "--network", "ovx", "busybox", "sleep", "300")
+    h2.ok("run", "-d", "--name", "b", "--network", "ovx", "busybox", "sleep", "300")
+    wait_for(lambda: _ping(h1, "a", "b"), timeout=20, what="a -> b")
+    etcd_pid = etcd.pid
+    os.kill(etcd_pid, 19)  # SIGSTOP: unreachable (connections hang, then time out)
+    try:
+        t = time.monotonic()
+        assert _ping(h1, "a", "b", 3)
+        p = h1.dy("run", "--rm", "--network", "ovx", "busybox", "true")
+        assert p.returncode != 0
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and hosts[0].store in lines[0] and "unreachable" in lines[0], p.stderr
+        assert time.monotonic() - t < 30
+    finally:
+        os.kill(etcd_pid, 18)
+    h1.ok("rm", "-f", "a")
+    h2.ok("rm", "-f", "b")
+    h2.ok("network", "rm", "ovx")
+    wait_for(lambda: kv.count_prefix("/dockyard/") == 0, timeout=20, what="no etcd record left")
