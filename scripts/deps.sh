@@ -7,6 +7,7 @@ PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 ipta
       erofs-utils  # layers kept as EROFS images (snapshots/erofs.py); without it, unpacked directories
       podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
       docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
+      docker-compose  # the API service tests: Compose 1.29 (docker-py 5 era calls) against dockyard system service
       qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
 missing=()
 for p in "${PKGS[@]}"; do

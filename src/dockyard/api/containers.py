@@ -55,6 +55,21 @@ def _state(c: Any) -> dict[str, Any]:
             ("stopping", "stopped") else "", "StartedAt": _iso(c.started), "FinishedAt": _iso(c.finished)}
 
 
+def _versioned(req: Request, d: dict[str, Any]) -> dict[str, Any]:
+    """The inspect data as dockerd gives it to an older client: below API 1.45 a user-defined network's Aliases
+    hold the short ID too (Compose 1.x reads it to know the container's endpoint is already set up), and
+    DNSNames exists from 1.44 on."""
+    if not req.before("1.45"):
+        return d
+    short = d["Id"][:12]
+    for ep in ((d.get("NetworkSettings") or {}).get("Networks") or {}).values():
+        if ep.get("DNSNames"):  # a user-defined network (the default bridge has no DNS names)
+            ep["Aliases"] = [*(ep.get("Aliases") or []), *([short] if short not in (ep.get("Aliases") or []) else [])]
+        if req.before("1.44"):
+            ep.pop("DNSNames", None)
+    return d
+
+
 def inspect(api: Any, req: Request, id: str) -> Any:
     c = _c(api, id)
     try:
@@ -62,7 +77,7 @@ def inspect(api: Any, req: Request, id: str) -> Any:
     except ImportError:
         view = None
     if view is not None:
-        return view.inspect(api.store, c.id, size=req.flag("size"))
+        return _versioned(req, view.inspect(api.store, c.id, size=req.flag("size")))
     s = c.spec
     return {"Id": c.id, "Name": "/" + c.name, "Created": _iso(c.created), "Image": c.image_id or "",
             "State": _state(c), "Path": (s.entrypoint or s.cmd or [""])[0],

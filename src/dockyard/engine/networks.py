@@ -301,7 +301,10 @@ def connect_network(store: Store, ref: str, container: str, aliases: list[str] |
 
     net = _ns(store).get(ref)
     c = ContainerStore(store).get(container)
-    connect(store, c, net, list(aliases or []), ip)
+    if _own_network_stopped(store, c, net):
+        _set_own_endpoint(store, c, net, list(aliases or []), ip)
+    else:
+        connect(store, c, net, list(aliases or []), ip)
     from dockyard.engine import events
 
     events.emit(store, "network", "connect", net.id, {"name": net.name, "type": "bridge", "container": c.id})
@@ -314,10 +317,54 @@ def disconnect_network(store: Store, ref: str, container: str, force: bool = Fal
 
     net = _ns(store).get(ref)
     c = ContainerStore(store).get(container)
-    disconnect(store, c, net, force)
+    if _own_network_stopped(store, c, net):
+        _set_own_endpoint(store, c, net, [], "")
+    else:
+        disconnect(store, c, net, force)
     from dockyard.engine import events
 
     events.emit(store, "network", "disconnect", net.id, {"name": net.name, "type": "bridge", "container": c.id})
+
+
+def _own_network_stopped(store: Store, c: Any, net: Network) -> bool:
+    """Whether ``net`` is the network a container that is not running was created on (its network mode)."""
+    from dockyard.network.attach import uses_bridge
+
+    mode = c.spec.network_mode
+    if c.running or not uses_bridge(mode):
+        return False
+    try:
+        return _ns(store).get(mode).id == net.id
+    except NotFound:
+        return False
+
+
+def _set_own_endpoint(store: Store, c: Any, net: Network, aliases: list[str], ip: str) -> None:
+    """Disconnect/connect of a stopped container and the network it was created on: its endpoint settings
+    (aliases, address) are replaced; it starts on that network, as dockerd starts a container with no network
+    left on its network mode's. Compose 1.x disconnects and connects each network of a created container to set
+    its aliases."""
+    import ipaddress
+    import json
+
+    from dockyard.engine.containers import ContainerStore
+    from dockyard.network import checks
+
+    for a in aliases:
+        checks.alias(a)
+    if (aliases or ip) and net.is_default:
+        raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks"
+                              if aliases else "user specified IP address is supported on user defined networks only")
+    if ip:
+        try:
+            ok = ipaddress.ip_address(ip) in ipaddress.ip_network(net.subnet, strict=False)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise InvalidArgument(f"invalid IP address {ip!r}: not in network {net.name}'s subnet {net.subnet}")
+    cfg = dict(c.config)
+    cfg["aliases"], cfg["ip"] = aliases, ip
+    ContainerStore(store).update(c.id, config=json.dumps(cfg))
 
 
 def container_ports(store: Store, container: str) -> list[tuple[str, str]]:
