@@ -31,7 +31,7 @@ def bases(dy: Runner, busybox: str, busybox_arm64_tar: Path) -> None:
 
 def _ctx(tmp_path: Path, text: str) -> str:
     d = tmp_path / "ctx"
-    d.mkdir(exist_ok=True)
+    d.mkdir(parents=True, exist_ok=True)
     (d / "Dockerfile").write_text(text)
     return str(d)
 
@@ -96,3 +96,28 @@ def test_rmi_of_the_index_removes_its_platform_images(dy: Runner, bases: None, t
     left = set(dy("images", "-a", "-q", "--no-trunc", check=True).stdout.split())
     assert left == before - set(deleted) and variant in left
     assert "<none>" not in dy("images", "-a", check=True).stdout
+
+
+# ---- every verb that takes an image name treats an index as Docker 28 does ---------------------------------------
+
+def test_verbs_on_an_index_see_its_platform_images(dy: Runner, bases: None, tmp_path: Path) -> None:
+    """history, image inspect and inspect show the host's variant (not an empty row); COPY --from= and
+    RUN --mount from= an index take the variant of the platform being built."""
+    import json
+
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    hist = dy("history", "--no-trunc", "--format", "{{.CreatedBy}}", "multi", check=True).stdout
+    assert "uname -m" in hist
+    for verb in (["image", "inspect"], ["inspect"]):
+        d = json.loads(dy(*verb, "multi", check=True).stdout)[0]
+        assert (d["Os"], d["Architecture"]) == ("linux", "amd64") and len(d["RootFS"]["Layers"]) == 2
+        assert d["Id"] == d["Descriptor"]["digest"] and d["RepoTags"] == ["multi:latest"]
+        assert [m["Descriptor"]["platform"]["architecture"] for m in d["Manifests"]] == ["amd64", "arm64"]
+    arm = json.loads(dy("image", "inspect", "--platform", "linux/arm64", "multi", check=True).stdout)[0]
+    assert arm["Architecture"] == "arm64" and arm["Id"] == d["Id"]
+    df = ("ARG TARGETARCH\nFROM busybox:$TARGETARCH\nCOPY --from=multi /arch /copied\n"
+          "RUN --mount=type=bind,from=multi,target=/m cat /m/arch > /mounted\nCMD cat /copied /mounted\n")
+    dy("build", "--platform", TWO, "-t", "user", _ctx(tmp_path / "u", df), timeout=120, check=True)
+    assert dy("run", "--rm", "user", check=True).stdout.split() == ["x86_64", "x86_64"]
+    assert dy("run", "--rm", "--platform", "linux/arm64", "user", check=True).stdout.split() == [
+        "aarch64", "aarch64"]

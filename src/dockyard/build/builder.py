@@ -635,9 +635,16 @@ class Builder:
         from dockyard.images.store import ImageStore
 
         try:
-            return ImageStore(self.store).resolve(src.ref)
+            img = ImageStore(self.store).resolve(src.ref)
         except NotFound:
             raise BuildError(f"{self.df.filename}:{x.line}: {src.ref}: image not found locally") from None
+        if not img.is_index:
+            return img  # a single image of any platform: its files are copied as they are (as BuildKit)
+        try:  # an index: its variant for the platform being built
+            return ImageStore(self.store).resolve_image(img.id, self.target_platform)
+        except NotFound:
+            raise BuildError(f"{self.df.filename}:{x.line}: {src.ref}: no image for platform {self.target_platform}"
+                             f" (it has {', '.join(img.platforms)})") from None
 
     # ---- recording images -----------------------------------------------------------------------------------
     def record(self, st: _StageState, layer: str | None) -> str:

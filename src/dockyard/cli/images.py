@@ -231,22 +231,20 @@ def _rfc3339(ts: float) -> str:
 
 # -- image inspect ------------------------------------------------------------------------------------------------
 
-def inspect_dict(ist: Any, im: Any) -> dict[str, Any]:
-    """Docker's image inspect JSON: built by ``engine.images.image_inspect_data`` (kept for cli.inspect)."""
-    from dockyard.engine.images import image_inspect_data
-
-    return image_inspect_data(ist.store, im)
-
-
 def _inspect(ctx: Context, argv: list[str]) -> int:
     from dockyard.cli.args import Parser
 
     p = Parser("image inspect", "[OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images")
     p.add_argument("-f", "--format", default="", help="Format output using a custom template")
+    p.add_argument("--platform", default="", help="Inspect a specific platform of a multi-platform image")
     p.add_argument("images", nargs="*")
     a = p.parse_args(argv)
     if not a.images:
         raise ArgumentCountError('"dockyard image inspect" requires at least 1 argument.')
+    if a.platform:
+        from dockyard.oci.image import parse_platform
+
+        parse_platform(a.platform)
 
     from dockyard.engine.images import inspect_image
     from dockyard.errors import NotFound
@@ -255,7 +253,7 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     missing: list[str] = []
     for name in a.images:
         try:
-            found.append(inspect_image(ctx.store, name))
+            found.append(inspect_image(ctx.store, name, a.platform))
         except NotFound:
             missing.append(name)
     from dockyard.cli.template import print_inspect

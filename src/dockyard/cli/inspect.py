@@ -34,11 +34,9 @@ def main(ctx: Context, argv: list[str]) -> int:
                     continue
         if obj is None and kind in ("", "image"):
             try:
-                from dockyard.cli.images import inspect_dict
-                from dockyard.images.store import ImageStore
+                from dockyard.engine.images import inspect_image
 
-                ist = ImageStore(ctx.store)
-                obj = inspect_dict(ist, ist.resolve(name))
+                obj = inspect_image(ctx.store, name)  # an index as image inspect shows it
             except NotFound:
                 sys.stderr.write(f"Error: No such object: {name}\n" if not kind else
                                  f"Error: No such image: {name}\n")

@@ -18,6 +18,7 @@ only here, for both edges. Errors are ``DockyardError`` subclasses (NotFound, Co
 from __future__ import annotations
 
 import builtins  # `all` is a parameter of Docker's verbs below
+import json
 import re
 
 from dockyard.engine.options import Record
@@ -244,9 +245,80 @@ def image_inspect_data(store: Store, im: Image) -> dict[str, Any]:
     return d
 
 
-def inspect_image(store: Store, name: str) -> dict[str, Any]:
-    """``docker image inspect NAME``: NotFound when no image answers to ``name``."""
-    return image_inspect_data(store, _images(store).resolve(name))
+def inspect_image(store: Store, name: str, platform: str = "") -> dict[str, Any]:
+    """``docker image inspect [--platform P] NAME``: NotFound when no image answers to ``name``.
+
+    An image index (multi-platform) is shown as Docker 28's containerd store shows it: its own ``Id``, tags and
+    digests over the configuration of one platform's image (``platform``, default this machine's, else the
+    index's first), plus ``Descriptor`` (the index's) and ``Manifests`` (one entry per platform, see
+    ``index_manifests``)."""
+    ist = _images(store)
+    im = ist.resolve(name)
+    if not im.is_index:
+        if platform:
+            _check_platform(im, name, platform)
+        return image_inspect_data(store, im)
+    try:
+        variant = ist.resolve_image(im.id, platform)
+    except NotFound:
+        if platform:
+            raise
+        members = ist.members(im.id)
+        got = ist.get(members[0][1]) if members else None
+        if got is None:
+            raise
+        variant = got
+    d = image_inspect_data(store, variant)
+    d["Id"], d["RepoTags"], d["RepoDigests"] = im.id, list(im.repo_tags), list(im.repo_digests)
+    d["Descriptor"] = {"mediaType": json.loads(im.index_manifest or "{}").get("mediaType") or _OCI_INDEX,
+                       "digest": im.id, "size": len((im.index_manifest or "").encode())}
+    d["Manifests"] = index_manifests(store, im)
+    return d
+
+
+_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def _check_platform(im: Image, name: str, platform: str) -> None:
+    from dockyard.oci.image import parse_platform, platform_matches
+
+    c = im.config
+    have = {"os": c.get("os") or "", "architecture": c.get("architecture") or ""}
+    if c.get("variant"):
+        have["variant"] = c["variant"]
+    if not platform_matches(parse_platform(platform), have):
+        raise NotFound(f"image with reference {name} was found but does not provide the specified platform "
+                       f"({platform})")
+
+
+def index_manifests(store: Store, im: Image) -> list[dict[str, Any]]:
+    """Docker 28's ImageManifestSummary for each manifest of an index: ``ID`` (manifest digest), ``Descriptor``
+    (with its platform), ``Available``, ``Size`` (``Total``/``Content``: bytes of its blobs as stored),
+    ``Kind`` ("image"), ``ImageData`` (``Platform``, ``Containers`` using it, ``Size.Unpacked``), and ``ImageID``
+    (the local image ID, a dockyard addition)."""
+    from dockyard.content.store import ContentStore
+
+    ist = _images(store)
+    cs = ContentStore(store)
+    by_plat = dict(ist.members(im.id))
+    out: list[dict[str, Any]] = []
+    for m in json.loads(im.index_manifest or "{}").get("manifests") or []:
+        p = m.get("platform") or {}
+        plat = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+        iid = by_plat.get(plat)
+        member = ist.get(iid) if iid else None
+        entry: dict[str, Any] = {"ID": m.get("digest"), "Descriptor": m, "Available": member is not None,
+                                 "Kind": "image"}
+        if member is not None:
+            content = int(m.get("size") or 0) + sum(ly.size for ly in member.layers)
+            if cs.has(member.id):
+                content += cs.size(member.id)
+            users = [r[0] for r in store.query("SELECT id FROM containers WHERE image_id=?", (member.id,))]
+            entry["Size"] = {"Total": content + member.size, "Content": content}
+            entry["ImageData"] = {"Platform": p, "Containers": users, "Size": {"Unpacked": member.size}}
+            entry["ImageID"] = member.id
+        out.append(entry)
+    return out
 
 
 def history(store: Store, name: str) -> list[HistoryItem]:
@@ -256,7 +328,7 @@ def history(store: Store, name: str) -> list[HistoryItem]:
     from dockyard.timeparse import parse_rfc3339
 
     ist = _images(store)
-    im = ist.resolve(name)
+    im = ist.resolve_image(name)  # an index: its variant for this machine, as Docker 28 shows
     snaps = SnapshotStore(store)
     sizes: list[int] = []
     for ch in im.chain_ids:
