@@ -103,19 +103,22 @@ def check(entries: list[dict], allow_devices: bool, base: Path) -> None:
     top = Path(tempfile.mkdtemp(dir=base))
     try:
         root, sentinel = top / "root", top / "sentinel"
+        root.mkdir()
         sentinel.mkdir()
         (sentinel / "keep").write_bytes(b"keep")
         (sentinel / "d").mkdir()
         os.symlink("keep", sentinel / "ln")
         before = _snapshot(sentinel)
         data = _tar(entries, str(sentinel))
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
         fds = _open_fds()
         with hard_limit():
             try:  # the snapshot store's own entry point: opens the tar, extracts, drains, syncs
-                SnapshotStore._extract(io.BytesIO(data), str(root), allow_devices)
+                SnapshotStore._extract(io.BytesIO(data), root_fd, allow_devices, sync=True)
             except DockyardError as e:
                 assert "\n" not in str(e)
         assert _open_fds() == fds, "the extractor leaked file descriptors"
+        os.close(root_fd)
         assert sorted(os.listdir(top)) == ["root", "sentinel"], f"written outside the root: {os.listdir(top)}"
         assert _snapshot(sentinel) == before, "the sentinel next to the root changed"
     finally:

@@ -51,7 +51,7 @@ def sha(b: bytes) -> str:
 
 @pytest.fixture
 def ss(tmp_path):
-    return SnapshotStore(Store(root=str(tmp_path / "root")))
+    return SnapshotStore(Store(root=str(tmp_path / "root")), backend="dir")  # the extractor's semantics, on disk
 
 
 def staging_dirs(ss):
@@ -215,7 +215,7 @@ def test_concurrent_apply_in_processes(ss, tmp_path):
         "import sys\n"
         "from dockyard.state.db import Store\n"
         "from dockyard.snapshots.store import SnapshotStore\n"
-        "s = SnapshotStore(Store(root=sys.argv[1])).apply_layer(None, open(sys.argv[2], 'rb'))\n"
+        "s = SnapshotStore(Store(root=sys.argv[1]), backend='dir').apply_layer(None, open(sys.argv[2], 'rb'))\n"
         "print(s.chain_id)\n"
     )
     procs = [subprocess.Popen([sys.executable, "-c", code, ss.store.root, str(blob)], stdout=subprocess.PIPE,
