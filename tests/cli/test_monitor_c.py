@@ -119,9 +119,14 @@ def test_log_rotation(dy, busybox, root):
     log = root / "containers" / cid / f"{cid}-json.log"
     assert os.path.getsize(log) <= 20 * 1024 * 1024
     assert os.path.getsize(str(log) + ".1") <= 20 * 1024 * 1024
-    lines = dy("logs", cid).stdout.splitlines()
+    p = dy("logs", cid)
+    lines = p.stdout.splitlines()
     whole = [str(i) for i in range(1, n + 1)] * 2
     assert 0 < len(lines) < len(whole) and lines == whole[-len(lines):]  # the oldest records were rotated away
+    assert "oldest output of this container was dropped" in p.stderr  # and logs says so
+    short = dy("run", "-d", "busybox", "echo", "hi", check=True).stdout.strip()
+    dy("wait", short, check=True)
+    assert (dy("logs", short).stderr, dy("logs", short).stdout) == ("", "hi\n")  # nothing dropped: no notice
 
 
 def test_stdin_reaches_a_container_after_the_grace_period(dy, busybox):

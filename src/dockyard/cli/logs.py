@@ -32,12 +32,15 @@ def main(ctx: Context, argv: list[str]) -> int:
     p.add_argument("container")
     o = p.parse_args(argv)
     from dockyard.engine import local
-    from dockyard.engine.logs import logs
+    from dockyard.engine.logs import dropped, logs
 
     tty = local.resolve(ctx.store, o.container).spec.tty
     since, until = _since(o.since), _since(o.until, "until")
     tail = -1 if o.tail == "all" else int(o.tail)
     out, err = sys.stdout.buffer, sys.stderr.buffer
+    if tail < 0 and not since and dropped(ctx.store, o.container):  # beyond Docker: say what is not there
+        err.write(b"dockyard: the oldest output of this container was dropped (its log keeps the last 40 MB)\n")
+        err.flush()
     for e in logs(ctx.store, o.container, follow=o.follow, since=since, until=until, tail=tail):
         f = err if e.stream == "stderr" and not tty else out
         if o.timestamps:

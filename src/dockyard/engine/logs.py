@@ -121,6 +121,15 @@ def logs(store: Store, ref: str, follow: bool = False, since: float = 0.0, until
             os.close(cur)
 
 
+def dropped(store: Store, ref: str) -> bool:
+    """Whether the log of container ``ref`` lost its oldest output to rotation (the monitor marks it when a
+    rotation replaces the previous rotated file: the log keeps two files of ``LOG_MAX`` at most)."""
+    from dockyard.engine.containers import ContainerStore
+
+    c = ContainerStore(store).get(ref)
+    return os.path.exists(os.path.join(c.dir(store), f"{c.id}-json.log.dropped"))
+
+
 def _read_all(fd: int) -> bytes:
     chunks = []
     while True:

@@ -240,8 +240,14 @@ static void put_records(int kind, const unsigned char *data, size_t end, const c
 }
 
 static void rotate(void) {
-    char old[PATH_LEN + 2];
+    char old[PATH_LEN + 2], dropped[PATH_LEN + 8];
     snprintf(old, sizeof old, "%s.1", log_path);
+    if (access(old, F_OK) == 0) { /* the rotated file is replaced: its output is gone; `logs` says so */
+        snprintf(dropped, sizeof dropped, "%s.dropped", log_path);
+        int fd = open(dropped, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    }
     if (rename(log_path, old) < 0)
         note("rotating the log");
     if (log_fd >= 0)
