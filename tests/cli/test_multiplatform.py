@@ -5,6 +5,7 @@ arm64 busybox-static (scripts/mkimage-busybox.sh --arch arm64, cached under cach
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,84 @@ def test_verbs_on_an_index_see_its_platform_images(dy: Runner, bases: None, tmp_
     assert dy("run", "--rm", "user", check=True).stdout.split() == ["x86_64", "x86_64"]
     assert dy("run", "--rm", "--platform", "linux/arm64", "user", check=True).stdout.split() == [
         "aarch64", "aarch64"]
+
+
+# ---- save / load of an index ---------------------------------------------------------------------------------------
+
+def test_save_writes_the_index_and_load_reads_it_back(dy: Runner, bases: None, tmp_path: Path) -> None:
+    """save writes the index (index.json names it, manifest.json the host's image for older loaders); load in
+    another root gives back the same index ID with both platforms runnable."""
+    import json
+    import tarfile
+
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    index_id = dy("image", "inspect", "--format", "{{.Id}}", "multi", check=True).stdout.strip()
+    out = tmp_path / "multi.tar"
+    dy("save", "-o", str(out), "multi", check=True)
+    with tarfile.open(out) as tf:
+        top = json.load(tf.extractfile("index.json"))  # type: ignore[arg-type]
+        legacy = json.load(tf.extractfile("manifest.json"))  # type: ignore[arg-type]
+        host_cfg = json.load(tf.extractfile(legacy[0]["Config"]))  # type: ignore[arg-type]
+    assert [(m["mediaType"], m["digest"]) for m in top["manifests"]] == [
+        ("application/vnd.oci.image.index.v1+json", index_id)]
+    assert legacy[0]["RepoTags"] == ["multi:latest"] and host_cfg["architecture"] == "amd64"
+    dy("rmi", "multi", check=True)
+    p = dy("load", "-i", str(out), check=True)
+    assert p.stdout == "Loaded image: multi:latest\n"
+    assert dy("image", "inspect", "--format", "{{.Id}}", "multi", check=True).stdout.strip() == index_id
+    assert dy("run", "--rm", "--platform", "linux/arm64", "multi", check=True).stdout.split()[0] == "aarch64"
+    assert dy("run", "--rm", "multi", check=True).stdout.split()[0] == "x86_64"
+    assert [r.split()[0] for r in dy("images", check=True).stdout.splitlines()[1:]].count("multi") == 1
+
+
+@pytest.fixture
+def request_cleanup() -> Iterator[list[Callable[[], None]]]:
+    todo: list[Callable[[], None]] = []
+    yield todo
+    for f in reversed(todo):
+        f()
+
+
+def _tool(name: str) -> str:
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def test_skopeo_and_podman_read_the_saved_index(dy: Runner, bases: None, tmp_path: Path,
+                                                request_cleanup: list) -> None:
+    import json
+
+    skopeo = _tool("skopeo")
+    podman = _tool("podman")
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    out = tmp_path / "multi.tar"
+    dy("save", "-o", str(out), "multi", check=True)
+    raw = json.loads(subprocess.run([skopeo, "inspect", "--raw", f"oci-archive:{out}"], check=True,
+                                    capture_output=True, text=True).stdout)
+    assert [m["platform"]["architecture"] for m in raw["manifests"]] == ["amd64", "arm64"]
+    import shutil
+    import tempfile
+
+    run_root = tempfile.mkdtemp(prefix="dy-prun-")  # podman wants a runroot under 50 characters
+    request_cleanup.append(lambda: shutil.rmtree(run_root, ignore_errors=True))
+    pod = [podman, "--root", str(tmp_path / "proot"), "--runroot", run_root, "--storage-driver", "vfs"]
+    p = subprocess.run([*pod, "load", "-i", str(out)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "multi:latest" in p.stdout, p.stderr  # the host's image, as for Docker's archives
+    subprocess.run([*pod, "manifest", "create", "localhost/ml"], check=True, capture_output=True)
+    subprocess.run([*pod, "manifest", "add", "--all", "localhost/ml", f"oci-archive:{out}"], check=True,
+                   capture_output=True, timeout=120)
+    listed = json.loads(subprocess.run([*pod, "manifest", "inspect", "localhost/ml"], check=True,
+                                       capture_output=True, text=True).stdout)
+    assert sorted(m["platform"]["architecture"] for m in listed["manifests"]) == ["amd64", "arm64"]
+    assert [m["digest"] for m in listed["manifests"]] == [m["digest"] for m in raw["manifests"]]
+    # and back: skopeo's OCI archive of the index loads as one index
+    again = tmp_path / "skopeo.tar"
+    subprocess.run([skopeo, "copy", "--all", f"oci-archive:{out}", f"oci-archive:{again}:multi2:latest"],
+                   check=True, capture_output=True, timeout=120)
+    assert dy("load", "-i", str(again), check=True).stdout == "Loaded image: multi2:latest\n"
+    d = json.loads(dy("image", "inspect", "multi2", check=True).stdout)[0]
+    assert [m["Descriptor"]["platform"]["architecture"] for m in d["Manifests"]] == ["amd64", "arm64"]

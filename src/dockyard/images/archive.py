@@ -7,6 +7,13 @@ Read: that format; the older Docker layout (``<id>/layer.tar``, ``<id>.json``, `
 duplicate layers); OCI archives (``oci-layout`` + ``index.json``, gzip layers, nested indexes, one manifest per
 platform: the host's is picked). The whole archive may itself be gzip-compressed.
 
+An image index (multi-platform) is saved as Docker 28's containerd store saves it: ``index.json`` names the
+index (with the tag annotations), the index and every platform's manifest, config and layers are blobs, and
+``manifest.json`` lists the host platform's image under the tags (what loaders without index support take).
+``load`` records an index listed in ``index.json`` whose archive holds two or more of its platforms as an index
+again (the same bytes, so the same ID) over its platform images; one platform is loaded as that image, and
+``load --platform`` keeps only the platform asked for.
+
 Loading streams the archive once: every member is stored as a blob while it is read (small members stay in
 memory), then layers are unpacked from the stored blobs and each image is recorded in one transaction. The image
 lock is held shared for the whole load, so a concurrent ``rmi`` cannot delete a blob between its ingest and the
@@ -181,7 +188,11 @@ def _plans_docker(mem: _Members) -> list[_Plan]:
         raise CorruptContent("invalid archive: manifest.json is not a list")
     oci_manifests: dict[str, bytes] = {}
     if mem.has("index.json"):  # Docker 25+: keep the OCI manifest we were given, for stable digests
-        for desc in _walk_index(mem, _json(mem, "index.json"), None):
+        try:
+            found = _walk_index(mem, _json(mem, "index.json"), None)
+        except NotFound:  # an index without this machine's platform (loaded whole by load)
+            found = []
+        for desc in found:
             raw = mem.read_digest(desc.digest)
             try:
                 cfgd = json.loads(raw)["config"]["digest"]
@@ -299,20 +310,76 @@ def _plans_oci(mem: _Members, platform: dict[str, str] | None) -> list[_Plan]:
             if name:
                 by_manifest[desc.digest].tags.append(name)
             continue
-        config = mem.read_digest(cfg_desc.digest)
-        from dockyard.ids import sha256_digest
-
-        if sha256_digest(config) != cfg_desc.digest:
-            raise CorruptContent(f"invalid archive: config {cfg_desc.digest} does not match its digest")
-        diff_ids = _parse_config(config)["rootfs"]["diff_ids"]
-        if len(diff_ids) != len(layer_descs):
-            raise CorruptContent("invalid archive: manifest and config disagree on the number of layers")
-        layers = []
-        for ld, diff_id in zip(layer_descs, diff_ids):
-            d, size = mem.blob("blobs/" + ld.digest.replace(":", "/", 1))
-            layers.append((d, size, ld.media_type or oci.OCI_LAYER, diff_id))
-        by_manifest[desc.digest] = _Plan(config, layers, raw, [name] if name else [])
+        by_manifest[desc.digest] = _plan_of_manifest(mem, desc.digest, raw, cfg_desc, layer_descs, name)
     return list(by_manifest.values())
+
+
+def _plan_of_manifest(mem: _Members, digest: str, raw: bytes, cfg_desc: oci.Descriptor,
+                      layer_descs: list[oci.Descriptor], name: str | None) -> _Plan:
+    config = mem.read_digest(cfg_desc.digest)
+    from dockyard.ids import sha256_digest
+
+    if sha256_digest(config) != cfg_desc.digest:
+        raise CorruptContent(f"invalid archive: config {cfg_desc.digest} does not match its digest")
+    diff_ids = _parse_config(config)["rootfs"]["diff_ids"]
+    if len(diff_ids) != len(layer_descs):
+        raise CorruptContent("invalid archive: manifest and config disagree on the number of layers")
+    layers = []
+    for ld, diff_id in zip(layer_descs, diff_ids):
+        d, size = mem.blob("blobs/" + ld.digest.replace(":", "/", 1))
+        layers.append((d, size, ld.media_type or oci.OCI_LAYER, diff_id))
+    return _Plan(config, layers, raw, [name] if name else [])
+
+
+@dataclass
+class _IndexPlan:
+    raw: bytes | None                   # the index as archived, when every manifest it lists is in the archive
+    members: list[tuple[str, _Plan]]    # (os/arch[/variant], the image of that platform)
+    tags: list[str]
+
+
+def _plans_index(mem: _Members) -> list[_IndexPlan]:
+    """The image indexes ``index.json`` names (Docker 28's containerd store and dockyard save a multi-platform
+    image so; OCI layouts from buildx/skopeo too): each platform's image whose manifest is in the archive."""
+    if not mem.has("index.json"):
+        return []
+    top = _json(mem, "index.json")
+    out: list[_IndexPlan] = []
+    for d in top.get("manifests") or [] if isinstance(top, dict) else []:
+        if not isinstance(d, dict) or d.get("mediaType") not in oci.INDEX_TYPES:
+            continue
+        try:
+            desc = oci.Descriptor.from_json(d)
+            raw_index = mem.read_digest(desc.digest)
+            idx = json.loads(raw_index)
+            descs = [oci.Descriptor.from_json(x) for x in idx.get("manifests") or []]
+        except (ValueError, AttributeError, TypeError, RecursionError, CorruptContent):
+            raise CorruptContent(f"invalid archive: index {d.get('digest')} is not valid") from None
+        members: list[tuple[str, _Plan]] = []
+        for md in descs:
+            p = md.platform or {}
+            if md.media_type not in oci.MANIFEST_TYPES or not p.get("os") or not p.get("architecture") \
+                    or not mem.has("blobs/" + md.digest.replace(":", "/", 1)):
+                continue  # an attestation, a nested list, or a platform not saved
+            raw = mem.read_digest(md.digest)
+            try:
+                m = json.loads(raw)
+                cfg_desc = oci.Descriptor.from_json(m["config"])
+                layer_descs = [oci.Descriptor.from_json(x) for x in m.get("layers") or []]
+            except (ValueError, KeyError, TypeError, AttributeError, RecursionError, CorruptContent):
+                raise CorruptContent(f"invalid archive: manifest {md.digest} is not valid") from None
+            plat = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+            members.append((plat, _plan_of_manifest(mem, md.digest, raw, cfg_desc, layer_descs, None)))
+        if len(members) < 2:
+            continue  # one platform: loaded as that image, as before (the classic store's way)
+        name = _name_from_annotations(desc.annotations)
+        whole = len(members) == len(descs)
+        named = next((x for x in out if x.raw == raw_index and whole), None)
+        if named is not None:  # the same index under another name
+            named.tags += [name] if name else []
+            continue
+        out.append(_IndexPlan(raw_index if whole else None, members, [name] if name else []))
+    return out
 
 
 def load(store: Store, stream: BinaryIO, platform: dict[str, str] | None = None) -> list[Loaded]:
@@ -326,27 +393,50 @@ def load(store: Store, stream: BinaryIO, platform: dict[str, str] | None = None)
         if mem.has("manifest.json"):
             plans = _plans_docker(mem)
         elif mem.has("index.json"):
-            plans = _plans_oci(mem, platform)
+            try:
+                plans = _plans_oci(mem, platform)
+            except NotFound:  # an index without this machine's platform: loaded whole below
+                if platform is not None or not _plans_index(mem):
+                    raise
+                plans = []
         elif mem.has("repositories"):
             raise InvalidArgument("invalid archive: the pre-1.10 Docker format (no manifest.json) is not supported")
         else:
             raise InvalidArgument("invalid archive: no manifest.json or index.json (not an image archive?)")
-        if not plans:
+        indexes = _plans_index(mem) if platform is None else []
+        if indexes:  # manifest.json's entry for an index (its host image) keeps no tag of the index's
+            taken = {str(refs.parse_tagged(t)) for ip in indexes for t in ip.tags}
+            for p in plans:
+                p.tags = [t for t in p.tags if str(refs.parse_tagged(t)) not in taken]
+            configs = {mp.config for ip in indexes for _, mp in ip.members}
+            plans = [p for p in plans if p.tags or p.config not in configs]
+        if not plans and not indexes:
             raise InvalidArgument("invalid archive: it holds no image")
         for p in plans:  # validate every tag before changing anything
             p.tags = [str(refs.parse_tagged(t)) for t in p.tags]
+        for ip in indexes:
+            ip.tags = [str(refs.parse_tagged(t)) for t in ip.tags]
         out: list[Loaded] = []
+        for ip in indexes:
+            members = [(plat, _record(images, ss, mem, mp)[0]) for plat, mp in ip.members]
+            index_id, replaced = images.add_index(members, ip.tags, raw=ip.raw)
+            out.append(Loaded(index_id, [refs.familiar(t) for t in ip.tags], replaced))
         for p in plans:
-            parent: str | None = None
-            records: list[LayerRecord] = []
-            for digest, size, mt, diff_id in p.layers:
-                with mem.cs.open(digest) as f:
-                    snap = ss.apply_layer(parent, f, expected_diff_id=diff_id)
-                parent = snap.chain_id
-                records.append(LayerRecord(digest, diff_id, size, mt))
-            image_id, replaced = images.add(p.config, records, p.manifest, tags=p.tags)
+            image_id, replaced = _record(images, ss, mem, p)
             out.append(Loaded(image_id, [refs.familiar(t) for t in p.tags], replaced))
     return out
+
+
+def _record(images: ImageStore, ss: Any, mem: _Members, p: _Plan) -> tuple[str, list[tuple[str, str]]]:
+    """Unpack a planned image's layers and record it (with its tags)."""
+    parent: str | None = None
+    records: list[LayerRecord] = []
+    for digest, size, mt, diff_id in p.layers:
+        with mem.cs.open(digest) as f:
+            snap = ss.apply_layer(parent, f, expected_diff_id=diff_id)
+        parent = snap.chain_id
+        records.append(LayerRecord(digest, diff_id, size, mt))
+    return images.add(p.config, records, p.manifest, tags=p.tags)
 
 
 # -- save -----------------------------------------------------------------------------------------------------
@@ -468,7 +558,8 @@ def save(store: Store, names: list[str], out: IO[bytes]) -> None:
     docker_manifest: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     try:
-        for iid, tags in selected:
+        def write_image(iid: str) -> tuple[oci.Descriptor, list[oci.Descriptor]]:
+            """Write one image's blobs (once): its manifest's descriptor and its layers' descriptors."""
             im = images.get(iid)
             if im is None:
                 raise NotFound(f"No such image: {iid}")
@@ -515,18 +606,55 @@ def save(store: Store, names: list[str], out: IO[bytes]) -> None:
                 w.file("blobs/sha256/" + mdig[7:], manifest)
                 written.add(mdig)
             mtype = json.loads(manifest).get("mediaType") or oci.OCI_MANIFEST
+            return oci.Descriptor(mtype, mdig, len(manifest)), layer_descs
+
+        for iid, tags in selected:
+            im = images.get(iid)
+            if im is None:
+                raise NotFound(f"No such image: {iid}")
+            if im.is_index:  # every platform's image, then the index (rewritten if a manifest had to be)
+                members = dict(images.members(iid))
+                try:
+                    host: str | None = images.resolve_image(iid).id
+                except NotFound:  # no image for this machine: the first platform's, for manifest.json
+                    host = next(iter(members.values()), None)
+                idx = json.loads(im.index_manifest or "{}")
+                host_layers: list[oci.Descriptor] = []
+                changed = False
+                for m in idx.get("manifests") or []:
+                    p = m.get("platform") or {}
+                    plat = "/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant")) if x)
+                    if plat not in members:
+                        continue
+                    desc, lds = write_image(members[plat])
+                    if (m.get("digest"), m.get("size")) != (desc.digest, desc.size):
+                        changed = True
+                        m["digest"], m["size"], m["mediaType"] = desc.digest, desc.size, desc.media_type
+                    if members[plat] == host:
+                        host_layers = lds
+                data = oci.dumps(idx) if changed else (im.index_manifest or "").encode()
+                top = oci.Descriptor(idx.get("mediaType") or oci.OCI_INDEX, sha256_digest(data), len(data))
+                if top.digest not in written:
+                    w.file("blobs/sha256/" + top.digest[7:], data)
+                    written.add(top.digest)
+                mtype, mdig, msize, layer_descs = top.media_type, top.digest, top.size, host_layers
+                config_id = host
+            else:
+                desc, layer_descs = write_image(iid)
+                mtype, mdig, msize, config_id = desc.media_type, desc.digest, desc.size, iid
             familiar_tags = []
             for t in tags:
                 r = refs.parse(t)
                 familiar_tags.append(r.familiar())
-                index.append(oci.Descriptor(mtype, mdig, len(manifest), {
+                index.append(oci.Descriptor(mtype, mdig, msize, {
                     oci.ANNOT_CONTAINERD_NAME: t, oci.ANNOT_REF_NAME: r.tag or "latest"}))
                 if layer_descs:
                     repositories.setdefault(r.familiar_name, {})[r.tag or "latest"] = layer_descs[-1].digest[7:]
             if not tags:
-                index.append(oci.Descriptor(mtype, mdig, len(manifest)))
-            docker_manifest.append({"Config": "blobs/sha256/" + iid[7:], "RepoTags": familiar_tags or None,
-                                    "Layers": ["blobs/sha256/" + d.digest[7:] for d in layer_descs]})
+                index.append(oci.Descriptor(mtype, mdig, msize))
+            if config_id is not None:  # an index: its host platform's image, for loaders without index support
+                docker_manifest.append({"Config": "blobs/sha256/" + config_id[7:], "RepoTags": familiar_tags or None,
+                                        "Layers": ["blobs/sha256/" + d.digest[7:] for d in layer_descs]})
         w.file("index.json", oci.index_bytes(index) + b"\n")
         w.file("manifest.json", oci.dumps(docker_manifest) + b"\n")
         w.file("oci-layout", oci.dumps(oci.LAYOUT_VERSION))

@@ -287,9 +287,12 @@ class ImageStore:
         raise NotFound(f"image with reference {s} was found but does not provide the specified platform "
                        f"({shown})")
 
-    def add_index(self, members: list[tuple[str, str]], tags: Iterable[str] = ()) -> tuple[str, list[tuple[str, str]]]:
+    def add_index(self, members: list[tuple[str, str]], tags: Iterable[str] = (),
+                  raw: bytes | None = None) -> tuple[str, list[tuple[str, str]]]:
         """Record an OCI image index over local images: ``members`` is ``[(platform, image ID)]``; returns
-        ``(index digest, replaced tags)`` as ``add``. The index blob goes to the content store."""
+        ``(index digest, replaced tags)`` as ``add``. The index blob goes to the content store: ``raw`` (an
+        index as loaded or pulled, kept byte for byte so its digest stays) when it lists exactly the members'
+        manifests, else one written here."""
         from dockyard.content.store import ContentStore
         from dockyard.oci import image as oci
 
@@ -299,13 +302,21 @@ class ImageStore:
             im = self.get(iid)
             if im is None or im.manifest_digest is None:
                 raise NotFound(f"No such image: {iid}")
-            msize = len(cs.read_bytes(im.manifest_digest))
+            mraw = cs.read_bytes(im.manifest_digest)
+            mtype = json.loads(mraw).get("mediaType") or oci.OCI_MANIFEST
             parts = plat.split("/")
             p = {"architecture": parts[1], "os": parts[0], **({"variant": parts[2]} if len(parts) > 2 else {})}
-            descs.append(oci.Descriptor(oci.OCI_MANIFEST, im.manifest_digest, msize, platform=p))
+            descs.append(oci.Descriptor(mtype, im.manifest_digest, len(mraw), platform=p))
             size += im.size
             created = max(created, im.created)
         data = oci.index_bytes(descs)
+        if raw is not None:
+            try:
+                listed = sorted(m["digest"] for m in json.loads(raw)["manifests"])
+            except (ValueError, KeyError, TypeError):
+                listed = []
+            if listed == sorted(d.digest for d in descs):
+                data = raw
         index_id = sha256_digest(data)
         if not cs.has(index_id):
             cs.put_bytes(data, index_id)
