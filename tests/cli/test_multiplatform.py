@@ -203,3 +203,32 @@ def test_skopeo_and_podman_read_the_saved_index(dy: Runner, bases: None, tmp_pat
     assert dy("load", "-i", str(again), check=True).stdout == "Loaded image: multi2:latest\n"
     d = json.loads(dy("image", "inspect", "multi2", check=True).stdout)[0]
     assert [m["Descriptor"]["platform"]["architecture"] for m in d["Manifests"]] == ["amd64", "arm64"]
+
+
+# ---- push / pull ------------------------------------------------------------------------------------------------
+
+def test_push_of_an_index_pushes_every_platform_and_pull_takes_one(dy: Runner, bases: None, tmp_path: Path) -> None:
+    """push sends each platform's image by digest, then the index under the tag (the registry serves the same
+    index); pull --platform keeps the platform asked for, as Docker's classic store."""
+    import json
+
+    from tests.registry_servers import Registry, env_with_config
+
+    reg = Registry(tmp_path / "registry")
+    try:
+        denv = env_with_config(tmp_path)
+        dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+        index_id = dy("image", "inspect", "--format", "{{.Id}}", "multi", check=True).stdout.strip()
+        ref = f"{reg.host}/demo/multi:1"
+        dy("tag", "multi", ref, check=True)
+        p = dy("push", ref, env=denv, timeout=120, check=True)
+        assert f"1: digest: {index_id} size:" in p.stdout
+        served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
+        assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
+        dy("rmi", ref, "multi", check=True)
+        dy("pull", "--platform", "linux/arm64", ref, env=denv, timeout=120, check=True)
+        assert dy("run", "--rm", ref, env=denv, check=True).stdout.split() == ["aarch64", "linux/arm64"]
+        d = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]
+        assert d["Architecture"] == "arm64" and "Manifests" not in d
+    finally:
+        reg.stop()

@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from dockyard.errors import CorruptContent, DockyardError, InvalidArgument, NotFound, SystemFailure
@@ -356,6 +356,34 @@ def push(store: Store, name: str) -> Iterator[Progress]:
         raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
     yield Progress("status", f"The push refers to repository [{ref.name}]")
     client = _client(store, ref, push=True)
+    mounts = _mount_sources(ist, ref)
+    try:
+        if im.is_index:  # every platform's image by digest, then the index under the tag
+            for _plat, member_id in ist.members(im.id):
+                member = ist.get(member_id)
+                if member is None:
+                    raise NotFound(f"No such image: {member_id}")
+                yield from _push_image(client, cs, ref, member, mounts, None)
+            raw = (im.index_manifest or "").encode()
+            media = json.loads(raw).get("mediaType") or oci.OCI_INDEX
+            if not cs.has(im.id):
+                cs.put_bytes(raw, im.id)
+            digest = client.put_manifest(ref.path, ref.tag, raw, media)
+        else:
+            digest, raw = yield from _push_image(client, cs, ref, im, mounts, ref.tag)
+    except RegistryError as e:
+        if isinstance(e, Unauthorized) or e.code in ("DENIED", "UNAUTHORIZED"):
+            raise RegistryError(f"denied: requested access to the resource is denied ({e})", e.status,
+                                e.code) from None
+        raise
+    ist.add_repo_digest(im.id, ref.name, digest)
+    yield Progress("status", f"{ref.tag}: digest: {digest} size: {len(raw)}")
+    yield Progress("done", text=str(ref))
+
+
+def _push_image(client: RegistryClient, cs: Any, ref: Reference, im: Any, mounts: dict[str, list[str]],
+                tag: str | None) -> Generator[Progress, None, tuple[str, bytes]]:
+    """Push one image's layers, config and manifest (under ``tag``, or its digest); returns (digest, manifest)."""
     mdigest = im.manifest_digest
     if not mdigest or not cs.has(mdigest):
         raise NotFound(f"manifest of image {im.short_id} is missing from the store")
@@ -367,26 +395,16 @@ def push(store: Store, name: str) -> Iterator[Progress]:
         ldescs = [oci.Descriptor.from_json(x) for x in mj.get("layers") or []]
     except (ValueError, KeyError, TypeError, AttributeError, CorruptContent):
         raise CorruptContent(f"the stored manifest of image {im.short_id} is damaged") from None
-    mounts = _mount_sources(ist, ref)
     for ld in reversed(ldescs):
         yield Progress("layer", "Preparing", _short(ld.digest))
     done: set[str] = set()
-    try:
-        for ld in reversed(ldescs):
-            if ld.digest in done:
-                continue
-            yield from _push_blob(client, cs, ref, ld, mounts, show=True)
-            done.add(ld.digest)
-        yield from _push_blob(client, cs, ref, cdesc, mounts, show=False)
-        digest = client.put_manifest(ref.path, ref.tag, mraw, media)
-    except RegistryError as e:
-        if isinstance(e, Unauthorized) or e.code in ("DENIED", "UNAUTHORIZED"):
-            raise RegistryError(f"denied: requested access to the resource is denied ({e})", e.status,
-                                e.code) from None
-        raise
-    ist.add_repo_digest(im.id, ref.name, digest)
-    yield Progress("status", f"{ref.tag}: digest: {digest} size: {len(mraw)}")
-    yield Progress("done", text=str(ref))
+    for ld in reversed(ldescs):
+        if ld.digest in done:
+            continue
+        yield from _push_blob(client, cs, ref, ld, mounts, show=True)
+        done.add(ld.digest)
+    yield from _push_blob(client, cs, ref, cdesc, mounts, show=False)
+    return client.put_manifest(ref.path, tag or mdigest, mraw, media), mraw
 
 
 def _mount_sources(ist: Any, ref: Reference) -> dict[str, list[str]]:
