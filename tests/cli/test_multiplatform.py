@@ -232,3 +232,15 @@ def test_push_of_an_index_pushes_every_platform_and_pull_takes_one(dy: Runner, b
         assert d["Architecture"] == "arm64" and "Manifests" not in d
     finally:
         reg.stop()
+
+
+def test_images_tree_shows_each_platform_and_what_is_in_use(dy: Runner, bases: None, tmp_path: Path) -> None:
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    d = __import__("json").loads(dy("image", "inspect", "multi", check=True).stdout)[0]
+    dy("create", "--platform", "linux/arm64", "multi", check=True)
+    out = dy("images", "--tree", "multi", check=True).stdout.splitlines()
+    assert out[2].split() == ["IMAGE", "ID", "DISK", "USAGE", "CONTENT", "SIZE", "EXTRA"]
+    assert out[3].split()[:2] == ["multi:latest", d["Id"][7:19]] and out[3].endswith("U")
+    amd, arm = out[4].split(), out[5].split()
+    assert amd[:2] == ["├─", "linux/amd64"] and amd[2] == d["Manifests"][0]["ID"][7:19] and amd[-1] != "U"
+    assert arm[:2] == ["└─", "linux/arm64"] and arm[2] == d["Manifests"][1]["ID"][7:19] and arm[-1] == "U"

@@ -107,6 +107,7 @@ def _images(ctx: Context, argv: list[str]) -> int:
     p.add_argument("--format", default="", help="Format output using a custom template")
     p.add_argument("--no-trunc", action="store_true", help="Don't truncate output")
     p.add_argument("-q", "--quiet", action="store_true", help="Only show image IDs")
+    p.add_argument("--tree", action="store_true", help="List multi-platform images as a tree (EXPERIMENTAL)")
     p.add_argument("repo", nargs="?")
     a = p.parse_args(argv)
     from dockyard.engine.images import list_images
@@ -115,6 +116,10 @@ def _images(ctx: Context, argv: list[str]) -> int:
     if a.repo:
         _check_pattern(a.repo)
         filters.setdefault("reference", []).append(a.repo)
+    if a.tree:
+        if a.quiet or a.format or a.digests:
+            raise UsageError("--tree is not yet supported with --quiet, --format or --digests")
+        return _tree(ctx, filters, a.all, not a.no_trunc)
     images = list_images(ctx.store, filters, all=a.all)
     rows = _image_rows(images, a.digests, not a.no_trunc)
     if a.quiet:
@@ -127,6 +132,35 @@ def _images(ctx: Context, argv: list[str]) -> int:
     from dockyard.cli.template import format_rows
 
     sys.stdout.write(format_rows(fmt, rows, IMAGES_HEADERS))
+    return 0
+
+
+def _tree(ctx: Context, filters: dict[str, list[str]], all: bool, trunc: bool) -> int:
+    """Docker 28's tree: the image line, then one line per platform (``├─``/``└─``), ``U`` when in use."""
+    from dockyard.cli.humanize import human_size
+    from dockyard.engine.images import image_tree
+
+    tree = image_tree(ctx.store, filters, all)
+    rows: list[list[str]] = []
+    for t in tree:
+        for i, n in enumerate(t.names):
+            rows.append([n, (t.id[7:19] if trunc else t.id) if i == 0 else "",
+                         human_size(t.disk_usage) if i == 0 else "", human_size(t.content_size) if i == 0 else "",
+                         "U" if t.in_use and i == 0 else ""])
+        for j, e in enumerate(t.platforms):
+            branch = "└─ " if j == len(t.platforms) - 1 else "├─ "
+            rows.append([branch + e.platform, e.id[7:19] if trunc else e.id, human_size(e.disk_usage),
+                         human_size(e.content_size), "U" if e.in_use else ""])
+        rows.append([])
+    head = ["IMAGE", "ID", "DISK USAGE", "CONTENT SIZE", "EXTRA"]
+    widths = [max([len(head[k])] + [len(r[k]) for r in rows if r]) for k in range(5)]
+
+    def line(r: list[str]) -> str:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]), r[3].rjust(widths[3]), r[4]]
+        return "   ".join(cells).rstrip() + "\n"
+
+    out = "Info →   U  In Use\n\n" + line(head) + "".join(line(r) if r else "\n" for r in rows)
+    sys.stdout.write(out)
     return 0
 
 
