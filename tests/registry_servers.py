@@ -28,9 +28,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, unverified: bool = False) -> bool:
+    import ssl
+
+    ctx = ssl._create_unverified_context() if unverified else None
     try:
-        urllib.request.urlopen(url, timeout=1).close()
+        urllib.request.urlopen(url, timeout=1, context=ctx).close()
         return True
     except urllib.error.HTTPError:
         return True  # 401: it answers
@@ -42,10 +45,13 @@ class Registry:
     """``docker-registry serve`` on 127.0.0.1:<free port> with storage in ``workdir``; ``htpasswd`` lines turn on
     Basic authentication. ``stop()`` ends it (the fixture calls it at teardown)."""
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
+        tls_cfg = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else ""
+        scheme = "https" if tls else "http"
         auth = ""
         if users:
             pw = workdir / "htpasswd"
@@ -56,10 +62,11 @@ class Registry:
         cfg = workdir / "config.yml"
         cfg.write_text(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
                        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'data'}\n  delete:\n"
-                       f"    enabled: true\nhttp:\n  addr: {self.host}\n{auth}")
+                       f"    enabled: true\nhttp:\n  addr: {self.host}\n{tls_cfg}{auth}")
         self.log = open(workdir / "registry.log", "wb")
         self.proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=self.log, stderr=self.log)
-        wait_for(lambda: self.proc.poll() is not None or _ready(f"http://{self.host}/v2/"), timeout=20,
+        wait_for(lambda: self.proc.poll() is not None or _ready(f"{scheme}://{self.host}/v2/", tls is not None),
+                 timeout=20,
                  what="docker-registry to answer")
         assert self.proc.poll() is None, (workdir / "registry.log").read_text()
 
@@ -231,6 +238,23 @@ class BadBlobRegistry(_Threaded):
             do_HEAD = do_GET
 
         super().__init__(H)
+
+
+def make_tls(d: Path, names: tuple[str, ...] = ("127.0.0.1", "localhost")) -> tuple[Path, Path, Path]:
+    """A self-signed CA and a server certificate it signed for ``names`` (IPs and DNS names): (ca.crt,
+    server.crt, server.key), made with openssl."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, crt = (d / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=dockyard test CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    san = ",".join(("IP:" if n[0].isdigit() or ":" in n else "DNS:") + n for n in names)
+    ext = d / "san.ext"
+    ext.write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+        "-extfile", str(ext), "-out", str(crt))
+    return ca, crt, key
 
 
 def env_with_config(tmp: Path) -> dict[str, str]:

@@ -14,9 +14,11 @@ Lifecycle::
 
 Configuration (``RegistryConfig``) is Docker's daemon.json keys, read from ``<root>/daemon.json``:
 ``registry-mirrors`` (tried in order for docker.io pulls), ``insecure-registries`` (``host[:port]`` or a CIDR:
-plain HTTP allowed, TLS not verified; 127.0.0.0/8 and ::1 always, as Docker). A CA for a registry is
+as Docker, HTTPS is tried accepting any certificate, then plain HTTP). Loopback (127.0.0.0/8, ::1, localhost) may
+speak plain HTTP without being listed, as with Docker, but unlike Docker a loopback registry that speaks TLS is
+verified (system CAs and certs.d): only an explicit listing turns verification off. A CA for a registry is
 ``<root>/certs.d/HOST[:PORT]/ca.crt`` (else ``/etc/docker/certs.d/...``), with ``client.cert``/``client.key``
-for mutual TLS.
+for mutual TLS. The scheme found for a registry is remembered for the process (``_SCHEMES``), as dockerd does.
 
 Authentication (``images.auth``): anonymous first; a 401 answer's ``WWW-Authenticate`` says Basic or Bearer;
 tokens are cached per scope until they expire. Errors are one line in Docker's words (``manifest unknown``,
@@ -107,7 +109,11 @@ class RegistryConfig:
         return cls(mirrors, insecure, [os.path.join(root, "certs.d"), "/etc/docker/certs.d"])
 
     def is_insecure(self, host: str) -> bool:
-        """Plain HTTP allowed / TLS unverified for ``host[:port]``: listed, in a listed CIDR, or loopback."""
+        """Plain HTTP allowed for ``host[:port]``: listed, in a listed CIDR, or loopback."""
+        return self.is_listed_insecure(host) or _is_loopback(_host_only(host))
+
+    def is_listed_insecure(self, host: str) -> bool:
+        """Listed in insecure-registries (by name or CIDR): TLS certificates are not verified, as Docker."""
         name = _host_only(host)
         for entry in self.insecure:
             if entry == host or entry == name:
@@ -118,12 +124,7 @@ class RegistryConfig:
                         return True
                 except ValueError:
                     continue
-        if name == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(name).is_loopback
-        except ValueError:
-            return False
+        return False
 
     def tls_files(self, host: str) -> tuple[str | None, str | None, str | None]:
         """(ca.crt, client.cert, client.key) for ``host`` from the first certs.d directory that has it."""
@@ -152,6 +153,42 @@ def merge_scopes(scopes: Iterable[str]) -> list[str]:
             name, actions = rest, ""
         by.setdefault((kind, name), set()).update(a for a in actions.split(",") if a)
     return [f"{k}:{n}:{','.join(sorted(a))}" for (k, n), a in sorted(by.items())]
+
+
+def _is_loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+_SCHEMES: dict[str, str] = {}   # host -> "https://host" or "http://host" found by a probe, for this process
+
+
+def _cert_error(e: BaseException) -> str | None:
+    """The certificate-verification failure inside a urllib3/ssl exception, in Go's words, else None."""
+    import ssl
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            msg = str(cur.verify_message or cur.reason or cur)
+            if "unable to get local issuer" in msg or "self-signed" in msg or "self signed" in msg:
+                return "x509: certificate signed by unknown authority"
+            if "expired" in msg:
+                return "x509: certificate has expired or is not yet valid"
+            if "mismatch" in msg or "doesn't match" in msg:
+                return f"x509: certificate is not valid for this host ({msg})"
+            return f"x509: {msg}"
+        nxt = getattr(cur, "reason", None)
+        if not isinstance(nxt, BaseException):
+            nxt = next((a for a in getattr(cur, "args", ()) if isinstance(a, BaseException)), None)
+        cur = nxt or cur.__cause__ or cur.__context__
+    return None
 
 
 def _host_only(host: str) -> str:
@@ -186,7 +223,8 @@ class RegistryClient:
         self.config = config
         self.creds = creds
         self.scopes = sorted(set(scopes))
-        self.insecure = config.is_insecure(host)
+        self.insecure = config.is_insecure(host)             # plain HTTP allowed
+        self.skip_verify = config.is_listed_insecure(host)     # any certificate accepted (listed only)
         self.tokens = authmod.TokenCache()
         self._auth: str | None = None          # Authorization header once a challenge was met
         self._challenge: authmod.Challenge | None = None
@@ -228,7 +266,7 @@ class RegistryClient:
     # ---- transport -------------------------------------------------------------------------------------
 
     def _pool_for(self, url: str) -> urllib3.PoolManager:
-        if self.insecure and url.startswith("https://"):
+        if self.skip_verify and url.startswith("https://") and _same_origin(url, f"https://{self.host}"):
             if self._insecure_pool is None:
                 import ssl
 
@@ -243,23 +281,34 @@ class RegistryClient:
         return self.pool
 
     def _endpoint(self) -> str:
-        """``https://host`` (verified), falling back to ``http://host`` for an insecure registry."""
+        """``https://host``; for an insecure registry (listed, or loopback) HTTPS is probed once per process and
+        ``http://host`` used when the registry does not speak TLS. A loopback registry that speaks TLS with a
+        certificate that does not verify is an error (not a reason to fall back) unless it is listed."""
         if self.base is not None:
             return self.base
-        urllib3 = import_urllib3()
-
         if not self.insecure:
             self.base = f"https://{self.host}"
             return self.base
-        errors = (urllib3.exceptions.SSLError, urllib3.exceptions.ProtocolError,
-                  urllib3.exceptions.NewConnectionError, urllib3.exceptions.MaxRetryError)
+        known = _SCHEMES.get(self.host)
+        if known:
+            self.base = known
+            return known
+        urllib3 = import_urllib3()
+        url = f"https://{self.host}/v2/"
         try:
-            r = self._pool_for("https://").request("GET", f"https://{self.host}/v2/", redirect=False,
-                                                   timeout=urllib3.Timeout(connect=5, read=10))
+            r = self._pool_for(url).request("GET", url, redirect=False, timeout=urllib3.Timeout(connect=5, read=10))
             r.drain_conn()
             self.base = f"https://{self.host}"
-        except errors:
+        except urllib3.exceptions.HTTPError as e:
+            cert = _cert_error(e)
+            if cert is not None:
+                raise SystemFailure(f'Get "{url}": tls: failed to verify certificate: {cert} (trust its CA in '
+                                    f'certs.d/{self.host}/ca.crt, or list it in insecure-registries)') from None
             self.base = f"http://{self.host}"
+            if isinstance(e, urllib3.exceptions.NewConnectionError) or \
+                    isinstance(getattr(e, "reason", None), urllib3.exceptions.NewConnectionError):
+                return self.base  # nothing listens: the HTTP attempt reports it; not remembered
+        _SCHEMES[self.host] = self.base
         return self.base
 
     def _raw(self, method: str, url: str, headers: dict[str, str], body: Any = None,
@@ -270,6 +319,9 @@ class RegistryClient:
             return self._pool_for(url).request(method, url, headers=headers, body=body, preload_content=not stream,
                                                redirect=redirect)
         except urllib3.exceptions.HTTPError as e:
+            cert = _cert_error(e)
+            if cert is not None:
+                raise SystemFailure(f'{method.title()} "{url}": tls: failed to verify certificate: {cert}') from None
             raise SystemFailure(_net_error(method, url, e)) from None
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None,
