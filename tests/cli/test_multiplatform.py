@@ -244,3 +244,30 @@ def test_images_tree_shows_each_platform_and_what_is_in_use(dy: Runner, bases: N
     amd, arm = out[4].split(), out[5].split()
     assert amd[:2] == ["├─", "linux/amd64"] and amd[2] == d["Manifests"][0]["ID"][7:19] and amd[-1] != "U"
     assert arm[:2] == ["└─", "linux/arm64"] and arm[2] == d["Manifests"][1]["ID"][7:19] and arm[-1] == "U"
+
+
+# ---- buildx ---------------------------------------------------------------------------------------------------------
+
+def test_buildx_build_outputs_and_pushes_the_index(dy: Runner, bases: None, tmp_path: Path) -> None:
+    import json
+
+    from tests.registry_servers import Registry, env_with_config
+
+    ls = dy("buildx", "ls", check=True).stdout
+    assert "default*" in ls and "linux/amd64" in ls and "linux/arm64" in ls  # qemu registered by the fixture
+    assert dy("buildx", "use", "default").returncode == 0 and dy("buildx", "use", "other").returncode != 0
+    reg = Registry(tmp_path / "registry")
+    try:
+        denv = env_with_config(tmp_path)
+        ref = f"{reg.host}/demo/bx:1"
+        out = tmp_path / "bx.tar"
+        dy("buildx", "build", "--platform", TWO, "-t", ref, "--push", "-o", f"type=oci,dest={out}",
+           _ctx(tmp_path, UNAME), env=denv, timeout=120, check=True)
+        index_id = dy("image", "inspect", "--format", "{{.Id}}", ref, check=True).stdout.strip()
+        served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
+        assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
+        with __import__("tarfile").open(out) as tf:
+            top = json.load(tf.extractfile("index.json"))  # type: ignore[arg-type]
+        assert top["manifests"][0]["digest"] == index_id
+    finally:
+        reg.stop()

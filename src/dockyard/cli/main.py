@@ -66,6 +66,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
     },
     "system": {"service": ("service", "service"), "info": ("version", "info"), "prune": ("system", "system-prune")},
     "builder": {"prune": ("builder", "builder-prune")},
+    "buildx": {v: ("buildx", "buildx-" + v) for v in ("build", "create", "use", "ls", "inspect", "rm", "version")},
     "network": {
         "create": ("network", "network-create"), "ls": ("network", "network-ls"),
         "list": ("network", "network-ls"), "inspect": ("network", "network-inspect"),

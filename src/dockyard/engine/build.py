@@ -161,3 +161,11 @@ def build(store: Store, context_dir: str, **kw: object) -> Iterator[BuildEvent]:
                 pass
         t.join()
 
+
+
+def builder_platforms() -> list[str]:
+    """``buildx ls``/``inspect``: the platforms the built-in builder runs (native, then each qemu-user one
+    binfmt_misc has registered)."""
+    from dockyard.runtime.binfmt import runnable_platforms
+
+    return runnable_platforms()
