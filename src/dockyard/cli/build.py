@@ -1,5 +1,5 @@
 """``build``: a Dockerfile and a context -> an image (``engine.build``; progress on stderr as BuildKit's plain
-output)."""
+output, or its live view on a terminal: ``cli.progress``)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     vals, pos = _flags().parse(argv)
     if len(pos) != 1:
         raise ArgumentCountError('"dockyard build" requires exactly 1 argument.')
-    if vals["progress"] not in ("auto", "plain", "tty", "quiet"):  # the steps are always shown as plain lines
+    if vals["progress"] not in ("auto", "plain", "tty", "quiet"):  # live view on a terminal (cli.progress)
         raise InvalidArgument(f'--progress={vals["progress"]}: invalid progress mode, expected auto, plain, tty '
                               "or quiet")
     quiet = vals["quiet"] or vals["progress"] == "quiet"
@@ -94,10 +94,25 @@ def main(ctx: Context, argv: list[str]) -> int:
                 sys.stderr.write(line + "\n")
                 sys.stderr.flush()
 
-        image_id = run_build(ctx.store, context_dir, show, dockerfile=dockerfile, dockerfile_path=df_path,
-                             tags=vals["tag"], build_args=build_args, target=vals["target"] or None,
-                             no_cache=vals["no_cache"], labels=labels, network=vals["network"],
-                             platform=vals["platform"], pull=vals["pull"])
+        view = None
+        if not quiet:
+            from dockyard.cli.progress import BuildView, use_live_view
+
+            if use_live_view(vals["progress"]):
+                view = BuildView(sys.stderr)
+        ok = False
+        if view is not None:
+            view.start()
+        try:
+            image_id = run_build(ctx.store, context_dir, view.event if view is not None else show,
+                                 dockerfile=dockerfile, dockerfile_path=df_path, tags=vals["tag"],
+                                 build_args=build_args, target=vals["target"] or None, no_cache=vals["no_cache"],
+                                 labels=labels, network=vals["network"], platform=vals["platform"],
+                                 pull=vals["pull"])
+            ok = True
+        finally:
+            if view is not None:
+                view.close(ok)
         if vals["iidfile"]:
             with open(vals["iidfile"], "w") as f:
                 f.write(image_id)
