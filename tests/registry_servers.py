@@ -262,3 +262,100 @@ def env_with_config(tmp: Path) -> dict[str, str]:
     d = tmp / "docker-config"
     d.mkdir(exist_ok=True)
     return {**os.environ, "DOCKER_CONFIG": str(d)}
+
+
+class FaultyFront(_Threaded):
+    """A proxy in front of a real registry that misbehaves on layer blobs (bodies above ``min_size`` bytes):
+
+    - ``reset``: the first ``reset`` GETs of each such blob send half the body, then a TCP reset;
+    - ``status``: the first ``status_times`` GETs of each answer ``status`` (a 503, say) instead;
+    - ``stall``: a GET of the blob whose digest is ``stall`` sends half the body, sets ``stalled`` and waits for
+      ``release`` (or the client going away).
+
+    ``gets`` counts the blob GETs by digest, so a test sees retries and reused blobs."""
+
+    def __init__(self, upstream: str, min_size: int = 64 << 10) -> None:
+        import collections
+        import struct
+
+        self.gets: collections.Counter[str] = collections.Counter()
+        self.reset = 0
+        self.status = 0
+        self.status_times = 0
+        self.stall = ""
+        self.stalled = threading.Event()
+        self.release = threading.Event()
+        front = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else None
+                hdrs = {k: v for k, v in self.headers.items()
+                        if k.lower() not in ("host", "connection", "content-length")}
+                req = urllib.request.Request(f"http://{upstream}{self.path}", data=body, method=self.command,
+                                             headers=hdrs)
+                try:
+                    r = urllib.request.urlopen(req, timeout=60)
+                    status, data, rh = r.status, r.read(), r.headers
+                except urllib.error.HTTPError as e:
+                    status, data, rh = e.code, e.read(), e.headers
+                out = {k: v for k, v in rh.items() if k.lower() not in ("content-length", "connection",
+                                                                        "transfer-encoding")}
+                if "Location" in out and out["Location"].startswith(f"http://{upstream}"):
+                    out["Location"] = out["Location"].replace(upstream, front.host, 1)
+                parts = urllib.parse.urlsplit(self.path).path.split("/")
+                blob = self.command == "GET" and len(parts) > 3 and parts[-2] == "blobs" and status == 200
+                if blob:
+                    digest = parts[-1]
+                    front.gets[digest] += 1
+                    nth = front.gets[digest]
+                    if len(data) >= min_size and nth <= front.status_times:
+                        return self._send(front.status, b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}',
+                                          {"Content-Type": "application/json"})
+                    if len(data) >= min_size and (nth <= front.reset or digest == front.stall):
+                        self._head(status, len(data), out)
+                        self.wfile.write(data[:len(data) // 2])
+                        self.wfile.flush()
+                        if digest == front.stall:
+                            front.stalled.set()
+                            front.release.wait(60)
+                            self.wfile.write(data[len(data) // 2:])
+                            return
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.close_connection = True
+                        self.connection.close()
+                        return
+                self._send(status, data, out)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+            def _head(self, status: int, n: int, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(n))
+                self.end_headers()
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self._head(status, len(body), headers)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except OSError:
+                    pass
+
+        super().__init__(H)
+        self.server.handle_error = lambda *a: None  # type: ignore[method-assign]
+
+    def stop(self) -> None:
+        self.release.set()
+        super().stop()

@@ -232,13 +232,14 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
                     need.append(ld)
         events: queue.Queue[Progress | None] = queue.Queue()
         cancel = threading.Event()
+        live: set[Any] = set()  # responses being read: shut down on cancel so no worker waits on a socket
         from concurrent.futures import ThreadPoolExecutor
 
         pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="pull")
         try:
             futures = {}
             for ld in need:
-                f = pool.submit(_download, client, ref.path, ld, cs, events.put, cancel)
+                f = pool.submit(_download, client, ref.path, ld, cs, events.put, cancel, live)
                 f.add_done_callback(lambda _f: events.put(None))
                 futures[ld.digest] = f
             if len(need) > PARALLEL:
@@ -269,6 +270,11 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
                 records.append(LayerRecord(ld.digest, diff_ids[i], ld.size, ld.media_type or oci.OCI_LAYER))
         except BaseException:
             cancel.set()
+            for r in list(live):
+                try:
+                    r.shutdown()
+                except Exception:  # noqa: BLE001 - best effort: the worker sees the closed socket
+                    pass
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -296,7 +302,7 @@ def oci_config_max() -> int:
 
 
 def _download(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any, emit: Callable[[Progress], None],
-              cancel: threading.Event) -> None:
+              cancel: threading.Event, live: set[Any]) -> None:
     """Fetch one blob into the content store, verified; retried a few times on transient failures."""
     from dockyard.images.registry import import_urllib3
 
@@ -305,25 +311,31 @@ def _download(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any, em
     for attempt in range(1, ATTEMPTS + 1):
         try:
             r = client.get_blob(repo, ld.digest)
+            live.add(r)
             try:
+                if cancel.is_set():
+                    raise _Cancelled()
                 body = _Counting(r, lambda n: emit(Progress("layer", "Downloading", sid, n, ld.size)), cancel)
                 cs.ingest(body, expected_digest=ld.digest, expected_size=ld.size)  # type: ignore[arg-type]
             finally:
+                live.discard(r)
                 r.release_conn()
             emit(Progress("layer", "Verifying Checksum", sid))
             emit(Progress("layer", "Download complete", sid))
             return
         except _Cancelled:
             return
-        except (urllib3.exceptions.HTTPError, SystemFailure, OSError) as e:
+        except (urllib3.exceptions.HTTPError, SystemFailure, OSError, CorruptContent) as e:
+            if cancel.is_set():
+                return
+            if isinstance(e, CorruptContent) and not str(e).startswith("size mismatch"):
+                raise CorruptContent(f"filesystem layer verification failed for digest {ld.digest}") from None
             err: Exception = e
         except RegistryError as e:
+            if cancel.is_set():
+                return
             if e.status < 500:
                 raise
-            err = e
-        except CorruptContent as e:
-            if not str(e).startswith("size mismatch"):
-                raise CorruptContent(f"filesystem layer verification failed for digest {ld.digest}") from None
             err = e
         if attempt == ATTEMPTS:
             raise SystemFailure(f"downloading {ld.digest}: {_err_text(err)} (after {ATTEMPTS} attempts)")
