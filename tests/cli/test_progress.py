@@ -130,3 +130,37 @@ def test_plain_progress_on_a_terminal_and_a_failing_step_in_the_live_view(root, 
     i = next(i for i, x in enumerate(final) if "ERROR [stage-0 2/2] RUN echo about-to-fail" in x)
     assert final[i + 1] == " => => # about-to-fail", final
     assert "did not complete successfully: exit code: 3" in final[-1], final
+
+
+def _bar_frames(out: str, label: str) -> list[tuple[int, int]]:
+    """(done, total) in kB of each ``label [===>  ]  done/total  rate`` frame drawn."""
+    units = {"B": 0.001, "kB": 1, "MB": 1000, "GB": 1e6}
+    frames = re.findall(label + r" \[[=> ]+\]  ([\d.]+)(B|kB|MB|GB)/([\d.]+)(B|kB|MB|GB)  [\d.]+(?:B|kB|MB|GB)/s",
+                        out)
+    return [(round(float(a) * units[u]), round(float(b) * units[v])) for a, u, b, v in frames]
+
+
+def test_load_save_and_import_show_a_byte_bar_on_a_terminal_only(root, dy, busybox, busybox_tar, tmp_path: Path):
+    archive = tmp_path / "bb.tar"
+    child = spawn(root, "save", "-o", str(archive), "busybox")
+    out = read_all(child)
+    assert child.exitstatus == 0 and archive.stat().st_size > 1_000_000
+    assert re.search(r"Saving  [\d.]+MB  [\d.]+(kB|MB|GB)/s", out), out
+    for args, label in ((("load", "-i", str(archive)), "Loading"), (("import", str(busybox_tar), "bb:2"),
+                                                                        "Importing")):
+        child = spawn(root, *args)
+        out = read_all(child)
+        assert child.exitstatus == 0, out
+        frames = _bar_frames(out, label)
+        size = (archive if label == "Loading" else busybox_tar).stat().st_size
+        assert frames and frames[-1][0] == frames[-1][1] == round(size / 1000, -1 if size < 10e6 else -2), \
+            (frames, size, out)
+        assert screen(out)[-1] == ("Loaded image: busybox:latest" if label == "Loading" else
+                                   dy("images", "-q", "--no-trunc", "bb:2").stdout.strip())
+    # not a terminal: nothing but what the verbs always print
+    for args in (("save", "-o", str(archive), "busybox"), ("load", "-i", str(archive)),
+                 ("import", str(busybox_tar), "bb:3")):
+        p = dy(*args)
+        assert p.returncode == 0 and p.stderr == "", (args, p.stderr)
+    child = spawn(root, "load", "-q", "-i", str(archive))
+    assert read_all(child).replace("\r\n", "\n") == "Loaded image: busybox:latest\n"

@@ -26,7 +26,7 @@ from dockyard.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import IO, Any, BinaryIO
 
     from dockyard.images.store import Image, ImageStore
@@ -527,8 +527,10 @@ def save_images(store: Store, names: list[str], out: IO[bytes]) -> None:
     save(store, names, out)
 
 
-def save_images_to_file(store: Store, names: list[str], path: str) -> None:
-    """``docker save -o PATH``: the archive appears at ``path`` only when complete (temporary file, fsync, rename)."""
+def save_images_to_file(store: Store, names: list[str], path: str,
+                        on_bytes: Callable[[int], None] | None = None) -> None:
+    """``docker save -o PATH``: the archive appears at ``path`` only when complete (temporary file, fsync, rename).
+    ``on_bytes(n)`` is told of every write (a progress bar)."""
     import os
     import tempfile
 
@@ -544,7 +546,7 @@ def save_images_to_file(store: Store, names: list[str], path: str) -> None:
         raise from_oserror(f"failed to save image: open {path}", e) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            save(store, names, f)
+            save(store, names, f if on_bytes is None else _Counted(f, on_bytes))  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         mask = os.umask(0)
@@ -557,6 +559,21 @@ def save_images_to_file(store: Store, names: list[str], path: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+class _Counted:
+    """A writable stream that reports each write's size."""
+
+    def __init__(self, raw: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        self.raw, self.on_bytes = raw, on_bytes
+
+    def write(self, b: bytes) -> int:
+        n = self.raw.write(b)
+        self.on_bytes(len(b))
+        return n
+
+    def flush(self) -> None:
+        self.raw.flush()
 
 
 def load_images(store: Store, stream: BinaryIO, platform: str = "") -> Iterator[LoadEvent]:
