@@ -651,7 +651,7 @@ class Builder:
         """Record the stage's current config (+ one layer from ``layer``, an upper dir) as an image."""
         from dockyard.images.importer import _ingest_layer
         from dockyard.images.store import ImageStore, images_lock, with_retry
-        from dockyard.snapshots.layer import write_layer
+        from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
 
         created = _rfc3339(st.epoch)
         cfg = st.config
@@ -669,7 +669,7 @@ class Builder:
 
                 fd, tmp = tempfile.mkstemp(dir=self.store.tmp, prefix="layer-")
                 with os.fdopen(fd, "wb") as f:
-                    write_layer(layer, f, epoch=st.epoch)
+                    write_layer(layer, f, epoch=st.epoch, skip_empty=MOUNT_TARGETS)  # RUN made them
             with images_lock(self.store, exclusive=False):
                 def attempt() -> str:
                     lys = list(layers)

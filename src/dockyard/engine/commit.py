@@ -17,7 +17,7 @@ def layer_image(store: Store, parent: Any | None, upperdir: str | None, *, overr
                 history: dict[str, Any], changes: list[str] | None = None, tags: list[str] | None = None,
                 comment: str | None = None, author: str | None = None, epoch: int | None = None) -> str:
     from dockyard.images.importer import add_layer_image
-    from dockyard.snapshots.layer import write_layer
+    from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
 
     if upperdir is None:
         return add_layer_image(store, parent, None, overrides, history, changes=changes, tags=tags,
@@ -25,7 +25,7 @@ def layer_image(store: Store, parent: Any | None, upperdir: str | None, *, overr
     fd, tmp = tempfile.mkstemp(dir=store.tmp, prefix="layer-")
     try:
         with os.fdopen(fd, "w+b") as f:
-            write_layer(upperdir, f, epoch=epoch)
+            write_layer(upperdir, f, epoch=epoch, skip_empty=MOUNT_TARGETS)
         return add_layer_image(store, parent, tmp, overrides, history, changes=changes, tags=tags,
                                comment=comment, author=author)
     finally:

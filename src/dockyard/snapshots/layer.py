@@ -60,9 +60,19 @@ def _info(name: str, st: os.stat_result, mtime: int, type_: bytes) -> tarfile.Ta
     return ti
 
 
-def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tuple[str, int]:
-    """Write the layer tar of ``srcdir`` to ``out``; returns ``(diff_id, size)`` of the bytes written."""
+# The files the runtime creates, empty, as targets of the engine's bind mounts when an image lacks them (Docker
+# keeps them in its init layer): not a container's changes, so neither in a commit nor in a RUN step's layer.
+MOUNT_TARGETS = frozenset({"etc/hostname", "etc/hosts", "etc/resolv.conf"})
+
+
+def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None,
+                skip_empty: frozenset[str] = frozenset()) -> tuple[str, int]:
+    """Write the layer tar of ``srcdir`` to ``out``; returns ``(diff_id, size)`` of the bytes written.
+    ``skip_empty`` (e.g. ``MOUNT_TARGETS``): relative paths left out when they are empty regular files, and so is
+    a directory holding them that has nothing else in the tree (``etc/`` copied up only because they were made)."""
     sink = _HashingWriter(out)
+    parents = {p.rpartition("/")[0] for p in skip_empty} - {""}
+    deferred: tuple[str, tarfile.TarInfo] | None = None   # such a directory, written once something else is in it
     links: dict[tuple[int, int], str] = {}
     tf = tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8",  # type: ignore[call-overload]
                       errors="surrogateescape")
@@ -73,6 +83,13 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
     try:
         for e in walk(root_fd):
             rel, st = e.rel, e.st
+            if deferred is not None and not rel.startswith(deferred[0] + "/"):
+                deferred = None  # it held nothing but mount targets
+            if rel in skip_empty and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                continue
+            if deferred is not None:
+                tf.addfile(deferred[1])
+                deferred = None
             target = e.xattr_target()  # the entry itself, never a path that could be followed
             mtime = int(st.st_mtime)
             if epoch is not None and mtime > epoch:
@@ -95,6 +112,9 @@ def write_layer(srcdir: str, out: BinaryIO, *, epoch: int | None = None) -> tupl
                 except OSError:
                     opaque_v = b""
                 ti.pax_headers = pax
+                if rel in parents and opaque_v != b"y" and opaque != "y":
+                    deferred = (rel, ti)
+                    continue
                 tf.addfile(ti)
                 if opaque_v == b"y" or opaque == "y":
                     o = _info(rel + "/" + WHITEOUT_OPAQUE, st, mtime, tarfile.REGTYPE)
