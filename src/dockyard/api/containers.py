@@ -43,7 +43,7 @@ def create(api: Any, req: Request) -> Reply:
     if check is not None:
         check(spec)  # the engine's create-time checks (unknown network, published port taken...)
     c = local.create(api.store, spec, name, platform=platform)
-    return Reply(201, json.dumps({"Id": c.id, "Warnings": []}).encode())
+    return Reply(201, json.dumps({"Id": c.id, "Warnings": c.warnings}).encode())
 
 
 def _state(c: Any) -> dict[str, Any]:
