@@ -39,6 +39,7 @@ DOCKYARD_MODULES = {
     'dockyard.engine.records', 'dockyard.engine.security', 'dockyard.engine.specgen', 'dockyard.engine.validate',
     'dockyard.errors', 'dockyard.ids', 'dockyard.images', 'dockyard.images.reference', 'dockyard.images.store',
     'dockyard.network', 'dockyard.network.ports', 'dockyard.state', 'dockyard.state.db', 'dockyard.trace',
+    'dockyard.rootless',  # the run dir (/run/dockyard or the rootless user's): os only
     'dockyard.runtime', 'dockyard.runtime.binfmt',  # create's check of the image's architecture (stdlib only)
 
 }

@@ -175,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stderr.write(f"dockyard: '{verb}' is not a dockyard command.\nSee 'dockyard --help'\n")
             return 1
-        root = str(g["root"] or os.environ.get("DOCKYARD_ROOT") or "/var/lib/dockyard")
+        default_root = "/var/lib/dockyard"
+        if os.geteuid() != 0 or "_DOCKYARD_ROOTLESS" in os.environ:  # the user's own namespace and store
+            from dockyard import rootless
+
+            default_root = rootless.start(verb) or default_root
+        root = str(g["root"] or os.environ.get("DOCKYARD_ROOT") or default_root)
         ctx = Context(root=os.path.abspath(root), verb=verb, debug=debug)
         import importlib
 

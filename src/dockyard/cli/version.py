@@ -25,6 +25,10 @@ def main(ctx: Context, argv: list[str]) -> int:
           f"Runtimes: {' '.join(i.runtimes)}\nDefault Runtime: {i.default_runtime}\n"
           f"Kernel Version: {i.kernel_version}\nOperating System: {i.operating_system}\n"
           f"Architecture: {i.architecture}\nCPUs: {i.cpus}\nDockyard Root Dir: {ctx.root}")
+    if "name=rootless" in i.security_options:
+        print("Security Options:\n rootless\n  user namespace: container root is this user, other ids its "
+              "subordinate range\n  network: slirp4netns\n  cgroups: none (resource limits need cgroup v2 "
+              "with delegation)" if i.cgroup_version == "1" else "Security Options:\n rootless")
     import sys
 
     sys.stdout.flush()

@@ -26,7 +26,9 @@ _HDR = struct.Struct(">BxxxI")
 _UCRED = struct.Struct("3i")
 
 
-RUN_DIR = "/run/dockyard"  # runtime state that lives until reboot; root-only (0700)
+from dockyard.rootless import run_dir
+
+RUN_DIR = run_dir()  # runtime state that lives until reboot; root-only (0700); the user's when rootless
 SOCK_DIR = RUN_DIR + "/attach"
 
 

@@ -36,9 +36,10 @@ from dockyard.engine.containers import Container, ContainerStore, proc_start_tim
 from dockyard.engine.monitor_loop import Loop
 from dockyard.errors import DockyardError
 from dockyard.state.db import Store
+from dockyard.rootless import run_dir as _run_dir
 from dockyard.trace import mark
 
-RUNTIME_STATE = "/run/dockyard/runtime"
+RUNTIME_STATE = _run_dir() + "/runtime"  # /run/dockyard, or the rootless user's run dir
 GRACE = 0.2  # seconds a fresh container may finish in before the monitor slims down
 
 

@@ -15,6 +15,8 @@ from dockyard.engine.options import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from dockyard.engine.images import ImageSummary
     from dockyard.engine.volumes import VolumeSummary
     from dockyard.state.db import Store
@@ -38,9 +40,10 @@ class SystemInfo(Record):
               "images": 0, "server_version": "", "storage_driver": "overlay", "logging_driver": "json-file",
               "cgroup_version": "2", "runtimes": [], "default_runtime": "dockyard", "kernel_version": "",
               "operating_system": "", "os_type": "linux", "architecture": "", "cpus": 0, "mem_total": 0,
-              "root": "", "driver_status": [], "warnings": []}
+              "root": "", "driver_status": [], "warnings": [], "security_options": []}
     if TYPE_CHECKING:
         warnings: list[str]  # Docker's Warnings: here the host's missing optional dependencies
+        security_options: list[str]  # Docker's SecurityOptions: "name=rootless" for a rootless user
         driver_status: list[list[str]]  # Docker's DriverStatus pairs: how layers are kept here
         containers: int
         containers_running: int
@@ -129,7 +132,23 @@ def info(store: Store) -> SystemInfo:
                       server_version=__version__, cgroup_version="2" if cgroups.is_v2() else "1",
                       runtimes=list(RUNTIMES), kernel_version=platform.release(), operating_system=_os_name(),
                       architecture=platform.machine(), cpus=os.cpu_count() or 0, mem_total=_mem_total(),
-                      root=store.root, driver_status=_layer_status(), warnings=libexec.missing_system_deps())
+                      root=store.root, driver_status=_layer_status(),
+                      **{"warnings": libexec.missing_system_deps(), **_rootless_info()})
+
+
+def _rootless_info() -> dict[str, Any]:
+    """For a non-root user: Docker's ``name=rootless`` security option, and what rootless mode lacks here."""
+    from dockyard import rootless
+
+    if not (rootless.active() or os.environ.get(rootless.FAILED)):
+        return {}
+    problems = rootless.missing()
+    failed = os.environ.get(rootless.FAILED)
+    if failed and not problems:  # a cause missing() does not name
+        problems.append(failed)
+    from dockyard import libexec
+
+    return {"security_options": ["name=rootless"], "warnings": libexec.missing_system_deps() + problems}
 
 
 def _layer_status() -> list[list[str]]:

@@ -37,6 +37,7 @@ from dockyard.errors import Conflict, DockyardError, InvalidArgument
 from dockyard.network.store import DEFAULT_NAME, HostLock, NetworkStore, default_bridge_name
 from dockyard.state.db import DEFAULT_ROOT, Store
 
+_ROOTLESS_ENV = "_DOCKYARD_ROOTLESS"  # dockyard.rootless.ENV: slirp4netns instead of bridges (network.slirp)
 HOSTS_MARK = "# dockyard: containers on the same networks\n"
 
 
@@ -136,6 +137,10 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
     mode = c.spec.network_mode
     if mode in ("host", "none"):
         return None
+    if _ROOTLESS_ENV in os.environ and not mode.startswith("container:"):  # no bridges without root
+        from dockyard.network import slirp
+
+        return slirp.prepare(c, image_config)  # type: ignore[return-value]
     att = Attachment(store, c.id)
     att.mac = getattr(c.spec, "mac_address", "") or ""
     if mode.startswith("container:"):
@@ -318,6 +323,11 @@ def release(store: Store, c: Container, forget: bool = False, defer: bool = Fals
     Deleting a veth costs the kernel ~20 ms (an RCU grace period). With ``defer`` the veths are not deleted but
     returned, for the monitor to delete after it has told its client the exit status (they also vanish with the
     container's network namespace)."""
+    if _ROOTLESS_ENV in os.environ:
+        from dockyard.network import slirp
+
+        slirp.release(c.id)
+        return []
     from dockyard.network import firewall
 
     ns = NetworkStore(store)

@@ -26,12 +26,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
+from dockyard.rootless import run_dir as _run_dir
 from dockyard.state.db import DEFAULT_ROOT, Store
 
 DEFAULT_NAME = "bridge"
 PSEUDO = ("host", "none")  # network modes shown by ``network ls`` that have no bridge
 GROUP = 0x6479  # interface group of every dockyard bridge: the firewall isolates networks by it
-LOCK = "/run/dockyard/network.lock"
+LOCK = _run_dir() + "/network.lock"
 
 
 def ip2int(ip: str) -> int:

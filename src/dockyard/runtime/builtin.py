@@ -20,6 +20,7 @@ from dockyard.runtime.base import Stdio
 from dockyard.runtime.cgroups import Cgroup
 
 OCI_VERSION = "1.0.2"
+_ROOTLESS_ENV = "_DOCKYARD_ROOTLESS"  # dockyard.rootless.ENV, checked without importing it
 
 
 def _start_time(pid: int) -> tuple[str, int] | None:
@@ -112,8 +113,15 @@ class BuiltinRuntime:
         pid: int | None = None
         try:
             linux = spec.get("linux") or {}
-            cg = Cgroup.for_path(linux.get("cgroupsPath") or f"/dockyard/{container_id}", self.cgroup_root)
-            cg.create(linux.get("resources"))
+            if _ROOTLESS_ENV in os.environ:  # no cgroup of its own on this host (see dockyard.rootless)
+                from dockyard import rootless
+
+                problem = rootless.spec_problems(linux.get("resources"))
+                if problem:
+                    raise InvalidArgument(problem)
+            else:
+                cg = Cgroup.for_path(linux.get("cgroupsPath") or f"/dockyard/{container_id}", self.cgroup_root)
+                cg.create(linux.get("resources"))
             fifo = os.path.join(d, "exec.fifo")
             old = os.umask(0)
             try:
@@ -137,7 +145,7 @@ class BuiltinRuntime:
                 proc.pop(k, None)
             self._save(container_id, {
                 "id": container_id, "pid": pid, "start_time": st[1] if st else 0, "bundle": bundle,
-                "rootfs": rootfs, "created": time.time(), "cgroup": cg.to_dict(), "process": proc,
+                "rootfs": rootfs, "created": time.time(), "cgroup": cg.to_dict() if cg else None, "process": proc,
                 "seccomp": (spec.get("linux") or {}).get("seccomp"),
                 "annotations": spec.get("annotations") or {},
             })

@@ -26,6 +26,8 @@ import errno
 import os
 import struct
 
+from dockyard.rootless import run_dir as _run_dir
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -191,7 +193,7 @@ def compile_bpf(profile: dict[str, Any], machine: str | None = None) -> bytes:
 
 #: compiled filters, by a hash of (profile, machine, the libseccomp file): compiling Docker's profile costs ~25 ms,
 #: reading it back ~0.1 ms. Root-only; the directory is trusted only when it is ours and 0700.
-CACHE_DIR = "/run/dockyard/seccomp"
+CACHE_DIR = _run_dir() + "/seccomp"
 _FORMAT = b"dockyard-seccomp-1"  # bump when compile_bpf's output changes for the same input
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib")
 

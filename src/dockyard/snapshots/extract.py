@@ -29,12 +29,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dockyard.errors import CorruptContent, InvalidArgument, Unsafe, from_oserror
+from dockyard.rootless import active as _rootless
 
 CHUNK = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
+
+# overlay's markers: trusted.* as root; a user namespace cannot set trusted.*, so rootless overlays are mounted
+# with ``userxattr`` and their layers carry user.overlay.* (image xattrs of either prefix are never copied)
+_OVERLAY_PREFIXES = ("trusted.overlay.", "user.overlay.") if _rootless() else ("trusted.overlay.",)
+OPAQUE_XATTR = "user.overlay.opaque" if _rootless() else "trusted.overlay.opaque"
 _XATTR_PAX = "SCHILY.xattr."
 _MAX_SYMLINKS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -349,7 +354,7 @@ class Extractor:
         for k, v in m.pax_headers.items():
             if k.startswith(_XATTR_PAX):
                 name = k[len(_XATTR_PAX):]
-                if name.startswith("trusted.overlay."):
+                if name.startswith(_OVERLAY_PREFIXES):
                     continue  # overlay's own markers come only from whiteout entries
                 out.append((name, v.encode("utf-8", "surrogateescape")))
         return out

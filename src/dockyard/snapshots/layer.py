@@ -19,10 +19,10 @@ import stat
 import tarfile
 from typing import BinaryIO
 
-from dockyard.snapshots.extract import OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
+from dockyard.snapshots.extract import _OVERLAY_PREFIXES, OPAQUE_XATTR, WHITEOUT_OPAQUE, WHITEOUT_PREFIX
 
 CHUNK = 1 << 20
-_SKIP_XATTRS = ("trusted.overlay.", "security.selinux")
+_SKIP_XATTRS = (*_OVERLAY_PREFIXES, "security.selinux")
 
 
 class _HashingWriter:

@@ -71,6 +71,10 @@ def default_backend() -> str:
         if v not in BACKENDS:
             raise InvalidArgument(f"DOCKYARD_SNAPSHOTTER must be one of {', '.join(BACKENDS)}, not {v!r}")
         return v
+    from dockyard import rootless
+
+    if rootless.active():  # a user namespace may not mount EROFS (a block or file-backed fs): unpacked dirs
+        return "dir"
     from dockyard.snapshots.erofs import unavailable
 
     return "erofs" if unavailable() is None else "dir"
@@ -423,6 +427,9 @@ def _syncfs(fd: int) -> None:
 # -- mounts -----------------------------------------------------------------------------------------------------
 
 OVERLAY_OPTIONS = ("index=off", "redirect_dir=off", "metacopy=off")
+# in a user namespace overlay refuses redirect_dir=off (nofollow: no redirect is made or followed either) and keeps
+# its markers in user.* xattrs (see extract.OPAQUE_XATTR)
+ROOTLESS_OVERLAY_OPTIONS = ("userxattr", "index=off", "redirect_dir=nofollow", "metacopy=off")
 
 
 def rootfs_mounts(lowerdirs: list[str], upperdir: str | None, workdir: str | None, target: str, *,
@@ -444,14 +451,17 @@ def rootfs_mounts(lowerdirs: list[str], upperdir: str | None, workdir: str | Non
             empty_dir = os.path.join(os.path.dirname((upperdir or target).rstrip("/")), "empty")
             os.makedirs(empty_dir, mode=0o755, exist_ok=True)
         lowers = [empty_dir]
+    from dockyard import rootless
+
+    options = ROOTLESS_OVERLAY_OPTIONS if rootless.active() else OVERLAY_OPTIONS
     if upperdir is None:
         if len(lowers) == 1:
             return [Mount("bind", lowers[0], target, ("rbind", "ro"))]
-        opts = ("ro", "lowerdir=" + ":".join(lowers), *OVERLAY_OPTIONS)
+        opts = ("ro", "lowerdir=" + ":".join(lowers), *options)
     else:
         if workdir is None:
             raise InvalidArgument("an overlay with an upperdir needs a workdir")
-        opts = ("lowerdir=" + ":".join(lowers), f"upperdir={upperdir}", f"workdir={workdir}", *OVERLAY_OPTIONS)
+        opts = ("lowerdir=" + ":".join(lowers), f"upperdir={upperdir}", f"workdir={workdir}", *options)
     if len(",".join(opts)) >= _PAGE:
         raise InvalidArgument(f"too many layers ({len(lowers)}) for one overlay mount: "
                               f"its options exceed {_PAGE - 1} bytes")

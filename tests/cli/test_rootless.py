@@ -1,0 +1,295 @@
+"""Rootless dockyard (issue 17): an ordinary user with subordinate ids runs containers with no root.
+
+Each test makes its own user (useradd, its own /etc/subuid and /etc/subgid range) and runs the installed command
+as that user (runuser). Teardown kills the user's processes by pid (the pause process, monitors, slirp4netns),
+removes its runtime directory, home (the store) and the user. /dev/net/tun is made 0666 only for the network
+tests (slirp4netns opens it as the user) and put back as found.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCKYARD
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.e2e
+
+CAD_BEFORE = Path("/proc/sys/kernel/ctrl-alt-del").read_text()
+SUB_START = 300000 + (os.getpid() % 50) * 65536  # a range of our own per test session
+
+
+class User:
+    def __init__(self, name: str, subids: bool = True) -> None:
+        self.name = name
+        subprocess.run(["useradd", "-m", "-s", "/bin/sh", name], check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+        self.uid, self.gid, self.home = pw.pw_uid, pw.pw_gid, Path(pw.pw_dir)
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _drop_lines(f, name)  # useradd may have added a range: ours is known
+            if subids:
+                with open(f, "a") as fh:
+                    fh.write(f"{name}:{SUB_START}:65536\n")
+
+    def run(self, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        e = ["env", "-i", f"HOME={self.home}", "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+             *(f"{k}={v}" for k, v in (env or {}).items())]
+        return subprocess.run(["runuser", "-u", self.name, "--", *e, DOCKYARD, *args], capture_output=True,
+                              text=True, timeout=timeout, input=input, cwd="/")
+
+    def pids(self) -> list[int]:
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    if os.stat(f"/proc/{d}").st_uid == self.uid:
+                        out.append(int(d))
+                except FileNotFoundError:
+                    pass
+        return out
+
+    def remove(self) -> None:
+        def killed() -> bool:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            return not [p for p in self.pids() if _state(p) not in ("Z", "")]
+
+        wait_for(killed, timeout=15, what=f"the processes of {self.name} to end")
+        shutil.rmtree(f"/tmp/dockyard-{self.uid}", ignore_errors=True)
+        subprocess.run(["userdel", "-r", "-f", self.name], capture_output=True)
+        shutil.rmtree(self.home, ignore_errors=True)
+        for f in ("/etc/subuid", "/etc/subgid"):
+            _drop_lines(f, self.name)
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return ""
+
+
+def _drop_lines(path: str, name: str) -> None:
+    with open(path) as f:
+        lines = f.readlines()
+    with open(path, "w") as f:
+        f.writelines(ln for ln in lines if not ln.startswith(name + ":"))
+
+
+def _new_user(subids: bool = True) -> User:
+    return User("dyr" + uuid.uuid4().hex[:8], subids)
+
+
+@pytest.fixture
+def user(busybox_tar: Path, hello_tar: Path) -> Iterator[User]:
+    u = _new_user()
+    try:
+        for tar, ref, cmd in ((busybox_tar, "busybox:latest", '["sh"]'), (hello_tar, "hello-world:latest",
+                                                                          '["/hello"]')):
+            dst = u.home / tar.name
+            shutil.copyfile(tar, dst)
+            os.chown(dst, u.uid, u.gid)
+            p = u.run("import", "--change", f"CMD {cmd}", str(dst), ref)
+            assert p.returncode == 0, p.stderr
+        yield u
+    finally:
+        u.remove()
+
+
+@pytest.fixture
+def tun() -> Iterator[None]:
+    """slirp4netns opens /dev/net/tun as the user: 0666 for the test (as udev makes it), then as found."""
+    mode = stat.S_IMODE(os.stat("/dev/net/tun").st_mode)
+    os.chmod("/dev/net/tun", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/net/tun", mode)
+
+
+def test_hello_world_and_busybox_run_as_the_user_in_their_own_store(user: User, tun: None) -> None:
+    p = user.run("run", "--rm", "hello-world")
+    assert p.returncode == 0, p.stderr
+    assert "Hello" in p.stdout
+    p = user.run("run", "--rm", "--network", "none", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert lines[0] == "0"  # root inside ...
+    assert lines[1:4] == ["0", str(user.uid), "1"]  # ... is the user outside
+    assert lines[4:7] == ["1", str(SUB_START), "65536"]  # and 1..N the subordinate range
+    store = user.home / ".local/share/dockyard"
+    assert (store / "dockyard.db").exists()
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700 and store.stat().st_uid == user.uid
+    run = Path(f"/tmp/dockyard-{user.uid}")  # no XDG_RUNTIME_DIR given: the private fallback
+    assert run.is_dir() and run.stat().st_uid == user.uid and stat.S_IMODE(run.stat().st_mode) == 0o700
+    p = user.run("ps", "-a", "-q")
+    assert p.returncode == 0 and p.stdout == ""
+    p = user.run("images", "--format", "{{.Repository}}")
+    assert sorted(p.stdout.split()) == ["busybox", "hello-world"]
+
+
+def test_xdg_dirs_are_used(user: User) -> None:
+    xdg = user.home / "xdg-run"
+    xdg.mkdir(mode=0o700)
+    os.chown(xdg, user.uid, user.gid)
+    data = user.home / "xdg-data"
+    env = {"XDG_RUNTIME_DIR": str(xdg), "XDG_DATA_HOME": str(data)}
+    p = user.run("images", "-q", env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == ""  # a store of its own: nothing imported there
+    assert (data / "dockyard" / "dockyard.db").exists()
+    assert (xdg / "dockyard" / "pause.pid").exists()
+
+
+def test_a_run_dir_made_by_someone_else_is_refused(user: User) -> None:
+    d = Path(f"/tmp/dockyard-{user.uid}")
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(mode=0o777)  # root made it first (or another user): never used
+    try:
+        p = user.run("run", "--rm", "--network", "none", "busybox", "true")
+        assert p.returncode == 125
+        assert f"{d} is not a directory of uid {user.uid} with mode 0700" in p.stderr
+        assert "Traceback" not in p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_bind_mount_files_belong_to_the_user_and_the_container_gains_nothing(user: User, tmp_path: Path) -> None:
+    share = user.home / "share"
+    share.mkdir()
+    os.chown(share, user.uid, user.gid)
+    rootfile = share / "root-owned"
+    rootfile.write_text("host\n")
+    os.chmod(rootfile, 0o644)  # root's file in the user's directory
+    p = user.run("run", "--rm", "--network", "none", "-v", f"{share}:/data", "busybox", "sh", "-c",
+                 "touch /data/made && mkdir /data/d && chown 1000:1000 /data/d;"
+                 " echo x >> /data/root-owned; echo w=$?;"
+                 " echo 1 > /proc/sys/kernel/ctrl-alt-del; echo s=$?;"
+                 " cat /etc/shadow-not-there 2>/dev/null; mknod /dev/sdx b 8 0; echo m=$?")
+    assert p.returncode == 0, p.stderr
+    assert "w=1" in p.stdout  # root inside is not root of the host's file
+    assert "s=1" in p.stdout  # /proc/sys is read-only, and not the user's anyway
+    assert "m=1" in p.stdout  # no devices
+    assert rootfile.read_text() == "host\n"
+    assert (share / "made").stat().st_uid == user.uid  # container root's file is the user's on the host
+    assert (share / "d").stat().st_uid == SUB_START + 999  # uid 1000 inside: the subordinate range
+    host_cad = Path("/proc/sys/kernel/ctrl-alt-del").read_text()
+    assert host_cad.strip() == CAD_BEFORE.strip()
+
+
+def test_named_volume(user: User) -> None:
+    p = user.run("run", "--rm", "--network", "none", "-v", "vol1:/v", "busybox", "sh", "-c", "echo kept > /v/f")
+    assert p.returncode == 0, p.stderr
+    p = user.run("run", "--rm", "--network", "none", "-v", "vol1:/v", "busybox", "cat", "/v/f")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "kept\n"
+    p = user.run("volume", "ls", "-q")
+    assert "vol1" in p.stdout.split()
+
+
+def test_a_resource_limit_is_refused_with_one_line(user: User) -> None:
+    p = user.run("run", "--rm", "--network", "none", "-m", "64m", "busybox", "true")
+    assert p.returncode == 125
+    assert "resource limits need cgroup v2 with delegation" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = user.run("run", "--rm", "--network", "none", "busybox", "true")  # without: runs
+    assert p.returncode == 0, p.stderr
+
+
+def test_exec_logs_stop_as_the_user(user: User) -> None:
+    p = user.run("run", "-d", "--name", "c1", "--network", "none", "busybox", "sh", "-c", "echo up; sleep 60")
+    assert p.returncode == 0, p.stderr
+    p = user.run("exec", "c1", "cat", "/proc/1/cmdline")
+    assert p.returncode == 0, p.stderr
+    assert "sleep" in p.stdout
+    wait_for(lambda: user.run("logs", "c1").stdout == "up\n", what="the log line")
+    p = user.run("rm", "-f", "c1")
+    assert p.returncode == 0, p.stderr
+
+
+def test_published_port_is_answered_on_loopback(user: User, tun: None) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = user.run("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:8000", "busybox", "sh", "-c",
+                 "echo hello-rootless > /tmp/index.html; httpd -f -p 8000 -h /tmp")
+    assert p.returncode == 0, p.stderr
+
+    def get() -> str:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+                return data.decode(errors="replace")
+        except OSError:
+            return ""
+
+    assert "hello-rootless" in wait_for(get, what="the published port to answer")
+    slirp = [pid for pid in user.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == "slirp4netns"]
+    assert slirp
+    p = user.run("rm", "-f", "web")
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: all(_state(pid) in ("Z", "") for pid in slirp), what="slirp4netns to stop")
+
+
+def test_the_hosts_loopback_is_out_of_reach(user: User, tun: None) -> None:
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        port = srv.getsockname()[1]
+        p = user.run("run", "--rm", "busybox", "sh", "-c",
+                     f"ip -4 addr show tap0 | grep -q 10.0.2.100 && echo net-ok;"
+                     f" nc -w 2 10.0.2.2 {port} </dev/null && echo reached || echo refused")
+        assert p.returncode == 0, p.stderr
+        assert "net-ok" in p.stdout and "refused" in p.stdout
+
+
+def test_build_of_a_small_dockerfile(user: User) -> None:
+    ctx = user.home / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt > /copy && "
+                                    "mkdir /app && chown 1234:1234 /app\nUSER 1234\nCMD [\"cat\", \"/copy\"]\n")
+    (ctx / "hello.txt").write_text("built rootless\n")
+    for f in ctx.rglob("*"):
+        os.chown(f, user.uid, user.gid)
+    os.chown(ctx, user.uid, user.gid)
+    p = user.run("build", "--network", "none", "-q", "-t", "mine", str(ctx), timeout=120)
+    assert p.returncode == 0, p.stderr
+    p = user.run("run", "--rm", "--network", "none", "mine")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "built rootless\n"
+    p = user.run("run", "--rm", "--network", "none", "mine", "stat", "-c", "%u %U", "/app", "/copy")
+    assert p.stdout == "1234 UNKNOWN\n0 root\n"
+
+
+def test_info_says_rootless_and_what_is_missing(busybox_tar: Path) -> None:
+    u = _new_user(subids=False)
+    try:
+        p = u.run("info")
+        assert p.returncode == 0, p.stderr
+        assert "rootless" in p.stdout
+        assert f"no subordinate id range for uid {u.uid} in /etc/subuid" in p.stderr
+        assert f"usermod --add-subuids 100000-165535 {u.name}" in p.stderr
+        p = u.run("run", "--rm", "busybox", "true")
+        assert p.returncode == 125
+        assert "no subordinate id range" in p.stderr and "Traceback" not in p.stderr
+    finally:
+        u.remove()
