@@ -39,3 +39,10 @@ def test_commit_and_run_layers_leave_out_hosts_hostname_and_resolv_conf(dy, busy
     (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo hi > /hi\n")
     dy("build", "-q", "-t", "built:1", str(ctx), check=True)
     assert _top_layer_names(dy, "built:1", tmp_path) == ["hi"]
+
+
+def test_run_attach_with_detach_exits_1_as_docker_28(dy, busybox):
+    p = dy("run", "-a", "stdout", "-d", "busybox", "true")
+    assert p.returncode == 1, p
+    assert p.stderr.startswith("conflicting options: cannot specify both --attach and --detach\n"), p.stderr
+    assert dy("ps", "-aq").stdout == ""

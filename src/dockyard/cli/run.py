@@ -166,7 +166,9 @@ def main(ctx: Context, argv: list[str]) -> int:
 
     o = parse_args(ctx.verb, argv)
     if o.detach and o.attach:
-        raise UsageError("Conflicting options: -a and -d")
+        err = UsageError("conflicting options: cannot specify both --attach and --detach")
+        err.exit_code = 1  # the Docker 28 CLI's own check, a plain error: 1, not 125
+        raise err
     streams = _attach_streams(o.attach)
     if o.pull not in ("always", "missing", "never"):
         raise InvalidArgument(f"invalid pull option: '{o.pull}': must be one of \"always\", \"missing\" or "
