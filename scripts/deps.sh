@@ -9,6 +9,7 @@ PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 ipta
       docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
       docker-compose  # the API service tests: Compose 1.29 (docker-py 5 era calls) against dockyard system service
       etcd-server etcd-client  # overlay networks' cluster store (network/etcd.py) and its tests; etcdctl to debug
+      slirp4netns  # rootless networking (network/slirp.py); uidmap above gives newuidmap/newgidmap
       qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
 missing=()
 for p in "${PKGS[@]}"; do
