@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from dockyard.state.db import Store
 
 PARALLEL = 3            # layers downloaded at once (Docker's max-concurrent-downloads)
+PUSH_PARALLEL = 5       # blobs uploaded at once (Docker's max-concurrent-uploads)
 ATTEMPTS = 3            # per blob, for resets, truncations and 5xx answers
 PUSH_CHUNK = int(os.environ.get("DOCKYARD_PUSH_CHUNK", str(64 << 20)))  # above this, chunked upload
 
@@ -68,10 +69,12 @@ class _Cancelled(Exception):
 class _Counting:
     """A response read through by ``ingest``: reports bytes and stops when the pull is cancelled."""
 
-    def __init__(self, src: Any, report: Callable[[int], None], cancel: threading.Event) -> None:
+    def __init__(self, src: Any, report: Callable[[int], None], cancel: threading.Event,
+                 pipe: _Pipe | None = None) -> None:
         self.src = src
         self.report = report
         self.cancel = cancel
+        self.pipe = pipe
         self.n = 0
         self.last = 0.0
 
@@ -79,12 +82,108 @@ class _Counting:
         if self.cancel.is_set():
             raise _Cancelled()
         data: bytes = self.src.read(n)
+        if data and self.pipe is not None:
+            self.pipe.feed(data)
         self.n += len(data)
         now = time.monotonic()
         if now - self.last > 0.1 or not data:
             self.last = now
             self.report(self.n)
         return data
+
+
+class _Restart(Exception):
+    pass
+
+
+class _Pipe:
+    """One layer's bytes from its download to the unpacking that reads them at the same time (``read``).
+
+    Chunks are buffered in memory: without backpressure up to ``LIMIT`` before the reader starts (beyond, the
+    pipe gives up and the reader unpacks the stored blob once downloaded), with backpressure after. EOF comes
+    only once the download's digest is verified (``close(True)``); a failed attempt that had fed bytes, a
+    failed download or a detached reader break the pipe (the reader gets ``_Restart``)."""
+
+    LIMIT = 32 << 20
+
+    def __init__(self) -> None:
+        import collections
+
+        self.cond = threading.Condition()
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.off = 0          # read position in chunks[0]
+        self.fed = 0
+        self.state = "open"   # open, eof, broken
+        self.reading = False
+
+    def feed(self, data: bytes) -> None:
+        with self.cond:
+            if self.state != "open":
+                return
+            if not self.reading and self.buffered + len(data) > self.LIMIT:
+                self._break()
+                return
+            while self.reading and self.buffered >= self.LIMIT and self.state == "open":
+                self.cond.wait()
+            if self.state == "open":
+                self.chunks.append(data)
+                self.buffered += len(data)
+                self.fed += len(data)
+                self.cond.notify_all()
+
+    def restart(self) -> None:
+        """An attempt failed: the bytes start again from 0, which the reader cannot follow if it had some."""
+        with self.cond:
+            if self.fed:
+                self._break()
+
+    def close(self, ok: bool) -> None:
+        with self.cond:
+            if self.state == "open":
+                if ok:
+                    self.state = "eof"
+                    self.cond.notify_all()
+                else:
+                    self._break()
+
+    def detach(self) -> None:
+        with self.cond:
+            if self.state == "open":
+                self._break()
+
+    def _break(self) -> None:
+        self.state = "broken"
+        self.chunks.clear()
+        self.buffered = self.off = 0
+        self.cond.notify_all()
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        with self.cond:
+            self.reading = True
+            while not self.chunks and self.state == "open":
+                self.cond.wait()
+            if self.chunks:
+                head = self.chunks[0]
+                if n < 0 or self.off + n >= len(head):
+                    data = head[self.off:] if self.off else head
+                    self.chunks.popleft()
+                    self.off = 0
+                else:
+                    data = head[self.off:self.off + n]
+                    self.off += n
+                self.buffered -= len(data)
+                self.cond.notify_all()
+                return data
+            if self.state == "eof":
+                return b""
+            raise _Restart()
 
 
 def _pull_error(ref: Reference, e: RegistryError) -> DockyardError:
@@ -238,8 +337,9 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
         pool = ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="pull")
         try:
             futures = {}
+            pipes = {ld.digest: _Pipe() for ld in need}
             for ld in need:
-                f = pool.submit(_download, client, ref.path, ld, cs, events.put, cancel, live)
+                f = pool.submit(_download, client, ref.path, ld, cs, events.put, cancel, live, pipes[ld.digest])
                 f.add_done_callback(lambda _f: events.put(None))
                 futures[ld.digest] = f
             if len(need) > PARALLEL:
@@ -249,6 +349,21 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
             parent = None
             for i, ld in enumerate(ldescs):
                 fut = futures.get(ld.digest)
+                snap = None
+                pipe = pipes.pop(ld.digest, None)
+                if pipe is not None and not have_snap[i]:
+                    # unpack while it downloads: the bytes as they arrive, EOF once the digest is verified
+                    while not events.empty():
+                        ev = events.get_nowait()
+                        if ev is not None:
+                            yield ev
+                    yield Progress("layer", "Extracting", _short(ld.digest), 0, ld.size)
+                    try:
+                        snap = ss.apply_layer(parent, pipe, expected_diff_id=diff_ids[i])  # type: ignore[arg-type]
+                    except Exception:  # noqa: BLE001 - a retried download, a spilled buffer, a bad blob:
+                        snap = None    # the stored blob (verified below) is unpacked again and says what failed
+                    finally:
+                        pipe.detach()
                 if fut is not None:
                     while not fut.done():
                         ev = events.get()
@@ -260,9 +375,10 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
                     if ev is not None:
                         yield ev
                 if not have_snap[i]:
-                    yield Progress("layer", "Extracting", _short(ld.digest), 0, ld.size)
-                    with cs.open(ld.digest) as fh:
-                        snap = ss.apply_layer(parent, fh, expected_diff_id=diff_ids[i])
+                    if snap is None:
+                        yield Progress("layer", "Extracting", _short(ld.digest), 0, ld.size)
+                        with cs.open(ld.digest) as fh:
+                            snap = ss.apply_layer(parent, fh, expected_diff_id=diff_ids[i])
                     yield Progress("layer", "Pull complete", _short(ld.digest))
                     parent = snap.chain_id
                 else:
@@ -270,6 +386,8 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
                 records.append(LayerRecord(ld.digest, diff_ids[i], ld.size, ld.media_type or oci.OCI_LAYER))
         except BaseException:
             cancel.set()
+            for p in pipes.values():
+                p.detach()
             for r in list(live):
                 try:
                     r.shutdown()
@@ -302,8 +420,22 @@ def oci_config_max() -> int:
 
 
 def _download(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any, emit: Callable[[Progress], None],
-              cancel: threading.Event, live: set[Any]) -> None:
-    """Fetch one blob into the content store, verified; retried a few times on transient failures."""
+              cancel: threading.Event, live: set[Any], pipe: _Pipe | None = None) -> None:
+    """Fetch one blob into the content store, verified; retried a few times on transient failures. The bytes
+    are also fed to ``pipe`` (the unpacking that follows the download), which ends once the digest is verified
+    and breaks when an attempt fails after it got bytes."""
+    ok = False
+    try:
+        _download_attempts(client, repo, ld, cs, emit, cancel, live, pipe)
+        ok = True
+    finally:
+        if pipe is not None:
+            pipe.close(ok)
+
+
+def _download_attempts(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any,
+                       emit: Callable[[Progress], None], cancel: threading.Event, live: set[Any],
+                       pipe: _Pipe | None) -> None:
     from dockyard.images.registry import import_urllib3
 
     urllib3 = import_urllib3()
@@ -315,7 +447,8 @@ def _download(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any, em
             try:
                 if cancel.is_set():
                     raise _Cancelled()
-                body = _Counting(r, lambda n: emit(Progress("layer", "Downloading", sid, n, ld.size)), cancel)
+                body = _Counting(r, lambda n: emit(Progress("layer", "Downloading", sid, n, ld.size)), cancel,
+                                 pipe)
                 cs.ingest(body, expected_digest=ld.digest, expected_size=ld.size)  # type: ignore[arg-type]
             finally:
                 live.discard(r)
@@ -337,6 +470,8 @@ def _download(client: RegistryClient, repo: str, ld: oci.Descriptor, cs: Any, em
             if e.status < 500:
                 raise
             err = e
+        if pipe is not None:
+            pipe.restart()
         if attempt == ATTEMPTS:
             raise SystemFailure(f"downloading {ld.digest}: {_err_text(err)} (after {ATTEMPTS} attempts)")
         emit(Progress("layer", f"Retrying in {attempt} second{'s' if attempt > 1 else ''}", sid))
@@ -409,14 +544,51 @@ def _push_image(client: RegistryClient, cs: Any, ref: Reference, im: Any, mounts
         raise CorruptContent(f"the stored manifest of image {im.short_id} is damaged") from None
     for ld in reversed(ldescs):
         yield Progress("layer", "Preparing", _short(ld.digest))
-    done: set[str] = set()
+    blobs: dict[str, tuple[oci.Descriptor, bool]] = {}
     for ld in reversed(ldescs):
-        if ld.digest in done:
-            continue
-        yield from _push_blob(client, cs, ref, ld, mounts, show=True)
-        done.add(ld.digest)
-    yield from _push_blob(client, cs, ref, cdesc, mounts, show=False)
+        blobs.setdefault(ld.digest, (ld, True))
+    blobs.setdefault(cdesc.digest, (cdesc, False))
+    yield from _push_blobs(client, cs, ref, list(blobs.values()), mounts)
     return client.put_manifest(ref.path, tag or mdigest, mraw, media), mraw
+
+
+def _push_blobs(client: RegistryClient, cs: Any, ref: Reference, blobs: list[tuple[oci.Descriptor, bool]],
+                mounts: dict[str, list[str]]) -> Iterator[Progress]:
+    """Upload ``blobs`` (descriptor, shown) PUSH_PARALLEL at a time (Docker's max-concurrent-uploads); the first
+    failure stops the others and is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client._endpoint()  # the scheme is probed once, before the workers share the client
+    events: queue.Queue[Progress | None] = queue.Queue()
+
+    def one(d: oci.Descriptor, show: bool) -> None:
+        for ev in _push_blob(client, cs, ref, d, mounts, show):
+            events.put(ev)
+
+    with ThreadPoolExecutor(max_workers=PUSH_PARALLEL, thread_name_prefix="push") as pool:
+        futures = [pool.submit(one, d, show) for d, show in blobs]
+        for f in futures:
+            f.add_done_callback(lambda _f: events.put(None))
+        try:
+            pending = len(futures)
+            while pending:
+                ev = events.get()
+                if ev is None:
+                    pending -= 1
+                    if any(f.done() and f.exception() is not None for f in futures):
+                        break
+                else:
+                    yield ev
+            while not events.empty():
+                ev = events.get_nowait()
+                if ev is not None:
+                    yield ev
+        finally:
+            for f in futures:
+                f.cancel()
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()  # type: ignore[misc]
 
 
 def _mount_sources(ist: Any, ref: Reference) -> dict[str, list[str]]:

@@ -164,6 +164,15 @@ def _is_loopback(name: str) -> bool:
         return False
 
 
+def _bare_tls_context() -> Any:
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 _SCHEMES: dict[str, str] = {}   # host -> "https://host" or "http://host" found by a probe, for this process
 
 
@@ -216,9 +225,9 @@ class RegistryClient:
 
     def __init__(self, host: str, config: RegistryConfig, creds: authmod.Credentials | None = None,
                  scopes: Iterable[str] = (), endpoint: str | None = None) -> None:
-        import ssl
+        import threading
 
-        urllib3 = import_urllib3()
+        import_urllib3()
         self.host = host
         self.config = config
         self.creds = creds
@@ -228,17 +237,9 @@ class RegistryClient:
         self.tokens = authmod.TokenCache()
         self._auth: str | None = None          # Authorization header once a challenge was met
         self._challenge: authmod.Challenge | None = None
-        ca, cert, key = config.tls_files(host)
-        ctx = ssl.create_default_context()
-        if ca:
-            ctx.load_verify_locations(cafile=ca)
-        if cert and key:
-            ctx.load_cert_chain(cert, key)
-        self._ctx = ctx
-        self.pool = urllib3.PoolManager(num_pools=8, maxsize=8, ssl_context=ctx, retries=False,
-                                        timeout=urllib3.Timeout(connect=15, read=120),
-                                        headers={"User-Agent": USER_AGENT})
-        self._insecure_pool: urllib3.PoolManager | None = None
+        self._pools: dict[str, urllib3.PoolManager] = {}   # http / verified / any-cert, made on first use
+        self._pools_lock = threading.Lock()
+        self._auth_lock = threading.Lock()
         if endpoint:
             self.base: str | None = endpoint.rstrip("/")
         else:
@@ -266,19 +267,41 @@ class RegistryClient:
     # ---- transport -------------------------------------------------------------------------------------
 
     def _pool_for(self, url: str) -> urllib3.PoolManager:
-        if self.skip_verify and url.startswith("https://") and _same_origin(url, f"https://{self.host}"):
-            if self._insecure_pool is None:
-                import ssl
+        """The pool for ``url``: plain HTTP needs no TLS context (loading the system CAs costs ~0.1 s), the
+        registry's own origin when listed insecure accepts any certificate, everything else is verified against
+        the system CAs plus the registry's certs.d files."""
+        if url.startswith("http://"):
+            kind = "http"
+        elif self.skip_verify and _same_origin(url, f"https://{self.host}"):
+            kind = "any-cert"
+        else:
+            kind = "verified"
+        pool = self._pools.get(kind)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._pools.get(kind) or self._make_pool(kind)
+                self._pools[kind] = pool
+        return pool
 
-                urllib3 = import_urllib3()
-                ctx = ssl.create_default_context()
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-                self._insecure_pool = urllib3.PoolManager(
-                    num_pools=8, maxsize=8, ssl_context=ctx, retries=False,
-                    timeout=urllib3.Timeout(connect=15, read=120), headers={"User-Agent": USER_AGENT})
-            return self._insecure_pool
-        return self.pool
+    def _make_pool(self, kind: str) -> urllib3.PoolManager:
+        import ssl
+
+        urllib3 = import_urllib3()
+        ctx: ssl.SSLContext | None = None
+        if kind == "verified":
+            ctx = ssl.create_default_context()
+            ca, cert, key = self.config.tls_files(self.host)
+            if ca:
+                ctx.load_verify_locations(cafile=ca)
+            if cert and key:
+                ctx.load_cert_chain(cert, key)
+        elif kind == "any-cert":
+            ctx = _bare_tls_context()
+            _ca, cert, key = self.config.tls_files(self.host)
+            if cert and key:
+                ctx.load_cert_chain(cert, key)
+        return urllib3.PoolManager(num_pools=8, maxsize=8, ssl_context=ctx, retries=False,
+                                   timeout=urllib3.Timeout(connect=15, read=120), headers={"User-Agent": USER_AGENT})
 
     def _endpoint(self) -> str:
         """``https://host``; for an insecure registry (listed, or loopback) HTTPS is probed once per process and
@@ -293,23 +316,25 @@ class RegistryClient:
         if known:
             self.base = known
             return known
-        urllib3 = import_urllib3()
-        url = f"https://{self.host}/v2/"
-        try:
-            r = self._pool_for(url).request("GET", url, redirect=False, timeout=urllib3.Timeout(connect=5, read=10))
-            r.drain_conn()
-            self.base = f"https://{self.host}"
-        except urllib3.exceptions.HTTPError as e:
-            cert = _cert_error(e)
-            if cert is not None:
-                raise SystemFailure(f'Get "{url}": tls: failed to verify certificate: {cert} (trust its CA in '
-                                    f'certs.d/{self.host}/ca.crt, or list it in insecure-registries)') from None
-            self.base = f"http://{self.host}"
-            if isinstance(e, urllib3.exceptions.NewConnectionError) or \
-                    isinstance(getattr(e, "reason", None), urllib3.exceptions.NewConnectionError):
-                return self.base  # nothing listens: the HTTP attempt reports it; not remembered
+        self.base = f"https://{self.host}" if self._speaks_tls() else f"http://{self.host}"
         _SCHEMES[self.host] = self.base
         return self.base
+
+    def _speaks_tls(self) -> bool:
+        """Whether the registry answers a TLS handshake (a bare one: no CA bundle loaded for a plain-HTTP
+        registry; the certificate is checked by the requests that follow)."""
+        import socket
+        import ssl
+
+        u = urllib.parse.urlsplit(f"https://{self.host}")
+        try:
+            with socket.create_connection((u.hostname or "", u.port or 443), timeout=5) as sock:
+                with _bare_tls_context().wrap_socket(sock, server_hostname=u.hostname):
+                    return True
+        except ssl.SSLError:
+            return False
+        except OSError:
+            return False  # nothing listens: the HTTP request reports it
 
     def _raw(self, method: str, url: str, headers: dict[str, str], body: Any = None,
              stream: bool = False, redirect: bool = True) -> urllib3.BaseHTTPResponse:
@@ -321,7 +346,11 @@ class RegistryClient:
         except urllib3.exceptions.HTTPError as e:
             cert = _cert_error(e)
             if cert is not None:
-                raise SystemFailure(f'{method.title()} "{url}": tls: failed to verify certificate: {cert}') from None
+                hint = ""
+                if _same_origin(url, f"https://{self.host}"):
+                    hint = f" (trust its CA in certs.d/{self.host}/ca.crt, or list it in insecure-registries)"
+                raise SystemFailure(f'{method.title()} "{url}": tls: failed to verify certificate: {cert}'
+                                    f'{hint}') from None
             raise SystemFailure(_net_error(method, url, e)) from None
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None,
@@ -331,11 +360,18 @@ class RegistryClient:
         A status outside ``ok`` raises RegistryError (``what`` names the object in the message)."""
         full = url or (self._endpoint() + path)
         want = merge_scopes(list(self.scopes) + list(scopes))
+        sent: str | None = None
         for attempt in range(2):
             h = dict(headers or {})
-            auth = self._authorization(want) if attempt == 0 else self._answer(want)
+            if attempt == 0:
+                auth = self._authorization(want)
+            else:
+                with self._auth_lock:  # parallel requests met the same challenge: one token for all of them
+                    cached = self._authorization(want)
+                    auth = cached if cached and cached != sent else self._answer(want)
             if auth and _same_origin(full, self._endpoint()):
                 h["Authorization"] = auth
+            sent = h.get("Authorization")
             r = self._raw(method, full, h, body, stream=stream, redirect=redirect)
             if r.status == 401 and attempt == 0:
                 self._challenge = authmod.parse_challenge(r.headers.get("WWW-Authenticate", "") or "")
