@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 import tarfile
 
 import pytest
@@ -68,3 +69,54 @@ def test_volumes_networks_build(client) -> None:
     assert any("Successfully built" in x.get("stream", "") for x in logs)
     assert client.containers.run(tag, remove=True) == b"built\n"
     client.images.remove(tag)
+
+
+def test_attach_socket(client) -> None:
+    """``APIClient.attach_socket``: the hijacked connection carries stdin in and multiplexed stdout/stderr out."""
+    from docker.utils.socket import frames_iter
+
+    c = client.containers.run("busybox", ["sh", "-c", "while read l; do echo out:$l; echo err:$l >&2; done"],
+                              detach=True, stdin_open=True, name=name())
+    try:
+        s = client.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        sock = getattr(s, "_sock", s)
+        sock.settimeout(20)
+        sock.sendall(b"ping\n")
+        got: dict[int, bytes] = {1: b"", 2: b""}
+        frames = frames_iter(s, tty=False)
+        while b"out:ping\n" not in got[1] or b"err:ping\n" not in got[2]:
+            stream, data = next(frames)
+            got[stream] += data
+        assert got == {1: b"out:ping\n", 2: b"err:ping\n"}, got
+        sock.shutdown(1)  # stdin closed: the loop's read ends and the container exits
+        assert c.wait(timeout=20)["StatusCode"] == 0
+        s.close()
+    finally:
+        c.remove(force=True)
+
+
+def test_wait_removed_by_another_client(client, svc: Service) -> None:
+    """``wait?condition=removed`` ends when the container is removed, here by the dockyard CLI on the same root
+    (the service learns it from the events log)."""
+    import subprocess
+    import threading
+    import time
+
+    from tests.conftest import DOCKYARD
+
+    c = client.containers.create("busybox", ["true"], name=name())
+    out: list[Any] = []
+    t = threading.Thread(target=lambda: out.append(client.api.wait(c.id, condition="removed", timeout=30)))
+    t.start()
+    try:
+        c.start()
+        c.wait(timeout=20)
+        assert t.is_alive()  # exited, not removed
+        t0 = time.monotonic()
+        subprocess.run([DOCKYARD, "--root", str(svc.root), "rm", c.id], check=True, capture_output=True)
+        t.join(20)
+        assert not t.is_alive() and out[0]["StatusCode"] == 0, out
+        assert time.monotonic() - t0 < 5
+    finally:
+        subprocess.run([DOCKYARD, "--root", str(svc.root), "rm", "-f", c.id], capture_output=True)
+        t.join(1)

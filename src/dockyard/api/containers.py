@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 from dockyard.api.server import Hijack, Reply, Request, StreamReply
@@ -149,8 +148,9 @@ def _start(api: Any, c: Any) -> None:
         return
     with api.lock:
         pending = api.pending_attach.pop(c.id, [])
-        waiters = api.started.pop(c.id, [])
     local.start(api.store, c, wait_attach=bool(pending), spawner=ProcessSpawner(api.root))
+    with api.lock:  # after the start: a next-exit waiter that registered while it ran is told too
+        waiters = api.started.pop(c.id, [])
     for i, (fut, loop) in enumerate(pending + waiters):  # the first attached client sends START
         loop.call_soon_threadsafe(lambda f=fut, v=(i == 0 and bool(pending)): f.done() or f.set_result(v))
 
@@ -252,16 +252,21 @@ async def wait(api: Any, req: Request, id: str) -> StreamReply:
         raise InvalidArgument(f"invalid condition: {cond!r}")
     c = await asyncio.to_thread(_c, api, id)
     fut = None
-    if cond in ("next-exit", "removed") and not c.running or (cond == "next-exit" and c.running):
+    if cond == "next-exit" and not c.running and c.state in ("created", "exited"):
         loop = asyncio.get_running_loop()
-        if not c.running and c.state in ("created", "exited"):
-            fut = loop.create_future()
-            with api.lock:
-                api.started.setdefault(c.id, []).append((fut, loop))
+        fut = loop.create_future()
+        with api.lock:
+            api.started.setdefault(c.id, []).append((fut, loop))
+        now = await asyncio.to_thread(_c, api, id)
+        if (now.started != c.started or now.running) and not fut.done():
+            fut.set_result(True)  # started between the first read and the registration: that start counts
 
     def body() -> Any:
         yield b""  # the head goes out now: docker run starts the container only once it has it
-        code = _wait_blocking(api, c, cond, fut)
+        if cond == "removed":  # on the events log: the exit (die's exitCode) and then the removal
+            code = _until_removed(api, c)
+        else:
+            code = _wait_blocking(api, c, cond, fut)
         yield json.dumps({"StatusCode": code, "Error": None}).encode()
 
     return StreamReply(body())
@@ -275,9 +280,6 @@ def _wait_blocking(api: Any, c: Any, cond: str, fut: Any) -> int:
 
         cf: concurrent.futures.Future[Any] = concurrent.futures.Future()
         fut.add_done_callback(lambda f: cf.set_result(True))
-        if cond == "removed" and c.state == "exited":
-            # an exited container waited for removal: its rm will come from elsewhere; poll its row gently
-            return _until_removed(api, c)
         cf.result()
     code = streams.wait_exit(c.id)
     try:
@@ -286,20 +288,37 @@ def _wait_blocking(api: Any, c: Any, cond: str, fut: Any) -> int:
         return code if code is not None else (c.exit_code or 0)
     if code is None:  # no monitor: the row has the status
         code = c2.exit_code or 0
-    if cond == "removed" and c2 is not None:
-        return _until_removed(api, c2, code)
     return code
 
 
-def _until_removed(api: Any, c: Any, code: int | None = None) -> int:
-    delay = 0.01
-    while True:
+def _until_removed(api: Any, c: Any) -> int:
+    """Block until the container's row is gone, on the events log (whoever removes it, this service or the CLI):
+    ``die`` gives the exit code, ``destroy`` ends the wait. The row is checked again once the log is being
+    followed and every few seconds in case an event could not be written."""
+    from dockyard.engine import events
+
+    code = c.exit_code or 0
+
+    def gone() -> bool:
+        nonlocal code
         try:
-            c = _c(api, c.id)
+            code = _c(api, c.id).exit_code or 0
         except NotFound:
-            return code if code is not None else (c.exit_code or 0)
-        time.sleep(delay)  # removal by another client has no event to wait on yet
-        delay = min(delay * 2, 0.5)
+            return True
+        return False
+
+    idle = 0
+    # the first item comes once the follower has taken the log's end: a removal from then on is seen
+    for e in events.follow(api.store, filters={"container": [c.id], "event": ["die", "destroy"]}, heartbeat=True):
+        if e is not None and e.action == "die":
+            code = int(e.attributes.get("exitCode", code) or 0)
+        elif e is not None:
+            return code
+        else:
+            idle += 1
+            if idle % 25 == 1 and gone():
+                return code
+    return code
 
 
 async def attach(api: Any, req: Request, id: str) -> Hijack:
