@@ -38,9 +38,10 @@ class Host:
     def __init__(self, ns: str, addr: str, root: Path, store: str) -> None:
         self.ns, self.addr, self.root, self.store = ns, addr, root, store
 
-    def dy(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(["nsenter", f"--net=/run/netns/{self.ns}", DOCKYARD, "--root", str(self.root),
-                               "--cluster-store", self.store, "--cluster-advertise", self.addr, *args],
+    def dy(self, *args: str, timeout: float = 60, flags: bool = True) -> subprocess.CompletedProcess:
+        cl = ["--cluster-store", self.store, "--cluster-advertise", self.addr] if flags else []
+        return subprocess.run(["nsenter", f"--net=/run/netns/{self.ns}", DOCKYARD, "--root", str(self.root), *cl,
+                               *args],
                               capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "DOCKYARD_OVERLAY_TTL": "4"})
 
@@ -56,8 +57,11 @@ class Host:
         return sh("ip", "netns", "exec", self.ns, "nft", "list", "tables").stdout
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, busybox_tar: Path):
+@pytest.fixture(scope="module")
+def cluster_env(tmp_path_factory: pytest.TempPathFactory, busybox_tar: Path):
+    """The three hosts and etcd, made once for the module (each test leaves no container or overlay behind:
+    ``cluster`` below makes sure of it)."""
+    tmp_path = tmp_path_factory.mktemp("overlay")
     tag = f"{os.getpid() % 10000:04d}{random.randrange(100):02d}"
     net = random.randrange(100, 250)
     br = f"ovt{tag}"
@@ -126,6 +130,24 @@ def cluster(tmp_path: Path, busybox_tar: Path):
         if etcd is not None:
             etcd.terminate()
             etcd.wait(timeout=20)
+
+
+@pytest.fixture
+def cluster(cluster_env):
+    """The module's cluster; at teardown, even on failure, every container of every host and every overlay are
+    removed, so that the next test starts from an empty cluster."""
+    yield cluster_env
+    hosts, kv = cluster_env[0], cluster_env[1]
+    for h in hosts:
+        ids = h.dy("ps", "-aq").stdout.split()
+        if ids:
+            h.dy("rm", "-f", *ids, timeout=120)
+    for h in hosts:
+        for name in h.dy("network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}}").stdout.split():
+            h.dy("network", "rm", name)
+    for h in hosts:  # mirrors of removed overlays leave on the next read
+        h.dy("network", "ls")
+    wait_for(lambda: kv.count_prefix("/dockyard/") == 0, timeout=30, what="no etcd record left")
 
 
 def _ping(h: Host, cname: str, target: str, count: int = 1) -> bool:
@@ -246,3 +268,181 @@ def test_overlay_without_etcd(cluster) -> None:
     h2.ok("rm", "-f", "b")
     h2.ok("network", "rm", "ovx")
     wait_for(lambda: kv.count_prefix("/dockyard/") == 0, timeout=20, what="no etcd record left")
+
+
+def _ip(h: Host, cname: str, net: str) -> str:
+    return json.loads(h.ok("inspect", cname))[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+
+
+def _get(h: Host, url: str) -> str:
+    """An HTTP GET from the host's own namespace (not from a container)."""
+    return subprocess.run(["nsenter", f"--net=/run/netns/{h.ns}", "curl", "-s", "-m", "3", url],
+                          capture_output=True, text=True, timeout=20).stdout
+
+
+def test_overlay_publish_on_own_host(cluster) -> None:
+    """-p on an overlay container publishes on the host it runs on, and only there."""
+    hosts, _kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    h1.ok("network", "create", "-d", "overlay", "--attachable", "ovp")
+    h2.ok("run", "-d", "--name", "web", "-p", "18080:8080", "--network", "ovp", "busybox", "sh", "-c",
+          "mkdir -p /w && echo published-overlay > /w/index.html && httpd -f -p 8080 -h /w")
+    url = f"http://{h2.addr}:18080/"
+    wait_for(lambda: "published-overlay" in _get(h2, url), timeout=20, what="published port on its own host")
+    assert "published-overlay" in _get(h1, url)  # reached from another host through the underlay
+    assert "published-overlay" not in _get(h2, f"http://{h1.addr}:18080/")  # not published on host 1
+    assert json.loads(h2.ok("inspect", "web"))[0]["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"] == "18080"
+
+
+def test_overlay_internal_has_no_outbound_route(cluster) -> None:
+    """--internal: containers on different hosts reach each other, nothing outside the overlay."""
+    hosts, _kv, br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    h1.ok("network", "create", "-d", "overlay", "--internal", "--attachable", "ovi")
+    assert json.loads(h2.ok("network", "inspect", "ovi"))[0]["Internal"] is True
+    h1.ok("run", "-d", "--name", "i1", "--network", "ovi", "busybox", "sleep", "300")
+    h2.ok("run", "-d", "--name", "i2", "--network", "ovi", "busybox", "sleep", "300")
+    wait_for(lambda: _ping(h1, "i1", "i2"), timeout=20, what="i1 -> i2 across hosts")
+    routes = h1.ok("exec", "i1", "ip", "route")
+    assert "default" not in routes, routes
+    underlay = h1.addr.rpartition(".")[0]
+    p = h1.dy("exec", "i1", "ping", "-c", "1", "-W", "1", f"{underlay}.1")  # the etcd host, outside the overlay
+    assert p.returncode != 0 and "unreachable" in (p.stdout + p.stderr).lower(), p.stdout + p.stderr
+    assert not _ping(h1, "i1", h2.addr)  # nor another host's underlay address
+
+
+def test_overlay_connect_disconnect_running(cluster) -> None:
+    """network connect/disconnect of a running container: reached across hosts by name, then gone everywhere."""
+    hosts, kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    nid = h1.ok("network", "create", "-d", "overlay", "--attachable", "ovc").strip()
+    h2.ok("run", "-d", "--name", "peer", "--network", "ovc", "busybox", "sleep", "300")
+    h1.ok("run", "-d", "--name", "late", "busybox", "sleep", "300")  # on the host's default bridge
+    h1.ok("network", "connect", "--alias", "latecomer", "ovc", "late")
+    ip = _ip(h1, "late", "ovc")
+    assert "mtu 1450" in h1.ok("exec", "late", "ip", "link", "show", "eth1")
+    peer_ip = _ip(h2, "peer", "ovc")  # (late started on the default bridge: no embedded DNS, as in Docker)
+    wait_for(lambda: _ping(h1, "late", peer_ip), timeout=20, what="connected container reaches across hosts")
+    wait_for(lambda: _ping(h2, "peer", "latecomer"), timeout=20, what="connected container reached by alias")
+    assert kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 2
+    h1.ok("network", "disconnect", "ovc", "late")
+    assert "ovc" not in json.loads(h1.ok("inspect", "late"))[0]["NetworkSettings"]["Networks"]
+    assert kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 1
+    assert kv.get(f"/dockyard/overlay/ip/{nid}/{ip}") is None
+    wait_for(lambda: not _ping(h2, "peer", ip), timeout=20, what="disconnected container unreachable")
+    assert h2.dy("exec", "peer", "nslookup", "latecomer").returncode != 0
+    # connected again: works again (its kernel side on host 1 was torn down and is made anew)
+    h1.ok("network", "connect", "ovc", "late")
+    wait_for(lambda: _ping(h2, "peer", "late") and _ping(h1, "late", peer_ip), timeout=20, what="reconnected")
+
+
+def test_overlay_not_attachable_refused(cluster) -> None:
+    """An overlay made without --attachable cannot be joined by run or network connect: one line, no record."""
+    hosts, kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    nid = h1.ok("network", "create", "-d", "overlay", "ovn").strip()
+    assert json.loads(h2.ok("network", "inspect", "ovn"))[0]["Attachable"] is False
+    p = h2.dy("run", "--rm", "--network", "ovn", "busybox", "true")
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert p.returncode != 0 and len(lines) == 1 and "not manually attachable" in lines[0], p.stderr
+    h2.ok("run", "-d", "--name", "x", "busybox", "sleep", "300")
+    p = h2.dy("network", "connect", "ovn", "x")
+    assert p.returncode != 0 and "not manually attachable" in p.stderr, p.stderr
+    assert kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 0
+    assert kv.count_prefix(f"/dockyard/overlay/ip/{nid}/") == 0
+    assert "vxlan" not in sh("ip", "netns", "exec", h2.ns, "ip", "-d", "-o", "link").stdout
+
+
+def test_overlay_cluster_from_daemon_json(cluster) -> None:
+    """cluster-store and cluster-advertise read from <root>/daemon.json when no flag or variable is given."""
+    hosts, _kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    p = h2.dy("network", "create", "-d", "overlay", "ovd", flags=False)
+    assert p.returncode != 0 and "cluster store" in p.stderr
+    cfg = h2.root / "daemon.json"
+    cfg.write_text(json.dumps({"cluster-store": h2.store, "cluster-advertise": h2.addr}))
+    try:
+        h1.ok("network", "create", "-d", "overlay", "--attachable", "ovd")
+        p = h2.dy("network", "ls", "--format", "{{.Name}} {{.Driver}}", flags=False)
+        assert p.returncode == 0 and "ovd overlay" in p.stdout, p.stderr
+        p = h2.dy("run", "-d", "--name", "dj", "--network", "ovd", "busybox", "sleep", "300", flags=False)
+        assert p.returncode == 0, p.stderr
+        h1.ok("run", "-d", "--name", "dk", "--network", "ovd", "busybox", "sleep", "300")
+        wait_for(lambda: h2.dy("exec", "dj", "ping", "-c", "1", "-W", "1", "dk", flags=False).returncode == 0,
+                 timeout=20, what="daemon.json host reaches the other by name")
+        rec = json.loads(h1.ok("network", "inspect", "ovd"))[0]
+        assert rec["Scope"] == "global"
+        cfg.write_text(json.dumps({"cluster-store": 5}))
+        p = h2.dy("network", "ls", flags=False)
+        lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+        assert p.returncode != 0 and len(lines) == 1 and "daemon.json" in lines[0], p.stderr
+    finally:
+        cfg.unlink()
+
+
+def test_overlay_concurrent_overlapping_creates(cluster) -> None:
+    """Two hosts create overlays with overlapping but different subnets at the same moment: exactly one wins."""
+    hosts, kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    for round_ in range(4):
+        def create(h: Host, name: str, subnet: str) -> subprocess.Popen:
+            return subprocess.Popen(["nsenter", f"--net=/run/netns/{h.ns}", DOCKYARD, "--root", str(h.root),
+                                     "--cluster-store", h.store, "--cluster-advertise", h.addr, "network", "create",
+                                     "-d", "overlay", "--subnet", subnet, name],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        a = create(h1, f"race{round_}a", f"10.77.{round_}.0/24")
+        b = create(h2, f"race{round_}b", f"10.77.{round_}.0/23" if round_ % 2 == 0 else f"10.77.{round_ - 1}.0/23")
+        ra, rb = a.communicate(timeout=60), b.communicate(timeout=60)
+        codes = sorted([a.returncode, b.returncode])
+        assert codes[0] == 0 and codes[1] != 0, (ra, rb)
+        loser = ra if a.returncode else rb
+        assert "overlaps" in loser[1], loser
+        assert kv.count_prefix("/dockyard/overlay/net/") == 1
+        h1.ok("network", "rm", f"race{round_}a" if a.returncode == 0 else f"race{round_}b")
+        assert kv.count_prefix("/dockyard/overlay/net/") == 0
+
+
+def test_overlay_create_race_forced(cluster) -> None:
+    """Both creates read the cluster's networks before either claims (a barrier after the read, real etcd): the
+    overlapping-yet-different subnets are still caught, one create wins and the other says the pool overlaps."""
+    import threading
+    from types import SimpleNamespace
+
+    from dockyard.errors import Conflict
+    from dockyard.network import overlay
+    from dockyard.network.etcd import Etcd
+
+    hosts, kv, _br, _etcd = cluster
+    barrier = threading.Barrier(2, timeout=20)
+    waited: set[int] = set()
+
+    class ReadThenWait(Etcd):
+        def range_prefix(self, prefix: str):  # type: ignore[override]
+            out = super().range_prefix(prefix)
+            if prefix.endswith("/net/") and threading.get_ident() not in waited:
+                waited.add(threading.get_ident())
+                barrier.wait()
+            return out
+
+    results: dict[str, str] = {}
+
+    def create(name: str, subnet: str) -> None:
+        try:
+            results[name] = "ok " + overlay.create(str(hosts[0].root), name, subnet, "", False, False, {}, {})
+        except Conflict as e:
+            results[name] = "conflict " + str(e)
+
+    orig = overlay.cluster
+    overlay.cluster = lambda root: SimpleNamespace(kv=ReadThenWait(hosts[0].store), url=hosts[0].store,  # type: ignore
+                                                   advertise=hosts[0].addr)
+    try:
+        ts = [threading.Thread(target=create, args=a) for a in (("wide", "10.78.0.0/16"), ("narrow", "10.78.5.0/24"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+    finally:
+        overlay.cluster = orig
+    assert sorted(v.split()[0] for v in results.values()) == ["conflict", "ok"], results
+    assert any("overlaps" in v for v in results.values()), results
+    assert kv.count_prefix("/dockyard/overlay/net/") == 1

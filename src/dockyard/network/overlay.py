@@ -102,17 +102,30 @@ def names(net_id: str) -> tuple[str, str]:
 def create(root: str, name: str, subnet: str, gateway: str, attachable: bool, internal: bool,
            labels: dict[str, str], options: dict[str, str]) -> str:
     """Record a new overlay in the cluster store; its ID. Conflict for a taken name or subnet."""
+    cl = cluster(root)
+    if cl is None:
+        raise InvalidArgument("network driver overlay needs a cluster store: --cluster-store etcd://HOST:PORT "
+                              "and --cluster-advertise ADDRESS")
+    for _ in range(20):
+        nid = _create_once(cl.kv, name, subnet, gateway, attachable, internal, labels, options)
+        if nid:
+            return nid
+    raise SystemFailure(f"cluster store {cl.url}: network create kept racing with other creates; try again")
+
+
+def _create_once(kv: Etcd, name: str, subnet: str, gateway: str, attachable: bool, internal: bool,
+                 labels: dict[str, str], options: dict[str, str]) -> str:
+    """One read-check-claim round of ``create``: its ID, or "" when another create changed the networks between
+    the read and the claim. The claim's transaction compares the whole ``net/`` range with the read's revision, so
+    a concurrent create of an overlapping (not only the same) subnet, a taken name or VNI make it fail and the
+    caller reads again (the next round raises the conflict)."""
     from dockyard.ids import new_id
     from dockyard.network import etcd as e
     from dockyard.network.netlink import host_routes
     from dockyard.network.store import _mask, int2ip, ip2int, overlaps, parse_cidr
 
-    cl = cluster(root)
-    if cl is None:
-        raise InvalidArgument("network driver overlay needs a cluster store: --cluster-store etcd://HOST:PORT "
-                              "and --cluster-advertise ADDRESS")
-    kv = cl.kv
-    nets = [json.loads(v) for _, v in kv.range_prefix(P + "net/")[0]]
+    kvs, rev = kv.range_prefix(P + "net/")
+    nets = [json.loads(v) for _, v in kvs]
     if any(n["name"] == name for n in nets):
         raise Conflict(f"network with name {name} already exists")
     used = [parse_cidr(n["subnet"]) for n in nets]
@@ -138,22 +151,20 @@ def create(root: str, name: str, subnet: str, gateway: str, attachable: bool, in
     else:
         gateway = int2ip(sn[0] + 1)
     vnis = {int(n["vni"]) for n in nets}
+    vni = next((v for v in range(VNI_BASE + 1, 1 << 24) if v not in vnis), 0)
+    if not vni:
+        raise Conflict("no free VXLAN network identifier")
     nid = new_id()
-    for vni in range(VNI_BASE + 1, 1 << 24):
-        if vni in vnis:
-            continue
-        rec = {"id": nid, "name": name, "subnet": subnet, "gateway": gateway, "vni": vni, "attachable": attachable,
-               "internal": internal, "labels": labels, "options": options, "created": time.time()}
-        keys = {P + "name/" + name: nid, P + "vni/" + str(vni): nid, P + "subnet/" + subnet.replace("/", "_"): nid}
-        if kv.txn([e.absent(k) for k in keys], [e.put_op(P + "net/" + nid, json.dumps(rec))] +
-                  [e.put_op(k, v) for k, v in keys.items()]):
-            return nid
-        if kv.get(P + "name/" + name) is not None:
-            raise Conflict(f"network with name {name} already exists")
-        if kv.get(P + "subnet/" + subnet.replace("/", "_")) is not None:
-            raise Conflict("invalid pool request: Pool overlaps with other one on this address space")
-        vnis.add(vni)  # taken by a concurrent create: the next one
-    raise Conflict("no free VXLAN network identifier")
+    rec = {"id": nid, "name": name, "subnet": subnet, "gateway": gateway, "vni": vni, "attachable": attachable,
+           "internal": internal, "labels": labels, "options": options, "created": time.time()}
+    keys = {P + "name/" + name: nid, P + "vni/" + str(vni): nid, P + "subnet/" + subnet.replace("/", "_"): nid}
+    # no key under net/ created or changed since the read (a ranged compare; an empty range passes)
+    unchanged = {"key": e._b64(P + "net/"), "range_end": e._b64(e.prefix_end(P + "net/")), "target": "MOD",
+                 "result": "LESS", "mod_revision": str(rev + 1)}
+    if kv.txn([unchanged] + [e.absent(k) for k in keys], [e.put_op(P + "net/" + nid, json.dumps(rec))] +
+              [e.put_op(k, v) for k, v in keys.items()]):
+        return nid
+    return ""
 
 
 def _underlay_mtu(advertise: str) -> int:
