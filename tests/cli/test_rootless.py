@@ -293,3 +293,43 @@ def test_info_says_rootless_and_what_is_missing(busybox_tar: Path) -> None:
         assert "no subordinate id range" in p.stderr and "Traceback" not in p.stderr
     finally:
         u.remove()
+
+
+def test_custom_network_two_containers_reach_each_other_by_name(user: User, tun: None) -> None:
+    """User-defined networks live in the user's own network namespace (bridge, nft, DNS), outward by slirp4netns;
+    -p on such a network is answered on the host's loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = user.run("network", "create", "appnet")
+    assert p.returncode == 0, p.stderr
+    bridge = "dy-" + p.stdout.strip()[:12]
+    p = user.run("run", "-d", "--name", "web", "--network", "appnet", "-p", f"127.0.0.1:{port}:8000", "busybox",
+                 "sh", "-c", "echo hello-by-name > /tmp/index.html; httpd -f -p 8000 -h /tmp")
+    assert p.returncode == 0, p.stderr
+    p = user.run("run", "--rm", "--network", "appnet", "busybox", "sh", "-c",
+                 "for i in $(seq 50); do wget -q -O- http://web:8000/index.html && exit 0; sleep 0.1; done;"
+                 " exit 1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "hello-by-name\n"
+    p = user.run("run", "--rm", "--network", "appnet", "busybox", "nslookup", "web")
+    assert p.returncode == 0, p.stdout + p.stderr  # the embedded DNS server answers in the user's netns
+
+    def get() -> str:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+                return data.decode(errors="replace")
+        except OSError:
+            return ""
+
+    assert "hello-by-name" in wait_for(get, what="the published port on the custom network to answer")
+    assert bridge not in os.listdir("/sys/class/net")  # nothing made on the host: all in the user's netns
+    p = user.run("rm", "-f", "web")
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: not get(), what="the forward to go")
+    p = user.run("network", "rm", "appnet")
+    assert p.returncode == 0, p.stderr

@@ -70,9 +70,16 @@ class Attachment:
         path = f"/proc/{pid}/ns/net"
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _plumb(self.endpoints, fd, path, first=0, mac0=self.mac)
+            _in_netns(_plumb, self.endpoints, fd, path, 0, True, self.mac)
         finally:
             os.close(fd)
+
+
+def _in_netns(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` where the bridges are: the host for root, the user's network namespace when rootless."""
+    from dockyard.network import rootless_netns
+
+    return rootless_netns.run_in(fn, *args)
 
 
 def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, first: int,
@@ -137,10 +144,18 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
     mode = c.spec.network_mode
     if mode in ("host", "none"):
         return None
-    if _ROOTLESS_ENV in os.environ and not mode.startswith("container:"):  # no bridges without root
+    if _ROOTLESS_ENV in os.environ and mode in ("bridge", "default"):  # no host bridge without root
         from dockyard.network import slirp
 
         return slirp.prepare(c, image_config)  # type: ignore[return-value]
+    if _ROOTLESS_ENV in os.environ and not mode.startswith("container:"):  # user-defined: in the user's netns
+        return _in_netns(_prepare, store, c, image_config, find_container)  # type: ignore[no-any-return]
+    return _prepare(store, c, image_config, find_container)
+
+
+def _prepare(store: Store, c: Container, image_config: dict[str, Any],
+             find_container: Callable[[str], Container] | None) -> Attachment:
+    mode = c.spec.network_mode
     att = Attachment(store, c.id)
     att.mac = getattr(c.spec, "mac_address", "") or ""
     if mode.startswith("container:"):
@@ -165,6 +180,10 @@ def prepare(store: Store, c: Container, image_config: dict[str, Any],
         if not (getattr(c.spec, "dns", None) or []):
             att.nameserver = next((net.gateway for net, _, _ in att.endpoints if not net.is_default), None)
         _publish(att, c, image_config)
+        if att.ports and _ROOTLESS_ENV in os.environ:
+            from dockyard.network import rootless_netns
+
+            rootless_netns.forward(c.id, att.ports)
         sync_hosts(store, c.id, *_peers_of(store, c.id))
     except BaseException:
         release(store, c)
@@ -273,7 +292,7 @@ def _publish(att: Attachment, c: Container, image_config: dict[str, Any]) -> Non
             socks.append(s)
             att.ports.append((host_ip, s.getsockname()[1], cport, proto))
         NetworkStore(att.store).add_ports(c.id, net.id, att.ports)
-        firewall.publish(net, [(h, hp, ip, cp, pr) for h, hp, cp, pr in att.ports])
+        firewall.publish(net, [(_fw_ip(h), hp, ip, cp, pr) for h, hp, cp, pr in att.ports])
         _enable_forwarding()
     except BaseException:
         for s in socks:
@@ -282,6 +301,12 @@ def _publish(att: Attachment, c: Container, image_config: dict[str, Any]) -> Non
     for s in socks:  # held by the monitor (across its exec into the slim loop) until release()
         s.set_inheritable(True)
         s.detach()
+
+
+def _fw_ip(host_ip: str) -> str:
+    """The host address a DNAT matches: when rootless, slirp4netns binds the address on the host and every
+    forward arrives at its tap address in the user's netns (``network.rootless_netns``)."""
+    return "" if _ROOTLESS_ENV in os.environ else host_ip
 
 
 def _enable_forwarding() -> None:
@@ -324,10 +349,17 @@ def release(store: Store, c: Container, forget: bool = False, defer: bool = Fals
     returned, for the monitor to delete after it has told its client the exit status (they also vanish with the
     container's network namespace)."""
     if _ROOTLESS_ENV in os.environ:
-        from dockyard.network import slirp
+        from dockyard.network import rootless_netns, slirp
 
         slirp.release(c.id)
-        return []
+        rootless_netns.unforward(c.id)
+        if not NetworkStore(store).endpoints(container_id=c.id):
+            return []
+        return _in_netns(_release, store, c, forget, False)  # type: ignore[no-any-return]
+    return _release(store, c, forget, defer)
+
+
+def _release(store: Store, c: Container, forget: bool, defer: bool) -> list[str]:
     from dockyard.network import firewall
 
     ns = NetworkStore(store)
@@ -344,7 +376,7 @@ def release(store: Store, c: Container, forget: bool = False, defer: bool = Fals
     if ports:
         by_net: dict[str, list[tuple[str, int, str, int, str]]] = {}
         for p in ports:
-            by_net.setdefault(p["network_id"], []).append((p["host_ip"], p["host_port"], "0.0.0.0",
+            by_net.setdefault(p["network_id"], []).append((_fw_ip(p["host_ip"]), p["host_port"], "0.0.0.0",
                                                            p["container_port"], p["proto"]))
         for nid, items in by_net.items():
             if nid in nets:

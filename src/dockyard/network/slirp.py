@@ -87,11 +87,24 @@ def prepare(c: Container, image_config: dict[str, Any]) -> SlirpAttachment:
 
 
 def start(cid: str, pid: int, ports: list[tuple[str, int, int, str]]) -> None:
+    pidfile, sock = _paths(cid)
+    try:
+        launch(pid, pidfile, sock)
+        for host_ip, host_port, cport, proto in ports:
+            _api(sock, {"execute": "add_hostfwd", "arguments": {
+                "proto": proto, "host_addr": host_ip or "0.0.0.0", "host_port": host_port, "guest_port": cport}},
+                f"{host_ip or '0.0.0.0'}:{host_port}/{proto}")
+    except BaseException:
+        release(cid)
+        raise
+
+
+def launch(pid: int, pidfile: str, sock: str) -> None:
+    """slirp4netns for the network namespace of ``pid``, ready (its pid in ``pidfile``, its API on ``sock``)."""
     import select
     import subprocess
     import time
 
-    pidfile, sock = _paths(cid)
     for p in (pidfile, sock):
         try:
             os.unlink(p)
@@ -126,20 +139,15 @@ def start(cid: str, pid: int, ports: list[tuple[str, int, int, str]]) -> None:
         atomic_write(pidfile, f"{proc.pid}\n".encode(), 0o600, durable=False)
         if proc.stderr:
             proc.stderr.close()
-        for host_ip, host_port, cport, proto in ports:
-            _api(sock, {"execute": "add_hostfwd", "arguments": {
-                "proto": proto, "host_addr": host_ip or "0.0.0.0", "host_port": host_port, "guest_port": cport}},
-                f"{host_ip or '0.0.0.0'}:{host_port}/{proto}")
     except BaseException:
         proc.kill()
         proc.wait()
-        release(cid)
         raise
     finally:
         os.close(r)
 
 
-def _api(sock: str, req: dict[str, Any], what: str) -> None:
+def _api(sock: str, req: dict[str, Any], what: str) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
         s.settimeout(5)
         s.connect(sock)
@@ -159,6 +167,7 @@ def _api(sock: str, req: dict[str, Any], what: str) -> None:
         desc = str((reply["error"] or {}).get("desc") or reply["error"])
         raise Conflict(f"cannot publish {what}: {desc} (a rootless user can publish only free ports >= "
                        f"{_unprivileged_port_start()})")
+    return reply if isinstance(reply, dict) else {}
 
 
 def _unprivileged_port_start() -> int:

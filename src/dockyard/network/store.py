@@ -261,8 +261,10 @@ class NetworkStore:
             if kernel:
                 from dockyard.network import bridge as kbridge
 
+                from dockyard.network import rootless_netns
+
                 try:
-                    kbridge.ensure(net)
+                    rootless_netns.run_in(kbridge.ensure, net)  # a rootless user's bridges: in its own netns
                 except BaseException:
                     with self.store.write() as cur:
                         cur.execute("DELETE FROM networks WHERE id=?", (nid,))
@@ -297,7 +299,9 @@ class NetworkStore:
             from dockyard.network import dns
 
             dns.stop(self.store.root, net.id)  # its embedded DNS server (it would leave by itself soon)
-            kbridge.remove(net)
+            from dockyard.network import rootless_netns
+
+            rootless_netns.run_in(kbridge.remove, net)
 
     def update_subnet(self, net: Network, subnet: str) -> Network:
         sn = parse_cidr(subnet)
@@ -385,7 +389,8 @@ class NetworkStore:
             "SELECT p.host_ip, p.host_port, e.ip, p.container_port, p.proto FROM ports p JOIN endpoints e ON"
             " e.network_id=p.network_id AND e.container_id=p.container_id WHERE p.network_id=? AND e.ip IS NOT NULL",
             (network_id,))
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        rootless = "_DOCKYARD_ROOTLESS" in os.environ  # slirp4netns binds the host address (attach._fw_ip)
+        return [("" if rootless else r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     def ports(self, cid: str | None = None) -> list[Any]:
         if cid:
