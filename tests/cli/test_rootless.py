@@ -328,6 +328,15 @@ def test_custom_network_two_containers_reach_each_other_by_name(user: User, tun:
 
     assert "hello-by-name" in wait_for(get, what="the published port on the custom network to answer")
     assert bridge not in os.listdir("/sys/class/net")  # nothing made on the host: all in the user's netns
+    p = user.run("run", "-d", "--name", "other", "busybox", "sleep", "60")  # on the default (slirp4netns)
+    assert p.returncode == 0, p.stderr
+    p = user.run("network", "connect", "appnet", "other")  # live connect, also in the user's netns
+    assert p.returncode == 0, p.stderr
+    p = user.run("exec", "other", "wget", "-q", "-O-", "http://web:8000/index.html")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "hello-by-name\n"
+    p = user.run("network", "disconnect", "appnet", "other")
+    assert p.returncode == 0, p.stderr
     p = user.run("rm", "-f", "web")
     assert p.returncode == 0, p.stderr
     wait_for(lambda: not get(), what="the forward to go")

@@ -427,6 +427,10 @@ def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) ->
 # ---- live connect / disconnect ------------------------------------------------------------------------------------
 def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: str) -> None:
     """``network connect``: remembered for a stopped container, plumbed at once into a running one."""
+    _in_netns(_connect, store, c, net, aliases, ip)
+
+
+def _connect(store: Store, c: Container, net: Network, aliases: list[str], ip: str) -> None:
     ns = NetworkStore(store)
     mode = c.spec.network_mode
     if not uses_bridge(mode):
@@ -471,6 +475,10 @@ def connect(store: Store, c: Container, net: Network, aliases: list[str], ip: st
 
 
 def disconnect(store: Store, c: Container, net: Network, force: bool = False) -> None:
+    _in_netns(_disconnect, store, c, net, force)
+
+
+def _disconnect(store: Store, c: Container, net: Network, force: bool = False) -> None:
     from dockyard.network.netlink import Netlink
 
     ns = NetworkStore(store)
