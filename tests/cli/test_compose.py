@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_for
+
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +65,13 @@ def app(tmp_path: Path) -> Path:
     return d
 
 
+def _get(url: str) -> bytes | None:
+    try:
+        return urllib.request.urlopen(url, timeout=5).read()
+    except OSError:
+        return None
+
+
 def _ids(dy, app: Path) -> dict[str, str]:
     out = dy("compose", "--project-directory", str(app), "ps", "-q", check=True).stdout.split()
     return {json.loads(dy("inspect", i, check=True).stdout)[0]["Name"].lstrip("/"): i for i in out}
@@ -72,8 +81,15 @@ def test_up_recreate_and_down(dy, busybox, app: Path):
     proj = app.name
     port = int((app / ".env").read_text().split("WEB_PORT=")[1].split()[0])
     c = ("compose", "--project-directory", str(app))
+    try:
+        _up_recreate_and_down(dy, app, proj, port, c)
+    finally:
+        dy(*c, "down", "-v", timeout=120)
+
+
+def _up_recreate_and_down(dy, app: Path, proj: str, port: int, c: tuple[str, ...]) -> None:
     dy(*c, "up", "-d", check=True, timeout=120)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+    body = wait_for(lambda: _get(f"http://127.0.0.1:{port}/"), timeout=20, what="the web page")
     assert body == b"hello from dotenv\n"  # .env, ${VAR:-default} overridden, $$ kept for the shell
     ps = dy(*c, "ps", check=True).stdout
     assert f"{proj}-web-1" in ps and f"{proj}-db-1" in ps and "(healthy)" in ps
@@ -137,3 +153,32 @@ def test_interpolation_env_file_profiles_and_merge(dy, tmp_path: Path):
     (d / "compose.yaml").write_text("services:\n  a:\n    image: ${NEED:?you must set NEED}\n")
     p = dy("compose", "--project-directory", str(d), "config")
     assert p.returncode != 0 and "required variable NEED is missing a value: you must set NEED" in p.stderr
+
+
+def test_secrets_and_configs_from_files_mounted_read_only(dy, busybox, tmp_path: Path):
+    d = tmp_path / f"sec{_free_port()}"
+    d.mkdir()
+    (d / "db_pass.txt").write_text("s3cret\n")
+    (d / "app.conf").write_text("level=3\n")
+    (d / "compose.yaml").write_text(
+        "services:\n  app:\n    image: busybox\n    command: [sleep, '300']\n    network_mode: none\n"
+        "    secrets: [db_pass, {source: db_pass, target: other}]\n"
+        "    configs: [app_conf, {source: app_conf, target: /etc/app.conf}]\n"
+        "secrets:\n  db_pass:\n    file: ./db_pass.txt\n"
+        "configs:\n  app_conf:\n    file: ./app.conf\n")
+    c = ("compose", "--project-directory", str(d))
+    try:
+        dy(*c, "up", "-d", check=True, timeout=120)
+        p = dy(*c, "exec", "-T", "app", "cat", "/run/secrets/db_pass", "/run/secrets/other", "/app_conf",
+               "/etc/app.conf", check=True)
+        assert p.stdout == "s3cret\ns3cret\nlevel=3\nlevel=3\n"
+        p = dy(*c, "exec", "-T", "app", "sh", "-c", "echo x > /run/secrets/db_pass")
+        assert p.returncode != 0 and "Read-only file system" in p.stderr
+        assert (d / "db_pass.txt").read_text() == "s3cret\n"
+    finally:
+        dy(*c, "down", "-v", timeout=120)
+    (d / "compose.yaml").write_text("services:\n  app:\n    image: busybox\n    secrets: [nope]\n")
+    p = dy(*c, "up", "-d")
+    assert p.returncode != 0
+    assert p.stderr.strip() == "Error: services.app.secrets: secret 'nope' is not defined in the top-level secrets"
+    assert dy("ps", "-aq", check=True).stdout.strip() == ""

@@ -315,7 +315,8 @@ def _extends(services: dict[str, Any], files: dict[str, Any], name: str, seen: t
 
 def load(files: list[str], workdir: str | None = None, project_name: str | None = None,
          profiles: list[str] | None = None, env_files: list[str] | None = None) -> dict[str, Any]:
-    """The project: ``{"name", "workdir", "files", "services", "networks", "volumes", "env"}``; ComposeError
+    """The project: ``{"name", "workdir", "files", "services", "networks", "volumes", "secrets", "configs",
+    "env"}``; ComposeError
     (one line) for an invalid file. Nothing is created here."""
     files = [os.path.abspath(f) for f in files] if files else find_files(workdir or os.getcwd())
     wd = os.path.abspath(workdir) if workdir else os.path.dirname(files[0])
@@ -366,6 +367,7 @@ def load(files: list[str], workdir: str | None = None, project_name: str | None 
     return {"name": name, "workdir": wd, "files": files, "services": services,
             "networks": dict(merged.get("networks") or {}), "volumes": dict(merged.get("volumes") or {}),
             "raw_networks": dict(merged.get("networks") or {}), "raw_volumes": dict(merged.get("volumes") or {}),
+            "secrets": dict(merged.get("secrets") or {}), "configs": dict(merged.get("configs") or {}),
             "env": env}
 
 

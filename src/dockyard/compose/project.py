@@ -37,7 +37,7 @@ SUPPORTED = {
     "labels", "init", "stop_signal", "stop_grace_period", "container_name", "hostname", "domainname",
     "privileged", "read_only", "cap_add", "cap_drop", "dns", "extra_hosts", "sysctls", "tmpfs", "tty",
     "stdin_open", "security_opt", "ulimits", "shm_size", "profiles", "extends", "pull_policy", "platform",
-    "mem_limit", "cpus", "pids_limit", "runtime",
+    "mem_limit", "cpus", "pids_limit", "runtime", "secrets", "configs",
 }
 _UNITS = {"b": 1, "k": 1024, "kb": 1024, "m": 1024 ** 2, "mb": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3}
 
@@ -181,7 +181,36 @@ def _mounts(proj: dict[str, Any], name: str, svc: dict[str, Any]) -> tuple[list[
     t = svc.get("tmpfs") or []
     for x in [t] if isinstance(t, str) else t:
         tmpfs.append(x)
+    for kind in ("secrets", "configs"):
+        for src, target in _files(proj, name, svc, kind):
+            mounts.append(f"type=bind,source={src},target={target},readonly")
     return vols, mounts, tmpfs
+
+
+def _files(proj: dict[str, Any], name: str, svc: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    """(host file, target in the container) of a service's ``secrets`` or ``configs``: the file of the top-level
+    definition, mounted read-only at ``/run/secrets/<name>`` (a relative secret target goes under /run/secrets)
+    or at the config's target (``/<name>`` by default). Only file-backed ones: the others are refused."""
+    out = []
+    for ref in svc.get(kind) or []:
+        src, target = (ref, "") if isinstance(ref, str) else (str(ref["source"]), str(ref.get("target") or ""))
+        where = f"services.{name}.{kind}"
+        defn = (proj.get(kind) or {}).get(src)
+        if defn is None:
+            raise ComposeError(f"{where}: {kind[:-1]} {src!r} is not defined in the top-level {kind}")
+        if defn.get("external") or not defn.get("file"):
+            how = "external" if defn.get("external") else next((k for k in ("environment", "content", "name")
+                                                                  if defn.get(k)), "without a file")
+            raise ComposeError(f"{kind}.{src}: {how} {kind} are not supported by dockyard compose (use file:)")
+        path = os.path.normpath(os.path.join(proj["workdir"], os.path.expanduser(str(defn["file"]))))
+        if not os.path.isfile(path):
+            raise ComposeError(f"{kind}.{src}: file {path} not found")
+        if kind == "secrets":
+            target = target if target.startswith("/") else f"/run/secrets/{target or src}"
+        else:
+            target = target or f"/{src}"
+        out.append((path, target))
+    return out
 
 
 def healthcheck(hc: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
@@ -198,6 +227,17 @@ def healthcheck(hc: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
     return out
 
 
+def check(proj: dict[str, Any], names: list[str]) -> None:
+    """What a service asks that dockyard refuses, or refers to and is missing (keys, volumes, secrets, configs):
+    checked for every service before ``up`` creates anything."""
+    for name in names:
+        svc = proj["services"][name]
+        bad = sorted(k for k in svc if k not in SUPPORTED and not k.startswith("x-"))
+        if bad:
+            raise ComposeError(f"services.{name}.{bad[0]}: not supported by dockyard compose")
+        _mounts(proj, name, svc)
+
+
 def spec_for(proj: dict[str, Any], name: str, n: int, chash: str,
              resolve: Callable[[str], str]) -> tuple[ContainerSpec, list[tuple[str, list[str]]]]:
     """The container spec of replica ``n`` of service ``name``, and the extra networks to connect
@@ -207,9 +247,7 @@ def spec_for(proj: dict[str, Any], name: str, n: int, chash: str,
 
     svc = proj["services"][name]
     where = f"services.{name}"
-    bad = sorted(k for k in svc if k not in SUPPORTED and not k.startswith("x-"))
-    if bad:
-        raise ComposeError(f"{where}.{bad[0]}: not supported by dockyard compose")
+    check(proj, [name])
     rname, _, rmax = str(svc.get("restart") or "no").partition(":")
     if rname not in ("no", "always", "on-failure", "unless-stopped"):
         raise ComposeError(f"{where}.restart: invalid restart policy {svc['restart']!r}")
@@ -411,6 +449,7 @@ def up(store: Any, proj: dict[str, Any], say: Callable[[str], None], services: l
                     want.add(x)
                     stack.extend(d for d in depends_on(proj["services"][x]) if d in proj["services"])
         names = [n for n in names if n in want]
+    check(proj, names)
     ensure_resources(store, proj, say)
     build(store, proj, names, say, only_missing=not build_images)
     existing = containers(store, proj["name"])
