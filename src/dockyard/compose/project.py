@@ -7,8 +7,10 @@ Names and labels are Docker Compose's: containers ``PROJECT-SERVICE-N`` (or ``co
 the service's canonical JSON (after interpolation and merging): a second ``up`` recreates exactly the services
 whose hash changed.
 
-Containers are created and started one at a time in dependency order: starting a container forks its monitor,
-and forking from a threaded process is unsafe, so no thread starts anything (``logs -f`` reads with threads).
+Containers are created in dependency order; the containers of services that do not wait for one another are
+started together (``start_together``): one monitor forked per container from this single-threaded process with the
+store closed, all told their container, then all awaited, so the monitors set up their containers in parallel.
+No thread starts anything (``logs -f`` reads with threads).
 """
 
 from __future__ import annotations
@@ -470,9 +472,20 @@ def up(store: Any, proj: dict[str, Any], say: Callable[[str], None], services: l
             raise ComposeError(f"service {svc!r} has no container for network_mode")
         return rows[0].id
 
+    batch: list[tuple[str, str, str]] = []  # (service, container id, name) created, to start together
+    started: set[str] = set()
+
+    def flush() -> None:
+        start_together(store, [(cid, cname) for _, cid, cname in batch], say)
+        started.update(s for s, _, _ in batch)
+        batch.clear()
+
     for name in names:
         _ensure_image(store, proj, name)
         svc = proj["services"][name]
+        if any(d in {s for s, _, _ in batch} for d in depends_on(svc)) or str(svc.get("network_mode") or "").startswith(
+                "service:"):
+            flush()  # what this service waits for (or joins) must be started first
         chash = config_hash(svc)
         n_want = replicas(svc, scale, name)
         have = {int(r.labels.get(P + "container-number", "0") or 0): r for r in containers(store, proj["name"], name)}
@@ -506,10 +519,40 @@ def up(store: Any, proj: dict[str, Any], say: Callable[[str], None], services: l
                 networks.connect_network(store, net, c.id, aliases)
             say(f"Container {cname}  {'Recreated' if r is not None else 'Created'}")
             if not no_start:
-                local.start(store, local.resolve(store, c.id))
-                say(f"Container {cname}  Started")
+                batch.append((name, c.id, cname))
             ids.append(c.id)
+    flush()
     return ids
+
+
+def start_together(store: Any, todo: list[tuple[str, str]], say: Callable[[str], None]) -> None:
+    """Start containers ``(id, name)`` at once: one monitor forked per container while no thread runs and the
+    store is closed (SQLite state must not cross fork), each told its container, then every outcome awaited.
+    The monitors create their containers in parallel; the first failure is raised once all have answered."""
+    from dockyard.engine import local
+    from dockyard.engine.monitor import Spawner
+
+    if not todo:
+        return
+    if len(todo) == 1:
+        local.start(store, local.resolve(store, todo[0][0]))
+        say(f"Container {todo[0][1]}  Started")
+        return
+    for cid, _ in todo:
+        local.resolve(store, cid).can_start()
+    store.close()
+    spawners = [Spawner(store.root) for _ in todo]
+    for sp, (cid, _) in zip(spawners, todo):
+        sp.send(cid)
+    err: BaseException | None = None
+    for sp, (cid, cname) in zip(spawners, todo):
+        try:
+            sp.result(cid)
+            say(f"Container {cname}  Started")
+        except DockyardError as e:
+            err = err or e
+    if err is not None:
+        raise err
 
 
 def wait_ready(store: Any, ids: list[str], timeout: float = 600) -> None:

@@ -75,8 +75,17 @@ class Spawner:
 
         Every wait has a way out: the monitor's first line is its pid, and the wait for the outcome ends when the
         monitor exits (its pidfd) or after ``start_timeout()`` seconds (a stuck monitor is then killed)."""
+        self.send(cid, wait_attach)
+        return self.result(cid)
+
+    def send(self, cid: str, wait_attach: bool = False) -> None:
+        """Hand container ``cid`` to the monitor without waiting (``result`` waits): several monitors then
+        create their containers at once."""
         os.write(self.cmd_w, json.dumps({"cid": cid, "wait_attach": wait_attach}).encode() + b"\n")
         os.close(self.cmd_w)
+
+    def result(self, cid: str) -> dict[str, Any]:
+        """The outcome of ``send``: ``{"pid": ...}`` once the container is created, or raises."""
         try:
             lines = self._read_lines(cid)
         finally:
