@@ -27,14 +27,9 @@ def main(ctx: Context, argv: list[str]) -> int:
     if o.sig_proxy.lower() not in ("true", "false", "1", "0", "t", "f"):
         raise InvalidArgument(f'invalid argument "{o.sig_proxy}" for "--sig-proxy" flag: strconv.ParseBool: '
                               f'parsing "{o.sig_proxy}": invalid syntax')
-    import contextlib
+    from dockyard.cli.sigproxy import forwarding
 
-    proxy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if o.sig_proxy.lower() in ("true", "1", "t") and not c.spec.tty:
-        from dockyard.cli.sigproxy import forwarding
-
-        proxy = forwarding(ctx.store, c.id)
-    with proxy:
+    with forwarding(ctx.store, c.id, enabled=o.sig_proxy.lower() in ("true", "1", "t") and not c.spec.tty):
         status = stream.attach(c.id, stdin=c.spec.open_stdin and not o.no_stdin, tty=c.spec.tty,
                                detach_keys=stream.parse_detach_keys(o.detach_keys))
     if status is None:

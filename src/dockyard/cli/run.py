@@ -138,12 +138,14 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         aliases=o.network_alias, ip=o.ip, mac_address=o.mac_address, stop_signal=o.stop_signal,
         stop_timeout=o.stop_timeout, restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res,
         runtime=o.runtime, sysctls=sysctls)
-    from dockyard.engine import health
+    if (o.health_cmd or o.health_interval or o.health_timeout or o.health_retries is not None
+            or o.health_start_period or o.no_healthcheck or o.health_on_failure != "none"):
+        from dockyard.engine import health  # only when a health flag is given: off the plain run path
 
-    spec.healthcheck = health.from_flags(o.health_cmd, o.health_interval, o.health_timeout, o.health_retries,
-                                         o.health_start_period, o.no_healthcheck)
-    spec.health_on_failure = o.health_on_failure
-    health.check(spec.healthcheck, spec.health_on_failure)
+        spec.healthcheck = health.from_flags(o.health_cmd, o.health_interval, o.health_timeout, o.health_retries,
+                                             o.health_start_period, o.no_healthcheck)
+        spec.health_on_failure = o.health_on_failure
+        health.check(spec.healthcheck, spec.health_on_failure)
     local.check_spec(spec)  # the engine checks again at create: here, before -p and -v are parsed, as Docker
     spec.ports = local.parse_ports(o.publish) if o.publish else []
     spec.mounts = local.parse_mounts(o.volume, o.mount, o.volumes_from, o.tmpfs)
@@ -221,14 +223,10 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.cli import stream
 
     local.start(ctx.store, c, wait_attach=True, spawner=spawner)
-    import contextlib
+    from dockyard.cli.sigproxy import forwarding
 
-    proxy: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if o.sig_proxy and not o.tty:  # as Docker: no proxy with a tty (the terminal sends ^C to the container)
-        from dockyard.cli.sigproxy import forwarding
-
-        proxy = forwarding(ctx.store, c.id)
-    with proxy:
+    # as Docker: no proxy with a tty (the terminal sends ^C to the container)
+    with forwarding(ctx.store, c.id, enabled=bool(o.sig_proxy and not o.tty)):
         status = stream.attach(c.id, stdin=o.interactive, tty=o.tty, start=True, stdout="stdout" in streams,
                                stderr="stderr" in streams, detach_keys=stream.parse_detach_keys(o.detach_keys))
     if status is None:

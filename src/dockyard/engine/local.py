@@ -114,10 +114,11 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
             spec.cmd = list(cfg.get("Cmd") or [])
     elif spec.cmd is None:
         spec.cmd = []
-    from dockyard.engine import health
+    if spec.healthcheck or spec.health_on_failure != "none" or cfg.get("Healthcheck"):  # off the plain run path
+        from dockyard.engine import health
 
-    health.check(spec.healthcheck, spec.health_on_failure)
-    health.merge(spec, cfg.get("Healthcheck"))  # Docker merges the image's HEALTHCHECK at create
+        health.check(spec.healthcheck, spec.health_on_failure)
+        health.merge(spec, cfg.get("Healthcheck"))  # Docker merges the image's HEALTHCHECK at create
     if spec.stop_timeout is None and cfg.get("StopTimeout") is not None:
         spec.stop_timeout = int(cfg["StopTimeout"])
     labels = dict(cfg.get("Labels") or {})
