@@ -8,6 +8,7 @@ PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 ipta
       podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
       docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
       docker-compose  # the API service tests: Compose 1.29 (docker-py 5 era calls) against dockyard system service
+      podman-compose  # bench/bench_compose.py: the side-by-side Compose (a script; starts no service)
       etcd-server etcd-client  # overlay networks' cluster store (network/etcd.py) and its tests; etcdctl to debug
       slirp4netns  # rootless networking (network/slirp.py); uidmap above gives newuidmap/newgidmap
       qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
