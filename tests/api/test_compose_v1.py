@@ -111,3 +111,53 @@ def test_created_container_reconnected_to_its_own_network(svc: Service) -> None:
     finally:
         svc.docker("rm", "-f", c)
         svc.docker("network", "rm", net)
+
+
+def test_same_file_same_objects_through_docker_compose_and_dockyard_compose(svc: Service, tmp_path: Path) -> None:
+    """The same file brought up by docker-compose 1.29 through the service and by `dockyard compose` on the same
+    root gives the same networks, volumes and compose labels; container names follow each tool's scheme
+    (Compose 1.x: PROJECT_SERVICE_N, Compose v2 and dockyard: PROJECT-SERVICE-N)."""
+    from tests.conftest import DOCKYARD
+
+    if shutil.which("docker-compose") is None:
+        pytest.skip("no docker-compose 1.x (Debian package docker-compose)")
+    d = tmp_path / "proj"
+    d.mkdir()
+    (d / "docker-compose.yml").write_text(COMPOSE)
+    v1, dy = "cv" + uuid.uuid4().hex[:8], "cd" + uuid.uuid4().hex[:8]
+
+    def dy_compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([DOCKYARD, "--root", str(svc.root), "compose", "-p", dy, *args], cwd=d,
+                              capture_output=True, text=True, timeout=120)
+
+    def objects(proj: str) -> dict[str, object]:
+        ids = svc.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={proj}").stdout.split()
+        out: dict[str, object] = {}
+        for cid in ids:
+            p = svc.docker("inspect", "-f", "{{json .Config.Labels}}|{{json .NetworkSettings.Networks}}|"
+                           "{{range .Mounts}}{{.Name}}{{end}}", cid)
+            labels_json, nets_json, vols = p.stdout.strip().split("|")
+            import json
+
+            labels = {k: v for k, v in json.loads(labels_json).items()
+                      if k in ("com.docker.compose.project", "com.docker.compose.service",
+                               "com.docker.compose.container-number", "com.docker.compose.oneoff")}
+            service = labels["com.docker.compose.service"]
+            labels["com.docker.compose.project"] = labels["com.docker.compose.project"].replace(proj, "P")
+            out[service] = (labels, sorted(n.replace(proj, "P") for n in json.loads(nets_json)),
+                            vols.replace(proj, "P"))
+        return out
+
+    try:
+        p = _compose(svc, v1, d, "up", "-d")
+        assert p.returncode == 0, p.stdout + p.stderr
+        p = dy_compose("up", "-d")
+        assert p.returncode == 0, p.stdout + p.stderr
+        a, b = objects(v1), objects(dy)
+        assert set(a) == {"web", "worker"} and a == b, (a, b)
+        assert a["web"][1] == ["P_back"] and a["web"][2] == "P_data" and a["worker"][0]["com.docker.compose.container-number"] == "1", a
+        names = sorted(svc.docker("ps", "-a", "--format", "{{.Names}}").stdout.split())
+        assert {f"{v1}_web_1", f"{v1}_worker_1", f"{dy}-web-1", f"{dy}-worker-1"} <= set(names), names
+    finally:
+        _compose(svc, v1, d, "down", "-v")
+        dy_compose("down", "-v")
