@@ -29,7 +29,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     from dockyard.engine import exec as ex
 
     rec = ex.exec_create(ctx.store, o.container, o.command, env=_env(_read_kv_files(o.env_file) + o.env),
-                         user=o.user, workdir=o.workdir, tty=o.tty, stdin=o.interactive, privileged=o.privileged)
+                         user=o.user, workdir=o.workdir, tty=o.tty, stdin=o.interactive, privileged=o.privileged, defer=True)
     if o.detach:
         ex.exec_start(ctx.store, rec)  # /dev/null, opened by the runtime inside
         return 0

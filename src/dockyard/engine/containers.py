@@ -16,6 +16,7 @@ import json
 import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from dockyard.engine.options import ContainerSpec
@@ -112,7 +113,8 @@ class ContainerStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def insert(self, c: Container) -> None:
+    def insert(self, c: Container, also: Callable[[Any], None] | None = None) -> None:
+        """Add the row; ``also(cursor)`` writes more in the same transaction (the create event)."""
         from sqlite3 import IntegrityError
 
         try:
@@ -122,6 +124,8 @@ class ContainerStore:
                     " VALUES (?,?,?,?,?,?,?,?)",
                     (c.id, c.name, c.image_id, c.image_ref, c.state, json.dumps(c.spec.to_json()), c.created,
                      json.dumps(c.labels)))
+                if also is not None:
+                    also(cur)
         except IntegrityError:
             other = self.store.query("SELECT id FROM containers WHERE name=?", (c.name,))
             oid = other[0]["id"] if other else "?"

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 from dockyard.engine.records import _Slots
 from dockyard.errors import Conflict, NotFound
 
+# execs created with ``defer`` by this process and not yet started: their container (already read), so that the
+# start writes the record once and logs exec_create and exec_start in one transaction
+_PENDING: dict[str, Any] = {}
+
 
 class ExecRecord(_Slots):
     """An exec: its ``id`` (64 hex), container, what to run (``cmd``, ``env`` added to the container's,
@@ -70,8 +74,11 @@ def _save(store: Store, rec: ExecRecord) -> None:
 
 
 def exec_create(store: Store, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
-                workdir: str = "", tty: bool = False, stdin: bool = False, privileged: bool = False) -> ExecRecord:
-    """Record an exec in running container ``ref`` (Conflict if it is not running or is paused)."""
+                workdir: str = "", tty: bool = False, stdin: bool = False, privileged: bool = False,
+                defer: bool = False) -> ExecRecord:
+    """Record an exec in running container ``ref`` (Conflict if it is not running or is paused). With ``defer``
+    (a caller that starts it at once, in this process) the record and its exec_create event are written by
+    ``exec_start`` (or, if the start fails, then too)."""
     from dockyard.engine.containers import ContainerStore
     from dockyard.errors import InvalidArgument
     from dockyard.ids import new_id
@@ -83,6 +90,9 @@ def exec_create(store: Store, ref: str, cmd: list[str], env: list[str] | None = 
     rec = ExecRecord(id=new_id(), container_id=c.id, cmd=list(cmd), env=list(env or []), user=user,
                      workdir=workdir, tty=tty, stdin=stdin, privileged=privileged, pid=0, running=False,
                      exit_code=None)
+    if defer:
+        _PENDING[rec.id] = c
+        return rec
     _save(store, rec)
     from dockyard.engine import events
 
@@ -147,8 +157,9 @@ def exec_start(store: Store, exec_id: str | ExecRecord, stdin: int | None = None
     """Start an exec as a child of the caller (made a child subreaper); returns its host pid. Stdio fds that are
     None are /dev/null (opened by the runtime inside); with ``console_socket`` the runtime sends the master of a
     pty of the container's devpts there (``receive_console``)."""
+    from dockyard.engine import events
     from dockyard.engine.containers import ContainerStore
-    from dockyard.engine.monitor import RUNTIME_STATE
+    from dockyard.rootless import run_dir
     from dockyard.runtime import syscalls
     from dockyard.runtime.base import Stdio, get_runtime
 
@@ -156,18 +167,37 @@ def exec_start(store: Store, exec_id: str | ExecRecord, stdin: int | None = None
     if rec.running or rec.exit_code is not None:
         raise Conflict(f"Error: Exec command {rec.id} is already running" if rec.running else
                        f"Error: Exec command {rec.id} has already run")
-    c = ContainerStore(store).get(rec.container_id)
-    c.can_exec()
-    proc = process(store, rec)
-    rt = get_runtime(c.spec.runtime, RUNTIME_STATE)
-    syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
-    stdio = Stdio(console_socket=console_socket) if console_socket is not None else Stdio(stdin, stdout, stderr)
-    pid = int(rt.exec(c.id, proc, stdio))
+    c = _PENDING.pop(rec.id, None)
+    saved = c is None  # else a deferred exec's record and exec_create event are written below
+    if c is None:
+        c = ContainerStore(store).get(rec.container_id)
+        c.can_exec()
+    try:
+        proc = process(store, rec)
+        rt = get_runtime(c.spec.runtime, run_dir() + "/runtime")  # the monitor's RUNTIME_STATE
+        syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
+        stdio = Stdio(console_socket=console_socket) if console_socket is not None else Stdio(stdin, stdout, stderr)
+        pid = int(rt.exec(c.id, proc, stdio))
+    except BaseException:
+        if not saved:
+            try:
+                _save(store, rec)
+            except OSError:
+                pass
+            events.container(store, "exec_create: " + " ".join(rec.cmd), c, {"execID": rec.id})
+        raise
     rec.pid, rec.running = pid, True
     _save(store, rec)
-    from dockyard.engine import events
-
-    events.container(store, "exec_start: " + " ".join(rec.cmd), c, {"execID": rec.id})
+    attrs = {"execID": rec.id}
+    if saved:
+        events.container(store, "exec_start: " + " ".join(rec.cmd), c, attrs)
+    else:
+        try:
+            with store.write() as w:  # one transaction for both
+                events.container(store, "exec_create: " + " ".join(rec.cmd), c, attrs, db=w)
+                events.container(store, "exec_start: " + " ".join(rec.cmd), c, attrs, db=w)
+        except Exception:  # noqa: BLE001 - as emit: an event never fails the exec
+            pass
     return pid
 
 

@@ -90,9 +90,9 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
         check(store, spec)
 
     spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
-    from dockyard.engine import security, specgen
-
     if spec.security_opt:  # before anything exists; the capabilities (ctypes, cap tables) only when needed
+        from dockyard.engine import security, specgen
+
         security.check(spec.security_opt, specgen.capabilities(spec), spec.privileged)
     img = ImageStore(store).resolve_image(spec.image, platform)  # an index: its variant for the platform
     _ensure_runnable(img.config)
@@ -145,11 +145,10 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
             os.makedirs(c.dir(store), mode=0o700)
             for sub in ("diff", "work", "rootfs"):
                 os.mkdir(os.path.join(c.dir(store), sub), 0o755)
-            cs.insert(c)
             from dockyard.engine import events
             from dockyard.network.ports import warnings
 
-            events.container(store, "create", c)
+            cs.insert(c, lambda db: events.container(store, "create", c, db=db))  # one transaction
 
             c.warnings = warnings(spec)
             return c

@@ -407,15 +407,15 @@ class Monitor:
             c = self.containers.get(self.cid)
             if c.state == "restarting" and self.launch():  # not stopped or removed meanwhile
                 return True
-        removed = False
         if c.spec.auto_remove:
             try:
                 remove_files(self.store, c)
                 from dockyard.engine import attach
 
                 attach.forget(self.cid)  # our listener stays open for the clients to get the exit
-                self.containers.delete(self.cid)
-                removed = True
+                with self.store.write() as db:  # the row and its destroy event: one transaction
+                    db.execute("DELETE FROM containers WHERE id=?", (self.cid,))
+                    events.container(self.store, "destroy", c, db=db)
                 if any(m.type == "volume" for m in c.spec.mounts):
                     from dockyard.volumes.attach import remove_anonymous
 
@@ -424,8 +424,6 @@ class Monitor:
                 pass
         mark("finished")
         self.loop.send_exit(status)
-        if removed:  # after the client has its status
-            events.container(self.store, "destroy", c)
         if veths:  # after the client has its status: deleting a veth costs the kernel ~20 ms
             from dockyard.network.attach import delete_links
 
@@ -536,13 +534,14 @@ class Monitor:
         self.loop.pid = pid
         self.loop.pidfd = os.pidfd_open(pid)
         me = os.getpid()
-        self.containers.update(self.cid, state="running", pid=pid, pid_start=proc_start_time(pid),
-                               monitor_pid=me, monitor_start=proc_start_time(me), started=time.time(),
-                               exit_code=None, error="", oom_killed=0, finished=None)
-        self._report({"pid": pid})
         from dockyard.engine import events
 
-        events.container(self.store, "start", c)  # after the report: the caller does not wait for it
+        with self.store.write() as db:  # the start event commits with the state: one transaction
+            db.execute("UPDATE containers SET state='running', pid=?, pid_start=?, monitor_pid=?, monitor_start=?,"
+                       " started=?, exit_code=NULL, error='', oom_killed=0, finished=NULL WHERE id=?",
+                       (pid, proc_start_time(pid), me, proc_start_time(me), time.time(), self.cid))
+            events.container(self.store, "start", c, db=db)
+        self._report({"pid": pid})
 
     def _report(self, msg: dict[str, Any]) -> None:
         if self.ready_fd is None:
