@@ -64,3 +64,16 @@ def test_run_imports_nothing_outside_its_budget(root, busybox):
     extra = sorted(set(names) - BUDGET)
     assert not extra, (f"`run` now imports {extra}: import them lazily off the run path, or add them to "
                        f"tests/unit/test_import_budget.py with the measurement that says why")
+
+
+def test_exec_does_not_import_the_monitor(dy, root, busybox):
+    """`exec` runs the process as a child of the CLI: the monitor (and its event loop, socket, selectors) has no
+    part in it; it was imported for one constant, the runtime's state directory."""
+    cid = dy("run", "-d", "--network", "none", "busybox", "sleep", "1000").stdout.strip()
+    try:
+        names, p = imported(str(root), "exec", cid, "echo", "hi")
+        assert p.returncode == 0 and p.stdout == "hi\n", p.stderr[-2000:]
+        assert len(names) > 50, "no -X importtime output: the measurement itself broke"
+        assert not {"dockyard.engine.monitor", "dockyard.engine.monitor_loop"} & set(names)
+    finally:
+        dy("rm", "-f", cid)
