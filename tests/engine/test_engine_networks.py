@@ -29,6 +29,8 @@ def name(store: Store):
 
 def test_create_validation_keeps_error_types(store: Store, name: str) -> None:
     with pytest.raises(InvalidArgument, match="not supported by dockyard"):
+        eng.create_network(store, name, driver="macvlan")
+    with pytest.raises(InvalidArgument, match="needs a cluster store"):  # overlay without --cluster-store
         eng.create_network(store, name, driver="overlay")
     with pytest.raises(InvalidArgument, match='plugin "nope" not found'):
         eng.create_network(store, name, driver="nope")

@@ -79,7 +79,7 @@ def env(tmp_path):
     (outside / "sub" / "inner").write_bytes(b"inner")
     os.utime(outside / "sub", (1_000_000_000, 1_000_000_000))
     os.utime(outside, (1_000_000_000, 1_000_000_000))
-    ss = SnapshotStore(Store(root=str(tmp_path / "root")))
+    ss = SnapshotStore(Store(root=str(tmp_path / "root")), backend="dir")  # the extractor's result, on disk
     ss.store.conn()  # creates the root and its tmp dir
     before = fingerprint(str(outside))
     host_before = sorted(os.listdir(tmp_path))

@@ -14,10 +14,24 @@ from dockyard.cli.main import Context, UsageError
 BUILDER = "default"
 
 
+_HELP = {  # the verbs without flags of their own: one built-in builder
+    "create": (" [CONTEXT]", "Create a new builder instance (dockyard has one built-in builder: default)"),
+    "use": (" NAME", "Set the current builder instance"),
+    "ls": ("", "List builder instances"),
+    "inspect": (" [NAME]", "Inspect current builder instance"),
+    "rm": (" [NAME]", "Remove a builder instance (the built-in builder cannot be removed)"),
+    "version": ("", "Show buildx version information"),
+}
+
+
 def main(ctx: Context, argv: list[str]) -> int:
     verb = ctx.verb.removeprefix("buildx-")
     if verb == "build":
         return _build(ctx, argv)
+    if verb != "build" and ("--help" in argv or "-h" in argv):
+        usage, what = _HELP[verb]
+        print(f"\nUsage:  dockyard buildx {verb}{usage}\n\n{what}")
+        return 0
     if verb in ("ls", "inspect"):
         return _show(ctx, argv, verb)
     if verb == "version":
