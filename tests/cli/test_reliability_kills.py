@@ -267,5 +267,6 @@ def test_logs_follow_loses_nothing_across_rotations(dy, root, busybox):
             f.kill()
             f.wait()
     cid = dy("inspect", "-f", "{{.Id}}", "flood", check=True).stdout.strip()
-    logs = list((root / "containers" / cid).glob(f"{cid}-json.log*"))
+    logs = [p for p in (root / "containers" / cid).glob(f"{cid}-json.log*") if not p.name.endswith(".dropped")]
     assert len(logs) == 2 and sum(p.stat().st_size for p in logs) <= 40 * 1024 * 1024
+    assert (root / "containers" / cid / f"{cid}-json.log.dropped").exists()  # two rotations: `logs` says so

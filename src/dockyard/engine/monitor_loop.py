@@ -364,15 +364,19 @@ class Loop:
             nl = "\n" if (i < len(lines) - 1 or last_nl) else ""
             out.append(json.dumps({"log": ln.decode("utf-8", "replace") + nl, "stream": stream, "time": ts}))
         blob = ("\n".join(out) + "\n").encode()
-        if self.log_size + len(blob) > LOG_MAX:  # keep one rotated file, as json-file with max-file=2
-            if os.path.lexists(self.log_path + ".1"):  # its output is gone: `logs` says so (engine.logs.dropped)
-                os.close(os.open(self.log_path + ".dropped", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-            os.replace(self.log_path, self.log_path + ".1")
-            _close(self.log_fd)
-            self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self.log_size = 0
-        os.write(self.log_fd, blob)
-        self.log_size += len(blob)
+        try:
+            if self.log_size + len(blob) > LOG_MAX:  # keep one rotated file, as json-file with max-file=2
+                if os.path.lexists(self.log_path + ".1"):  # its output is gone: `logs` says so (logs.dropped)
+                    os.close(os.open(self.log_path + ".dropped", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+                os.replace(self.log_path, self.log_path + ".1")
+                _close(self.log_fd)
+                self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                                      0o600)
+                self.log_size = 0
+            os.write(self.log_fd, blob)
+            self.log_size += len(blob)
+        except OSError:  # a full disk (or the log gone): the record is dropped, the container goes on (as the
+            pass         # C loop does); the monitor must live to record the exit
 
 
 def _close(fd: int | None) -> None:

@@ -24,6 +24,10 @@ from collections.abc import Iterator
 
 from dockyard.errors import DockyardError, from_oserror
 
+
+class ImageFailed(DockyardError):
+    """mkfs.erofs could not make a layer image of a tree (the caller may keep the layer unpacked instead)."""
+
 IMAGE = "layer.erofs"
 _LOCK = ".mounts.lock"
 
@@ -56,6 +60,45 @@ def _probe() -> str | None:
     if shutil.which("mkfs.erofs") is None:
         return "mkfs.erofs not found (install erofs-utils)"
     return None
+
+
+def root_can_mount(snapshots_dir: str) -> bool:
+    """Whether layer images stored under ``snapshots_dir`` can be mounted: the kernel mounts EROFS from a file only
+    where that file system supports it (not from tmpfs: "block device required"). Probed once per state root by
+    mounting a tiny image made there; the answer is kept in ``snapshots_dir/.erofs`` ("yes"/"no")."""
+    import tempfile
+
+    mark = os.path.join(snapshots_dir, ".erofs")
+    try:
+        with open(mark) as f:
+            return f.read().strip() == "yes"
+    except FileNotFoundError:
+        pass
+    from dockyard.runtime import syscalls
+
+    os.makedirs(snapshots_dir, 0o700, exist_ok=True)
+    ok = False
+    d = tempfile.mkdtemp(prefix=".probe-", dir=snapshots_dir)
+    try:
+        os.mkdir(os.path.join(d, "src"))
+        os.mkdir(os.path.join(d, "mnt"))
+        make_image(os.path.join(d, "src"), os.path.join(d, IMAGE))
+        try:
+            syscalls.mount(os.path.join(d, IMAGE), os.path.join(d, "mnt"), "erofs", syscalls.MS_RDONLY, "")
+            ok = True
+            syscalls.umount2(os.path.join(d, "mnt"), syscalls.MNT_DETACH)
+        except OSError:
+            ok = False
+    except DockyardError:
+        ok = False
+    finally:
+        import shutil
+
+        shutil.rmtree(d, ignore_errors=True)
+    from dockyard.fsutil import atomic_write
+
+    atomic_write(mark, b"yes\n" if ok else b"no\n", durable=False)
+    return ok
 
 
 def layer_image(snapshot_dir: str) -> str | None:
@@ -99,7 +142,7 @@ def make_image(src: str, out: str) -> None:
         raise from_oserror("cannot run mkfs.erofs", e) from None
     if r.returncode != 0:
         msg = r.stderr.decode(errors="replace").strip().splitlines()
-        raise DockyardError(f"mkfs.erofs failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
+        raise ImageFailed(f"mkfs.erofs failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
     fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

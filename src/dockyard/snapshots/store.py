@@ -97,6 +97,11 @@ class SnapshotStore:
     def backend(self) -> str:
         if self._backend is None:
             self._backend = default_backend()
+            if self._backend == "erofs" and not os.environ.get("DOCKYARD_SNAPSHOTTER"):
+                from dockyard.snapshots.erofs import root_can_mount
+
+                if not root_can_mount(self.dir):  # e.g. a state root on tmpfs: unpacked directories
+                    self._backend = "dir"
         return self._backend
 
     # -- paths ------------------------------------------------------------------------------------------------
@@ -273,10 +278,12 @@ class SnapshotStore:
                     erofs.make_image(os.path.join(staging, "tree"), os.path.join(staging, erofs.IMAGE))
                 os.mkdir(os.path.join(staging, "fs"), 0o755)
                 return diff_id, size
-            except OSError as e:
-                if e.errno != errno.ENOSPC or start is None:
+            except (OSError, erofs.ImageFailed) as e:
+                # larger than memory allows (ENOSPC), or a tree mkfs.erofs 1.5 cannot take (it crashes on
+                # thousands of nested directories): this layer is kept unpacked on disk instead
+                if start is None or (isinstance(e, OSError) and e.errno != errno.ENOSPC):
                     raise
-                stream.seek(start)  # larger than memory allows: unpack this one on disk
+                stream.seek(start)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(staging, erofs.IMAGE))
         dest = os.path.join(staging, "fs")
