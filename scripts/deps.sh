@@ -16,10 +16,18 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# arm64 package lists too (one apt-get update for both): the multi-platform tests take Debian's arm64
+# busybox-static (scripts/mkimage-busybox.sh --arch arm64 downloads it; nothing arm64 is installed)
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+  missing+=(--update-lists)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  pkgs=()
+  for p in "${missing[@]}"; do [ "$p" = --update-lists ] || pkgs+=("$p"); done
+  [ ${#pkgs[@]} -eq 0 ] || apt-get install -y -q --no-install-recommends "${pkgs[@]}"
 fi
 venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then
