@@ -30,10 +30,13 @@ def _spec(*cmd: str, **kw):
 
 
 def _run(store, name: str, *cmd: str, **kw):
+    """Create and start as a long-running caller does (the API service): the monitor is started by a fresh
+    process (engine.spawn), never forked from this one (pytest may hold threads and many descriptors)."""
     from dockyard.engine import local
+    from dockyard.engine.spawn import ProcessSpawner
 
     c = local.create(store, _spec(*cmd, **kw), name)
-    local.start(store, c)
+    local.start(store, c, spawner=ProcessSpawner(store.root))
     return c
 
 

@@ -115,6 +115,11 @@ def test_kill9_leaves_image_complete_or_absent(tmp_path: Path, verb: str) -> Non
         assert again.returncode == 0, again.stderr
         assert _dy(root, "images", "-q", "--no-trunc").stdout.split() == [image_id]
         assert check_consistent(root) == [image_id]
+        # what the killed command left (a staging tmpfs of an EROFS layer, staging files) is collected by prune
+        assert _dy(root, "image", "prune", "-f").returncode == 0
+        with open("/proc/mounts") as f:
+            left = [ln.split()[1] for ln in f if ln.split()[1].startswith(str(root) + "/")]
+        assert left == [], left
     assert outcomes  # at least one kill landed somewhere
 
 

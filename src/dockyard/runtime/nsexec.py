@@ -139,6 +139,8 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
 def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str,
               seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int, int], None]:
     """``seccomp``: the compiled filter and its flags (compiled by the caller: see runtime.seccomp)."""
+    _preload_console(stdio)
+
     def body(w: int, stub: int) -> None:
         linux = spec.get("linux") or {}
         new = {ns["type"] for ns in linux.get("namespaces") or [] if not ns.get("path")}
@@ -209,6 +211,13 @@ def _check_command(process: dict[str, Any]) -> None:
         raise L.SetupError(msg)
 
 
+def _preload_console(stdio: Stdio) -> None:
+    """Import what sending a pty master needs now, in the caller: the child cannot import anything once it is in
+    the container's mount namespace (setns(mnt) or pivot_root)."""
+    if stdio.console_socket is not None:
+        import socket  # noqa: F401
+
+
 def _container_console(sock_fd: int, bind_console: bool) -> None:
     """Allocate the terminal in the container's own devpts (we are in its mount namespace, past pivot_root),
     make it our controlling terminal and 0/1/2, bind it on /dev/console, and send the master to the caller."""
@@ -267,6 +276,8 @@ def _seccomp(compiled: tuple[bytes, list[str]] | None) -> None:
 
 def exec_body(process: dict[str, Any], stdio: Stdio,
               seccomp: tuple[bytes, list[str]] | None = None) -> Callable[[int, int], None]:
+    _preload_console(stdio)
+
     def body(w: int, stub: int) -> None:
         os.setsid()
         L.setup_stdio(stdio.stdin, stdio.stdout, stdio.stderr, stdio.terminal_fd)
