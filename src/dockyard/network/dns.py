@@ -82,49 +82,16 @@ def _bind_gateway(root: str, net_id: str) -> socket.socket | None:
 
 
 def _spawn(root: str, net_id: str, lockfd: int, upstream: str, sockfd: int) -> None:
-    import dockyard
+    from dockyard.network.daemon import spawn
 
-    src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
-    argv = [sys.executable, "-I", "-S", "-c", SCRIPT, src, root, net_id, upstream]
-    err = os.path.join(_dir(root, net_id), "dns.err")
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.setsid()
-            if os.fork() == 0:
-                import fcntl
-
-                # out of the way first: the descriptors may be any of 0-4
-                lock = fcntl.fcntl(lockfd, fcntl.F_DUPFD_CLOEXEC, 100)
-                sock = fcntl.fcntl(sockfd, fcntl.F_DUPFD_CLOEXEC, 100) if sockfd >= 0 else -1
-                null = fcntl.fcntl(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC), fcntl.F_DUPFD_CLOEXEC, 100)
-                log = fcntl.fcntl(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
-                                  fcntl.F_DUPFD_CLOEXEC, 100)
-                for fd, target in ((null, 0), (null, 1), (log, 2), (lock, 3), (sock, 4)):
-                    if fd >= 0:
-                        os.dup2(fd, target)  # inheritable; the lock travels with the open file description
-                os.closerange(5 if sock >= 0 else 4, 1 << 16)
-                os.chdir("/")
-                os.execv(sys.executable, argv)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+    spawn(SCRIPT, [root, net_id, upstream], os.path.join(_dir(root, net_id), "dns.err"),
+          [lockfd] + ([sockfd] if sockfd >= 0 else []))  # the lock as fd 3, the bound socket as fd 4
 
 
 def _holds_lock(root: str, net_id: str) -> bool:
-    import fcntl
+    from dockyard.network.daemon import lock_held
 
-    try:
-        fd = os.open(os.path.join(_dir(root, net_id), "dns.lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_held(os.path.join(_dir(root, net_id), "dns.lock"))
 
 
 def server_pid(root: str, net_id: str) -> int | None:

@@ -57,47 +57,16 @@ def ensure(root: str, net_id: str) -> bool:
 
 
 def _spawn(root: str, net_id: str, lockfd: int) -> None:
-    import dockyard
+    from dockyard.network.daemon import spawn
 
-    src = os.path.dirname(os.path.dirname(os.path.abspath(dockyard.__file__)))
-    argv = [sys.executable, "-I", "-S", "-c", SCRIPT, src, root, net_id]
-    err = os.path.join(_dir(root, net_id), "overlay.err")
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.setsid()
-            if os.fork() == 0:
-                import fcntl
-
-                lock = fcntl.fcntl(lockfd, fcntl.F_DUPFD_CLOEXEC, 100)
-                null = fcntl.fcntl(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC), fcntl.F_DUPFD_CLOEXEC, 100)
-                log = fcntl.fcntl(os.open(err, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600),
-                                  fcntl.F_DUPFD_CLOEXEC, 100)
-                for fd, target in ((null, 0), (null, 1), (log, 2), (lock, 3)):
-                    os.dup2(fd, target)
-                os.closerange(4, 1 << 16)
-                os.chdir("/")
-                os.execv(sys.executable, argv)
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+    spawn(SCRIPT, [root, net_id], os.path.join(_dir(root, net_id), "overlay.err"), [lockfd])  # the lock as fd 3
 
 
 def running(root: str, net_id: str) -> bool:
     """Whether a watcher holds the network's lock."""
-    import fcntl
+    from dockyard.network.daemon import lock_held
 
-    try:
-        fd = os.open(os.path.join(_dir(root, net_id), "overlay.lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_held(os.path.join(_dir(root, net_id), "overlay.lock"))
 
 
 def _log(msg: str) -> None:
