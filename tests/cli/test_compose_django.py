@@ -105,6 +105,9 @@ def deb(tmp_path_factory, debian_tar):
     run("import", "--change", 'CMD ["bash"]', str(debian_tar), "debian:bookworm")
     yield run
     cleanup_root(root)
+    from dockyard.fsutil import rmtree
+
+    rmtree(str(root))  # ~1.8 GB of images and build cache: not left in the pytest temp folder
 
 
 def _app(d: Path) -> Path:
