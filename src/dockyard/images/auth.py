@@ -55,16 +55,9 @@ def auth_key(host: str) -> str:
 
 
 def _read_config() -> dict[str, object]:
-    try:
-        with open(config_path(), "rb") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        return {}
-    except (ValueError, OSError) as e:
-        raise InvalidArgument(f"loading config file {config_path()}: {e}") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument(f"loading config file {config_path()}: not a JSON object")
-    return data
+    from dockyard.state.config import json_object
+
+    return json_object(config_path(), f"loading config file {config_path()}")
 
 
 def _write_config(data: dict[str, object]) -> None:

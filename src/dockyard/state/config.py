@@ -25,19 +25,25 @@ from dockyard.errors import InvalidArgument
 STORE_ENV, ADVERTISE_ENV = "DOCKYARD_CLUSTER_STORE", "DOCKYARD_CLUSTER_ADVERTISE"
 
 
-def daemon_json(root: str, what: str = "the engine") -> dict[str, Any]:
-    """``<root>/daemon.json`` as a dict ({} when missing); InvalidArgument naming the file when unreadable."""
-    path = os.path.join(root, "daemon.json")
+def json_object(path: str, context: str) -> dict[str, Any]:
+    """The JSON object in ``path`` ({} when the file is missing); InvalidArgument ``"<context>: <reason>"`` when it
+    cannot be read or is not an object."""
     try:
         with open(path, "rb") as f:
             data = json.load(f)
     except FileNotFoundError:
         return {}
     except (ValueError, OSError) as e:
-        raise InvalidArgument(f"unable to configure {what} from {path}: {e}") from None
+        raise InvalidArgument(f"{context}: {e}") from None
     if not isinstance(data, dict):
-        raise InvalidArgument(f"unable to configure {what} from {path}: not a JSON object")
+        raise InvalidArgument(f"{context}: not a JSON object")
     return data
+
+
+def daemon_json(root: str, what: str = "the engine") -> dict[str, Any]:
+    """``<root>/daemon.json`` as a dict ({} when missing); InvalidArgument naming the file when unreadable."""
+    path = os.path.join(root, "daemon.json")
+    return json_object(path, f"unable to configure {what} from {path}")
 
 
 def cluster_settings(root: str) -> tuple[str, str]:
