@@ -38,6 +38,22 @@ def spawn(script: str, args: list[str], err_path: str, fds: list[int]) -> None:
     os.waitpid(pid, 0)
 
 
+def try_lock(path: str) -> int:
+    """An fd holding the flock of ``path`` (taken without waiting), or -1 when it is missing or held elsewhere."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        return -1
+
+
 def lock_held(path: str) -> bool:
     """Whether some process holds the flock of ``path`` (the helper it belongs to runs)."""
     import fcntl

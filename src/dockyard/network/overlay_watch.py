@@ -238,18 +238,9 @@ class Watcher:
 
 
 def _relock(root: str, net_id: str) -> int:
-    import fcntl
+    from dockyard.network.daemon import try_lock
 
-    try:
-        fd = os.open(os.path.join(_dir(root, net_id), "overlay.lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except BlockingIOError:
-        os.close(fd)
-        return -1
+    return try_lock(os.path.join(_dir(root, net_id), "overlay.lock"))
 
 
 def main(argv: list[str]) -> None:
