@@ -184,6 +184,46 @@ def test_exec_create_start_inspect(store):
         ex.exec_create(store, stopped.id, ["true"])
 
 
+def test_exec_right_after_start_waits_for_the_monitor_to_start_it(store):
+    """The store says running once the container is created; its monitor starts it an instant later (for an
+    attached run, once the attach asks). An exec in between waits for the start instead of failing."""
+    import threading
+
+    from dockyard.engine import attach as proto
+    from dockyard.engine import exec as ex
+    from dockyard.engine import local
+    from dockyard.engine.spawn import ProcessSpawner
+
+    c = local.create(store, _spec("sleep", "60"), "held")
+    local.start(store, c, wait_attach=True, spawner=ProcessSpawner(store.root))  # created, held for its attach
+    rec = ex.exec_create(store, "held", ["echo", "in"])
+    r, w = os.pipe()
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(_try(ex.exec_start, store, rec.id, stdout=w)))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and not got  # waiting, not failed
+    sock = proto.connect(c.id, timeout=5)
+    assert sock is not None
+    try:
+        sock.sendall(b"{}\n" + proto.frame(proto.START))
+        t.join(10)
+    finally:
+        sock.close()
+    os.close(w)
+    assert got and isinstance(got[0], int), got
+    assert ex.wait_exit(got[0]) == 0
+    with os.fdopen(r, "rb") as f:
+        assert f.read() == b"in\n"
+
+
+def _try(fn, *a, **kw):
+    try:
+        return fn(*a, **kw)
+    except Exception as e:  # noqa: BLE001 - the test reports what the thread raised
+        return e
+
+
 def test_remove_of_several_goes_on_past_a_failure(store):
     from dockyard.engine import local
     from dockyard.errors import Conflict, NotFound

@@ -177,7 +177,12 @@ def exec_start(store: Store, exec_id: str | ExecRecord, stdin: int | None = None
         rt = get_runtime(c.spec.runtime, run_dir() + "/runtime")  # the monitor's RUNTIME_STATE
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # the runtime forks the process for us to wait on
         stdio = Stdio(console_socket=console_socket) if console_socket is not None else Stdio(stdin, stdout, stderr)
-        pid = int(rt.exec(c.id, proc, stdio))
+        try:
+            pid = int(rt.exec(c.id, proc, stdio))
+        except Conflict:
+            if not _wait_started(rt, c.id):
+                raise
+            pid = int(rt.exec(c.id, proc, stdio))  # its monitor has started it since
     except BaseException:
         if not saved:
             try:
@@ -199,6 +204,31 @@ def exec_start(store: Store, exec_id: str | ExecRecord, stdin: int | None = None
         except Exception:  # noqa: BLE001 - as emit: an event never fails the exec
             pass
     return pid
+
+
+def _wait_started(rt: Any, cid: str, timeout: float = 30.0) -> bool:
+    """Wait while the runtime holds container ``cid`` created but not yet started; True once it runs.
+
+    The store says "running" from the moment the container is created: its monitor starts it an instant later
+    (or, for ``run`` attached, once the CLI's attach asks, within 30 s), so an exec that comes in between (the API
+    right after ``start``) waits for the start instead of failing."""
+    import time
+
+    from dockyard.errors import DockyardError
+
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            status = rt.state(cid)["status"]
+        except DockyardError:
+            return False
+        if status != "created":
+            return status == "running"
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(delay)  # polling the runtime's state with a deadline: its monitor starts it
+        delay = min(delay * 2, 0.05)
 
 
 def exec_finished(store: Store, exec_id: str | ExecRecord, status: int) -> None:
