@@ -40,7 +40,7 @@ DESCRIPTIONS: dict[str, str] = {
 MANAGEMENT_DESCRIPTIONS: dict[str, str] = {
     "image": "Manage images", "container": "Manage containers", "volume": "Manage volumes",
     "network": "Manage networks", "system": "Manage dockyard (service: the Docker Engine API on a socket)",
-    "builder": "Manage builds", "manifest": "Inspect image manifests and manifest lists in a registry",
+    "builder": "Manage builds", "manifest": "Manage Docker image manifests and manifest lists",
 }
 
 _HEAD = """Usage:  dockyard [OPTIONS] COMMAND

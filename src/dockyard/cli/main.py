@@ -46,7 +46,7 @@ MANAGEMENT: dict[str, dict[str, tuple[str, str]]] = {
         "import": ("imageio", "import"), "save": ("imageio", "save"), "load": ("imageio", "load"),
         "build": ("build", "build"), "pull": ("registry", "pull"), "push": ("registry", "push"),
     },
-    "manifest": {"inspect": ("registry", "manifest-inspect")},
+    "manifest": {v: ("manifest", "manifest-" + v) for v in ("create", "annotate", "inspect", "push", "rm")},
     "container": {
         "ls": ("ps", "ps"), "list": ("ps", "ps"), "ps": ("ps", "ps"), "run": ("run", "run"),
         "create": ("run", "create"), "start": ("lifecycle", "start"), "stop": ("lifecycle", "stop"),

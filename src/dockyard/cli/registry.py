@@ -1,4 +1,4 @@
-"""Verbs ``pull``, ``push``, ``login``, ``logout`` and ``manifest inspect`` (``engine.images``), and the progress
+"""Verbs ``pull``, ``push``, ``login`` and ``logout`` (``engine.images``), and the progress
 display shared with ``run``/``create`` (which pull a missing image).
 
 On a terminal each layer has a line that is rewritten in place (state, bar, bytes and speed), as Docker's; to a
@@ -20,8 +20,7 @@ _MOVING = {"Downloading", "Extracting", "Pushing"}
 
 
 def main(ctx: Context, argv: list[str]) -> int:
-    return {"pull": _pull, "push": _push, "login": _login, "logout": _logout,
-            "manifest-inspect": _manifest_inspect}[ctx.verb](ctx, argv)
+    return {"pull": _pull, "push": _push, "login": _login, "logout": _logout}[ctx.verb](ctx, argv)
 
 
 def _human(n: float) -> str:
@@ -194,25 +193,6 @@ def _logout(ctx: Context, argv: list[str]) -> int:
         print(f"Not logged in to {shown}")
         return 0
     print(f"Removing login credentials for {shown}")
-    return 0
-
-
-def _manifest_inspect(ctx: Context, argv: list[str]) -> int:
-    p = Parser("manifest inspect", "[OPTIONS] [MANIFEST_LIST] MANIFEST",
-               "Display an image manifest, or manifest list")
-    p.add_argument("--insecure", action="store_true", help="Allow communication with an insecure registry")
-    p.add_argument("-v", "--verbose", action="store_true", help="Output additional info including layers and "
-                   "platform")
-    p.add_argument("names", nargs="*")
-    a = p.parse_args(argv)
-    if len(a.names) not in (1, 2):
-        raise UsageError('"dockyard manifest inspect" requires at least 1 and at most 2 arguments.')
-    import json
-
-    from dockyard.engine.images import inspect_manifest
-
-    data = inspect_manifest(ctx.store, a.names[-1])
-    sys.stdout.write(json.dumps(data, indent=3) + "\n")
     return 0
 
 

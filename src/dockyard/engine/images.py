@@ -603,7 +603,7 @@ def open_archive(path: str) -> BinaryIO:
     return open_input(path)
 
 
-# ---- registries: pull / push / login / logout / manifest inspect ------------------------------------------------
+# ---- registries: pull / push / login / logout ---------------------------------------------------------------
 
 if TYPE_CHECKING:
     from dockyard.images.distribution import Progress as PullEvent  # noqa: F401 - the event type of pull/push
@@ -681,9 +681,3 @@ def stored_username(server: str) -> str:
     c = get_credentials(registry_host(server))
     return c.username if c else ""
 
-
-def inspect_manifest(store: Store, ref: str) -> Any:
-    """``docker manifest inspect REF``: the manifest or index JSON the registry serves."""
-    from dockyard.images.distribution import inspect_manifest as _inspect
-
-    return _inspect(store, ref)

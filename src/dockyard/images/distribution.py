@@ -639,24 +639,6 @@ class _Reader:
         return self.f.read(n)
 
 
-# ---- manifest inspect ---------------------------------------------------------------------------------------
-
-def inspect_manifest(store: Store, name: str) -> Any:
-    """``docker manifest inspect``: the manifest or index a reference names, as the registry serves it."""
-    ref = refs.parse(name)
-    if ref.name_only:
-        ref = ref.tagged()
-    client = _client(store, ref)
-    try:
-        raw, _media, _digest = client.get_manifest(ref.path, ref.digest or ref.tag or "latest",
-                                                   what=f"manifest for {ref.familiar()}")
-    except RegistryError as e:
-        if e.status == 404:
-            raise NotFound(f"no such manifest: {ref.familiar()}") from None
-        raise
-    return json.loads(raw)
-
-
 # ---- login --------------------------------------------------------------------------------------------------
 
 def login(store: Store, server: str, username: str, password: str) -> str:
