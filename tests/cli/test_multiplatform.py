@@ -271,3 +271,45 @@ def test_buildx_build_outputs_and_pushes_the_index(dy: Runner, bases: None, tmp_
         assert top["manifests"][0]["digest"] == index_id
     finally:
         reg.stop()
+
+
+# ---- buildx -o type=local / type=tar ------------------------------------------------------------------------------
+
+EXPORT = ("ARG TARGETARCH\nFROM busybox:$TARGETARCH AS build\nARG TARGETOS\nARG TARGETARCH\n"
+          "RUN mkdir /out && echo \"$(uname -m)\" > /out/hello-$TARGETOS-$TARGETARCH\n"
+          "FROM scratch\nCOPY --from=build /out /\n")
+
+
+def _tree(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): p.read_text() if p.is_file() else "/" for p in sorted(d.rglob("*"))}
+
+
+def test_buildx_local_output_writes_each_platform_in_its_directory(dy: Runner, bases: None, tmp_path: Path) -> None:
+    """As BuildKit's local exporter: with several platforms one linux_<arch> subdirectory each; with one, the
+    files at DEST itself (``--output DIR`` is type=local); type=tar the same tree as a tar."""
+    import tarfile
+
+    ctx = _ctx(tmp_path, EXPORT)
+    out = tmp_path / "out"
+    p = dy("buildx", "build", "--platform", TWO, "-o", f"type=local,dest={out}", ctx, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert _tree(out) == {"linux_amd64": "/", "linux_amd64/hello-linux-amd64": "x86_64\n",
+                          "linux_arm64": "/", "linux_arm64/hello-linux-arm64": "aarch64\n"}
+    one = tmp_path / "one"
+    dy("buildx", "build", "--platform", "linux/arm64", "--output", str(one), ctx, timeout=120, check=True)
+    assert _tree(one) == {"hello-linux-arm64": "aarch64\n"}
+    tar = tmp_path / "fs.tar"
+    dy("buildx", "build", "--platform", TWO, "-o", f"type=tar,dest={tar}", ctx, timeout=120, check=True)
+    with tarfile.open(tar) as tf:
+        names = sorted(m.name for m in tf.getmembers())
+        assert tf.extractfile("linux_arm64/hello-linux-arm64").read() == b"aarch64\n"  # type: ignore[union-attr]
+    assert names == ["linux_amd64", "linux_amd64/hello-linux-amd64", "linux_arm64", "linux_arm64/hello-linux-arm64"]
+    assert not list(tmp_path.glob("fs.tar.tmp-*"))
+    p = dy("buildx", "build", "-o", "-", ctx, input=b"", timeout=120)  # a tar on stdout
+    assert p.returncode == 0, p.stderr
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
+        assert tf.getnames() == ["hello-linux-amd64"]
+    bad = dy("buildx", "build", "-o", "type=local", ctx)
+    assert (bad.returncode, bad.stderr.splitlines()[0]) == (125, "output type local requires dest=DIR")

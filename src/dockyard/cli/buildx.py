@@ -3,7 +3,8 @@ name): ``create``/``use``/``rm`` are accepted for scripts and change nothing; ``
 platforms it runs (native, then each qemu-user registered in binfmt_misc). ``buildx build`` is ``build`` plus
 ``--push`` (push each tag), ``--load`` (the default: the result is stored locally, an index when several
 platforms) and ``-o/--output`` (``type=oci|docker,dest=FILE``: the save archive, which is both;
-``type=image``/``registry`` as --push)."""
+``type=local,dest=DIR`` or ``-o DIR``: the final stage's files, one ``linux_amd64``-style subdirectory per
+platform; ``type=tar,dest=FILE`` or ``-o -``: the same as a tar; ``type=image``/``registry`` as --push)."""
 
 from __future__ import annotations
 
@@ -93,16 +94,23 @@ def _build(ctx: Context, argv: list[str]) -> int:
             rest.append(a)
     exports: list[dict[str, str]] = []
     for o in outputs:
-        kv = dict(p.partition("=")[::2] for p in o.split(",")) if "=" in o else {"type": "local", "dest": o}
+        if "=" not in o:  # BuildKit's shorthand: a directory, or - for a tar on stdout
+            kv = {"type": "tar" if o == "-" else "local", "dest": o}
+        else:
+            kv = dict(p.partition("=")[::2] for p in o.split(","))
         t = kv.get("type", "")
         if t in ("image", "registry"):
             push = push or t == "registry" or kv.get("push") == "true"
-        elif t in ("oci", "docker"):
+        elif t in ("oci", "docker", "tar"):
             if not kv.get("dest"):
                 raise UsageError(f"output type {t} requires dest=FILE")
             exports.append(kv)
+        elif t == "local":
+            if not kv.get("dest") or kv["dest"] == "-":
+                raise UsageError("output type local requires dest=DIR")
+            exports.append(kv)
         else:
-            raise UsageError(f"unsupported output type {t!r} (oci, docker, image, registry)")
+            raise UsageError(f"unsupported output type {t!r} (local, tar, oci, docker, image, registry)")
     tags = _tags(rest)
     if push and not tags:
         raise UsageError("tag is needed when pushing to registry")
@@ -116,7 +124,12 @@ def _build(ctx: Context, argv: list[str]) -> int:
     from dockyard.engine.images import save_images_to_file
 
     for kv in exports:
-        save_images_to_file(ctx.store, tags or [image_id], kv["dest"])
+        if kv["type"] in ("local", "tar"):
+            from dockyard.engine.build import export_filesystem
+
+            export_filesystem(ctx.store, image_id, kv["dest"], kv["type"], out=sys.stdout.buffer)
+        else:
+            save_images_to_file(ctx.store, tags or [image_id], kv["dest"])
     if push:
         from dockyard.cli.registry import Display
         from dockyard.engine.images import push as push_image

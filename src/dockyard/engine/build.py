@@ -169,3 +169,70 @@ def builder_platforms() -> list[str]:
     from dockyard.runtime.binfmt import runnable_platforms
 
     return runnable_platforms()
+
+
+def export_filesystem(store: Store, image_id: str, dest: str, kind: str = "local",
+                      out: IO[bytes] | None = None) -> list[str]:
+    """BuildKit's ``local`` and ``tar`` exporters (``buildx build -o type=local,dest=DIR|type=tar,dest=F``): the
+    final image's filesystem written to directory ``dest`` (``local``) or as a tar to file ``dest`` (or to
+    ``out``, for ``dest=-``). An image index gives one subdirectory (one top-level directory in the tar) per
+    platform, named as BuildKit names them: ``linux_amd64``, ``linux_arm64``, ``linux_arm_v7``. The tree is read
+    from a read-only view of the layers through fds and copied with owners and modes (device nodes refused).
+    Returns the platforms written (``[]`` for one image)."""
+    import tarfile
+
+    from dockyard.engine.oneshot import Workspace
+    from dockyard.fdtree import Copier, add_to_tar
+    from dockyard.images.store import ImageStore
+
+    if kind not in ("local", "tar"):
+        raise InvalidArgument(f"unsupported output type {kind!r}")
+    if not dest:
+        raise InvalidArgument(f"output type {kind} requires dest=" + ("DIR" if kind == "local" else "FILE"))
+    ist = ImageStore(store)
+    im = ist.resolve(image_id)
+    parts = ([(plat.replace("/", "_"), ist.resolve(iid)) for plat, iid in ist.members(im.id)] if im.is_index
+             else [("", im)])
+    tf = None
+    tmp = ""
+    if kind == "tar":
+        if dest == "-" and out is not None:
+            tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        else:
+            tmp = f"{dest}.tmp-{os.getpid()}"  # renamed into place when complete
+            tf = tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT)
+    else:
+        os.makedirs(dest, exist_ok=True)
+    try:
+        for sub, member in parts:
+            with Workspace(store, member.top_chain_id) as ws:
+                rfd = os.open(ws.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    if tf is not None:
+                        add_to_tar(tf, rfd, ".", sub or ".", one_fs=True, root_entry=bool(sub))
+                        continue
+                    target = os.path.join(dest, sub) if sub else dest
+                    os.makedirs(target, exist_ok=True)
+                    dfd = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    try:
+                        with Copier(owners=True, devices=False, merge=True) as cp:
+                            cp.copy_contents(rfd, dfd)
+                    finally:
+                        os.close(dfd)
+                finally:
+                    os.close(rfd)
+        if tf is not None:
+            tf.close()
+            tf = None
+            if tmp:
+                os.rename(tmp, dest)
+                tmp = ""
+    finally:
+        if tf is not None:
+            tf.close()
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+    return [sub for sub, _ in parts if sub]
