@@ -18,6 +18,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -342,3 +343,52 @@ def test_custom_network_two_containers_reach_each_other_by_name(user: User, tun:
     wait_for(lambda: not get(), what="the forward to go")
     p = user.run("network", "rm", "appnet")
     assert p.returncode == 0, p.stderr
+
+
+def test_userns_keep_id_runs_as_the_user_with_their_uid_inside(user: User) -> None:
+    """Podman's --userns=keep-id: the user's uid/gid are the same inside, the rest of the subordinate range
+    around it; the process runs as that uid with a passwd entry and $HOME; files it makes are the user's."""
+    share = user.home / "kid"
+    share.mkdir()
+    os.chown(share, user.uid, user.gid)
+    u = user.uid
+    p = user.run("run", "--rm", "--network", "none", "--userns=keep-id", "-v", f"{share}:/data", "busybox", "sh",
+                 "-c", "id -u; id -g; id -un; echo $HOME; cat /proc/self/uid_map; touch /data/made; ls -ln /data")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.split("\n")
+    assert out[:4] == [str(u), str(user.gid), user.name, "/"]  # $HOME: the working dir (home not mounted)
+    # the map as Podman shows it: ids of the user's namespace (0 = the user, 1.. = the subordinate range)
+    assert [ln.split() for ln in out[4:7]] == [["0", "1", str(u)], [str(u), "0", "1"],
+                                               [str(u + 1), str(u + 1), str(65536 - u)]]
+    assert f" {u} " in out[8] and "made" in out[8]  # the user's file, seen as the user's uid inside
+    assert (share / "made").stat().st_uid == user.uid  # and on the host
+    # --user wins; the home directory mounted in is $HOME, as Podman does
+    p = user.run("run", "--rm", "--network", "none", "--userns", "keep-id", "-v", f"{user.home}:{user.home}",
+                 "busybox", "sh", "-c", "echo $HOME; grep ^" + user.name + ": /etc/passwd")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:2] == [str(user.home), f"{user.name}:*:{u}:{user.gid}::{user.home}:/bin/sh"]
+    p = user.run("run", "--rm", "--network", "none", "--userns=keep-id:uid=200,gid=210", "--user", "0",
+                 "busybox", "sh", "-c", "id -u; awk '$1 == 200' /proc/self/uid_map")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "200", "0", "1"]
+    # exec joins the container's own user namespace and runs as its user
+    p = user.run("run", "-d", "--name", "kid", "--network", "none", "--userns=keep-id", "busybox", "sleep", "60")
+    assert p.returncode == 0, p.stderr
+    p = user.run("exec", "kid", "sh", "-c", "id -u; id -un")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [str(u), user.name]
+    p = user.run("rm", "-f", "kid")
+    assert p.returncode == 0, p.stderr
+    p = user.run("run", "--rm", "--network", "none", "--userns=auto", "busybox", "true")
+    assert p.returncode == 125 and "invalid --userns" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_userns_keep_id_is_refused_for_root_and_host_accepted(dy: Any, busybox: str) -> None:
+    p = dy("run", "--rm", "--network", "none", "--userns=keep-id", busybox, "true")
+    assert p.returncode == 125
+    assert p.stderr.strip().splitlines() == ["dockyard: keep-id is only supported in rootless mode"] \
+        or p.stderr.strip().endswith("keep-id is only supported in rootless mode")
+    assert "Traceback" not in p.stderr
+    p = dy("run", "--rm", "--network", "none", "--userns=host", busybox, "cat", "/proc/self/uid_map")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0", "0", "4294967295"]

@@ -78,6 +78,7 @@ HELP: dict[Any, str] = {
     "--tmpfs": "Mount a tmpfs directory",
     "--tty": "Allocate a pseudo-TTY",
     "--ulimit": "Ulimit options",
+    "--userns": "User namespace to use (host, or keep-id when rootless)",
     "--user": "Username or UID (format: <name|uid>[:<group|gid>])",
     "--volume": "Bind mount a volume",
     "--volumes-from": "Mount volumes from the specified container(s)",

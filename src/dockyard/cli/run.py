@@ -33,7 +33,7 @@ def _flags(verb: str) -> Flags:
         ("--ip", STR, ""), ("--net-alias, --network-alias", LIST, []), ("--mac-address", STR, ""),
         ("-v, --volume", LIST, []), ("--mount", LIST, []),
         ("--volumes-from", LIST, []),
-        ("--runtime", STR, "dockyard"), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
+        ("--runtime", STR, "dockyard"), ("--userns", STR, ""), ("--sysctl", LIST, []), ("--platform", STR, ""), ("--pull", STR, "missing"),
         ("-q, --quiet", BOOL, False), ("-a, --attach", LIST, []), ("--sig-proxy", BOOL, True),
         ("--detach-keys", STR, ""),
         ("--health-cmd", STR, ""), ("--health-interval", STR, ""), ("--health-timeout", STR, ""),
@@ -137,7 +137,7 @@ def build_spec(o: SimpleNamespace) -> ContainerSpec:
         extra_hosts=o.add_host, dns=o.dns, network_mode=o.network, publish_all=o.publish_all,
         aliases=o.network_alias, ip=o.ip, mac_address=o.mac_address, stop_signal=o.stop_signal,
         stop_timeout=o.stop_timeout, restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res,
-        runtime=o.runtime, sysctls=sysctls)
+        runtime=o.runtime, sysctls=sysctls, userns=o.userns)
     if (o.health_cmd or o.health_interval or o.health_timeout or o.health_retries is not None
             or o.health_start_period or o.no_healthcheck or o.health_on_failure != "none"):
         from dockyard.engine import health  # only when a health flag is given: off the plain run path

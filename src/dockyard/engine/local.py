@@ -90,6 +90,8 @@ def create(store: Store, spec: ContainerSpec, name: str | None = None, platform:
         check(store, spec)
 
     spec.extra_hosts = validate.container_values(spec.hostname, spec.domainname, spec.extra_hosts, spec.dns)
+    if spec.userns:
+        validate.userns(spec.userns, "_DOCKYARD_ROOTLESS" in os.environ)
     if spec.security_opt:  # before anything exists; the capabilities (ctypes, cap tables) only when needed
         from dockyard.engine import security, specgen
 

@@ -145,6 +145,7 @@ class ContainerSpec(Record):
         "sysctls": {},
         "healthcheck": None,        # Docker's Healthcheck {"Test", "Interval", "Timeout", "StartPeriod", "Retries"}
         "health_on_failure": "none",  # none | kill | restart | stop (Podman's --health-on-failure)
+        "userns": "",               # --userns: "" / host (the engine's namespace), keep-id[:uid=N,gid=N] (rootless)
     }
     NESTED = {"restart": RestartPolicy, "resources": Resources}
     LISTS = {"mounts": MountSpec}
@@ -188,3 +189,4 @@ class ContainerSpec(Record):
         sysctls: dict[str, str]
         healthcheck: dict[str, Any] | None
         health_on_failure: str
+        userns: str

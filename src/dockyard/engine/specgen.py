@@ -302,6 +302,106 @@ def check_sysctls(spec: ContainerSpec) -> None:
             raise InvalidArgument(f"invalid argument: {why}")
 
 
+class _KeepId:
+    """``--userns=keep-id[:uid=N,gid=N]`` (Podman's, rootless only): the container gets a user namespace nested in
+    the rootless user's, where the user (uid 0 of the outer one) is ``uid`` (default: the user's own uid on the
+    host) and every other id of the outer namespace keeps its order around it. The process runs as uid:gid unless
+    ``--user`` or the image's USER says otherwise; an /etc/passwd and /etc/group entry for the user are added (a
+    copy of the image's file with the line appended, bind-mounted) when the image has none, and $HOME is the
+    user's home when it is mounted in, else the working directory, as Podman does."""
+
+    def __init__(self, spec: ContainerSpec, rootfs: str, cdir: str, cwd: str, mounts: list[dict[str, Any]]) -> None:
+        import grp
+        import pwd
+
+        from dockyard.engine.validate import keep_id_options
+
+        opts = keep_id_options(spec.userns.partition(":")[2])
+        host_uid, uid_size = _outer_map("uid_map")
+        host_gid, gid_size = _outer_map("gid_map")
+        self.uid, self.gid = opts.get("uid", host_uid), opts.get("gid", host_gid)
+        self.uid_map, self.gid_map = _nested_map(self.uid, uid_size), _nested_map(self.gid, gid_size)
+        try:
+            pw = pwd.getpwuid(host_uid)
+            self.name, gecos, host_home = pw.pw_name, pw.pw_gecos, pw.pw_dir
+        except KeyError:
+            self.name, gecos, host_home = str(host_uid), "", "/"
+        try:
+            group = grp.getgrgid(host_gid).gr_name
+        except KeyError:
+            group = self.name
+        dests = {m["destination"].rstrip("/") or "/" for m in mounts}
+        self.home = cwd
+        d = host_home.rstrip("/")
+        while d:
+            if d in dests:
+                self.home = host_home
+                break
+            d = d.rsplit("/", 1)[0]
+        passwd = _read_db(rootfs, "passwd")
+        if not any(len(e) >= 3 and (e[0] == self.name or e[2] == str(self.uid)) for e in passwd):
+            line = f"{self.name}:*:{self.uid}:{self.gid}:{gecos}:{self.home}:/bin/sh\n"
+            mounts.append(_etc_copy(rootfs, cdir, "passwd", line))
+        else:
+            self.name = ""  # the image's entry is used as it is
+        groups = _read_db(rootfs, "group")
+        if self.name and not any(len(g) >= 3 and g[2] == str(self.gid) for g in groups):
+            mounts.append(_etc_copy(rootfs, cdir, "group", f"{group}:x:{self.gid}:{self.name}\n"))
+
+    def user(self, who: str) -> str:
+        """The user to run as: ``who`` (--user or the image's USER; the added name resolved), else uid:gid."""
+        if not who:
+            return f"{self.uid}:{self.gid}"
+        name, sep, group = who.partition(":")
+        return f"{self.uid}{sep}{group}" if self.name and name == self.name else who
+
+
+def _outer_map(name: str) -> tuple[int, int]:
+    """(the host id that 0 is, the number of ids) of this process's user namespace (the rootless user's)."""
+    host, size = 0, 0
+    with open(f"/proc/self/{name}") as f:
+        for line in f:
+            inside, outside, count = (int(x) for x in line.split())
+            if inside == 0:
+                host = outside
+            size = max(size, inside + count)
+    return host, size
+
+
+def _nested_map(inner: int, size: int) -> list[dict[str, int]]:
+    """OCI id mappings (ids as this namespace sees them) that make ``inner`` our 0 and keep the rest in order:
+    0..inner-1 -> 1..inner, inner -> 0, inner+1.. -> inner+1.. (Podman's keep-id layout)."""
+    out = []
+    below = min(inner, size - 1)
+    if below > 0:
+        out.append({"containerID": 0, "hostID": 1, "size": below})
+    out.append({"containerID": inner, "hostID": 0, "size": 1})
+    if size - 1 - inner > 0:
+        out.append({"containerID": inner + 1, "hostID": inner + 1, "size": size - 1 - inner})
+    return out
+
+
+def _etc_copy(rootfs: str, cdir: str, name: str, line: str) -> dict[str, Any]:
+    """The image's /etc/<name> with ``line`` appended, written in the container's directory; its bind mount."""
+    from dockyard.fsutil import atomic_write
+    from dockyard.rootpath import open_root, read_regular
+
+    data = b""
+    try:
+        rfd = open_root(rootfs)
+        try:
+            data = read_regular(rfd, f"/etc/{name}") or b""
+        finally:
+            os.close(rfd)
+    except OSError:
+        pass
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    path = os.path.join(cdir, name)
+    atomic_write(path, data + line.encode(), 0o644, durable=False)
+    return {"destination": f"/etc/{name}", "type": "bind", "source": path, "options": ["rbind", "rprivate"]}
+
+
 INIT_PATH = "/sbin/docker-init"  # where Docker puts its init in the container
 
 
@@ -335,9 +435,16 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
     for m in mounts:
         if m["destination"] == "/sys/fs/cgroup":
             m["options"] = [o for o in m["options"] if o not in ("ro", "rw")] + ["rw" if writable_cgroups else "ro"]
-    user = resolve_user(spec.user or image_config.get("User") or "", rootfs)
+    cwd = spec.workdir or image_config.get("WorkingDir") or "/"
+    keep = _KeepId(spec, rootfs, cdir, cwd, mounts) if spec.userns.startswith("keep-id") else None
+    who = spec.user or image_config.get("User") or ""
+    if keep is not None:
+        who = keep.user(who)
+    user = resolve_user(who, rootfs)
     env = environment(spec, image_config, hostname)
     home = user.pop("home")
+    if keep is not None and user["uid"] == keep.uid:
+        home = keep.home
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")  # as Docker: from the user's passwd entry, else /
     process: dict[str, Any] = {
@@ -345,7 +452,7 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         "user": user,
         "args": args,
         "env": env,
-        "cwd": spec.workdir or image_config.get("WorkingDir") or "/",
+        "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": nnp,
         "oomScoreAdj": 0,
@@ -361,6 +468,9 @@ def generate(spec: ContainerSpec, image_config: dict[str, Any], *, container_id:
         "cgroupsPath": f"/dockyard/{container_id}",
         "resources": _resources(spec),
     }
+    if keep is not None:  # a user namespace of its own, nested in the rootless user's (see docs/decisions.md)
+        namespaces.insert(0, {"type": "user"})
+        linux["uidMappings"], linux["gidMappings"] = keep.uid_map, keep.gid_map
     if not spec.privileged and not secopts.unmask_systempaths:
         linux["maskedPaths"] = list(defaults.MASKED_PATHS)
         linux["readonlyPaths"] = list(defaults.READONLY_PATHS)

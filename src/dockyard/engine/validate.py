@@ -64,3 +64,29 @@ def container_values(hostname_: str, domainname: str, extra_hosts: list[str], dn
     for d in dns:
         ip_address(d, "--dns")
     return [extra_host(h) for h in extra_hosts]
+
+
+def userns(value: str, rootless: bool) -> None:
+    """``--userns``: ``""`` and ``host`` (the engine's own user namespace: the host's for root, the user's when
+    rootless), ``keep-id[:uid=N,gid=N]`` when rootless (as Podman, which refuses it for root with this message)."""
+    if value in ("", "host"):
+        return
+    mode, _, opts = value.partition(":")
+    if mode != "keep-id":
+        raise InvalidArgument(f"invalid --userns {_q(value)}: supported are host and keep-id[:uid=UID,gid=GID]")
+    if not rootless:
+        raise InvalidArgument("keep-id is only supported in rootless mode")
+    keep_id_options(opts)
+
+
+def keep_id_options(opts: str) -> dict[str, int]:
+    """``uid=N,gid=N`` of ``keep-id:...`` -> {"uid": N, "gid": N}."""
+    from dockyard.ids import MAX_ID
+
+    out: dict[str, int] = {}
+    for item in opts.split(",") if opts else []:
+        k, sep, v = item.partition("=")
+        if not sep or k not in ("uid", "gid") or not v.isascii() or not v.isdigit() or int(v) > MAX_ID:
+            raise InvalidArgument(f"invalid keep-id option {_q(item)}: uid=UID and gid=GID are supported")
+        out[k] = int(v)
+    return out

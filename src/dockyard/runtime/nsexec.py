@@ -110,13 +110,16 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
         if cgroup is not None:
             cgroup.add(0)
         flags = 0
+        user = False
         for ns in (spec.get("linux") or {}).get("namespaces") or []:
             t = ns.get("type")
             if t not in L.NS_FLAGS:
                 raise L.SetupError(f"unknown namespace type: {t}")
             if t == "user":
-                raise L.SetupError("user namespaces are not supported by the built-in runtime yet")
-            if ns.get("path"):
+                if ns.get("path"):
+                    raise L.SetupError("joining a user namespace by path is not supported by the built-in runtime")
+                user = True
+            elif ns.get("path"):
                 try:
                     fd = os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
                     try:
@@ -128,12 +131,72 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
                                        f"{os.strerror(e.errno or 0).lower()}") from None
             else:
                 flags |= L.NS_FLAGS[t]
+        if user:  # after joining the namespaces given by path (they belong to our user namespace), before the rest
+            _new_userns(spec.get("linux") or {})
         if flags:
             try:
                 S.unshare(flags)
             except OSError as e:
                 raise L.SetupError(f"cannot create namespaces: {os.strerror(e.errno or 0).lower()}") from None
     return prepare
+
+
+def _id_map(entries: Any, what: str) -> bytes:
+    lines = []
+    for m in entries or []:
+        try:
+            lines.append(f"{int(m['containerID'])} {int(m['hostID'])} {int(m['size'])}")
+        except (KeyError, TypeError, ValueError):
+            raise L.SetupError(f"invalid {what}: {m!r}") from None
+    if not lines:
+        raise L.SetupError(f"a new user namespace needs {what}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _new_userns(linux: dict[str, Any]) -> None:
+    """Unshare a user namespace and have its id maps written from outside (only a process of the parent
+    namespace with CAP_SETUID there may write a map of more than its own id): a helper forked before the unshare
+    waits for the word, writes ``/proc/<us>/uid_map`` and ``gid_map`` and exits. We then become its root, with
+    every capability in it (what the rest of the setup needs) and none outside."""
+    uid_map = _id_map(linux.get("uidMappings"), "uidMappings")
+    gid_map = _id_map(linux.get("gidMappings"), "gidMappings")
+    me = os.getpid()
+    r, w = os.pipe()
+    helper = os.fork()
+    if helper == 0:
+        code = 1
+        try:
+            os.close(w)
+            if os.read(r, 1) == b"1":
+                for name, data in (("uid_map", uid_map), ("gid_map", gid_map)):
+                    fd = os.open(f"/proc/{me}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+                    try:
+                        os.write(fd, data)
+                    finally:
+                        os.close(fd)
+                code = 0
+        finally:
+            os._exit(code)
+    os.close(r)
+    err = None
+    try:
+        S.unshare(S.CLONE_NEWUSER)
+        os.write(w, b"1")
+    except OSError as e:
+        err = f"cannot create a user namespace: {os.strerror(e.errno or 0).lower()}"
+    finally:
+        os.close(w)
+    _, status = os.waitpid(helper, 0)
+    if err:
+        raise L.SetupError(err)
+    if status != 0:
+        raise L.SetupError("cannot write the user namespace's id maps (are they within the engine's own?)")
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        os.setgroups([])
+    except OSError as e:
+        raise L.SetupError(f"cannot become root of the new user namespace: {os.strerror(e.errno or 0).lower()}")
 
 
 def init_body(spec: dict[str, Any], rootfs: str, stdio: Stdio, cgroup: Any, fifo: str,
@@ -245,6 +308,7 @@ def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
             cgroup.add(0)
         fds = []
         try:
+            _join_userns(init_pid)
             for t in L.JOIN_ORDER:
                 p = f"/proc/{init_pid}/ns/{L.NS_PROC[t]}"
                 try:
@@ -262,6 +326,24 @@ def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
             for _, fd in fds:
                 os.close(fd)
     return prepare
+
+
+def _join_userns(init_pid: int) -> None:
+    """A container with a user namespace of its own (``--userns=keep-id``): join it first, since its other
+    namespaces belong to it (setns there needs its capabilities, which the join gives)."""
+    p = f"/proc/{init_pid}/ns/user"
+    try:
+        if os.stat(p).st_ino == os.stat("/proc/self/ns/user").st_ino:
+            return
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        S.setns(fd, S.CLONE_NEWUSER)
+    except OSError as e:
+        raise L.SetupError(f"cannot join user namespace: {os.strerror(e.errno or 0).lower()}") from None
+    finally:
+        os.close(fd)
 
 
 def _seccomp(compiled: tuple[bytes, list[str]] | None) -> None:
