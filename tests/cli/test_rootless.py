@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DOCKYARD
+from tests.conftest import CACHE, DOCKYARD, ROOTS, cleanup_root
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -392,3 +392,107 @@ def test_userns_keep_id_is_refused_for_root_and_host_accepted(dy: Any, busybox: 
     p = dy("run", "--rm", "--network", "none", "--userns=host", busybox, "cat", "/proc/self/uid_map")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0", "0", "4294967295"]
+
+
+PY_BASE = "FROM debian:bookworm\nRUN apt-get update && apt-get install -y --no-install-recommends python3 " \
+          "&& rm -rf /var/lib/apt/lists/*\n"
+APP = """import http.server
+
+
+class Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = open("/app/greeting.txt", "rb").read()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), Hello).serve_forever()
+"""
+APP_DOCKERFILE = """FROM python:3-bookworm
+WORKDIR /app
+COPY app.py /app/
+RUN python3 -m compileall -q /app && python3 -c "import sys; print('hello from python', sys.version_info[0])" \
+    > /app/greeting.txt
+EXPOSE 8000
+CMD ["python3", "/app/app.py"]
+"""
+
+
+@pytest.fixture(scope="module")
+def python_tar(debian_tar: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The local Python base (python:3-bookworm: Debian's python3 on debian:bookworm), built once as root in a
+    private root and saved to cache/ (its apt-get needs the Debian mirror the first time only)."""
+    tar = CACHE / "python3-bookworm.tar"
+    if tar.exists() and tar.stat().st_size > 0:
+        return tar
+    work = tmp_path_factory.mktemp("pybase")
+    root = work / "root"
+    root.mkdir()
+    ROOTS.add(str(root))
+    ctx = work / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(PY_BASE)
+
+    def dy(*args: str, timeout: float = 120) -> None:
+        p = subprocess.run([DOCKYARD, "--root", str(root), *args], capture_output=True, text=True, timeout=timeout)
+        assert p.returncode == 0, f"dockyard {args[0]}: {p.stdout}{p.stderr}"
+
+    try:
+        dy("import", "--change", 'CMD ["bash"]', str(debian_tar), "debian:bookworm")
+        dy("build", "-q", "-t", "python:3-bookworm", str(ctx), timeout=600)
+        part = tar.with_suffix(".tar.part")
+        dy("save", "-o", str(part), "python:3-bookworm")
+        part.rename(tar)
+    finally:
+        cleanup_root(root)
+        from dockyard.fsutil import rmtree
+
+        rmtree(str(root))
+    return tar
+
+
+def _chown_tree(path: Path, user: User) -> None:
+    os.chown(path, user.uid, user.gid)
+    for f in path.rglob("*"):
+        os.chown(f, user.uid, user.gid)
+
+
+def test_python_app_is_built_and_run_as_the_user_and_answers_on_loopback(user: User, tun: None,
+                                                                         python_tar: Path) -> None:
+    """The seed's example: a Python web app built from a Dockerfile (FROM the Python base, COPY, RUN, CMD) and run
+    with -p by the user; the page answers on the host's 127.0.0.1."""
+    dst = user.home / "python.tar"
+    shutil.copyfile(python_tar, dst)
+    os.chown(dst, user.uid, user.gid)
+    p = user.run("load", "-q", "-i", str(dst), timeout=300)
+    assert p.returncode == 0, p.stderr
+    ctx = user.home / "app"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(APP_DOCKERFILE)
+    (ctx / "app.py").write_text(APP)
+    _chown_tree(ctx, user)
+    p = user.run("build", "--network", "none", "-q", "-t", "pyapp", str(ctx), timeout=300)
+    assert p.returncode == 0, p.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = user.run("run", "-d", "--name", "pyapp", "-p", f"127.0.0.1:{port}:8000", "pyapp")
+    assert p.returncode == 0, p.stderr
+
+    def get() -> str:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := c.recv(4096):
+                    data += chunk
+                return data.decode(errors="replace")
+        except OSError:
+            return ""
+
+    reply = wait_for(get, timeout=30, what="the Python app to answer")
+    assert reply.startswith("HTTP/1.0 200") and reply.endswith("hello from python 3\n"), reply
+    p = user.run("rm", "-f", "pyapp")
+    assert p.returncode == 0, p.stderr

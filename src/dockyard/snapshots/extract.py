@@ -221,6 +221,9 @@ class Extractor:
         elif m.ischr() or m.isblk():
             if not (m.ischr() and m.devmajor == 0 and m.devminor == 0) and not self.allow_devices:
                 raise Unsafe(f"device node {m.name!r} is not allowed in this layer")
+            if _rootless() and not (m.ischr() and m.devmajor == 0 and m.devminor == 0):
+                return  # a user namespace may not make device nodes: skipped, as moby's and containers/storage's
+                # extractors do in one (debootstrap's /dev/console; a container's /dev is its own anyway)
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
             dev = os.makedev(m.devmajor, m.devminor)
             self._replace(pfd, base, lambda: os.mknod(base, kind | (m.mode & 0o777), dev, dir_fd=pfd))
