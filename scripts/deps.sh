@@ -11,6 +11,7 @@ PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 ipta
       podman-compose  # bench/bench_compose.py: the side-by-side Compose (a script; starts no service)
       etcd-server etcd-client  # overlay networks' cluster store (network/etcd.py) and its tests; etcdctl to debug
       slirp4netns  # rootless networking (network/slirp.py); uidmap above gives newuidmap/newgidmap
+      fuse-overlayfs  # rootless overlay where the kernel refuses it in a user namespace (rootless.overlay_driver)
       qemu-user-static)  # foreign-platform RUN steps and containers (runtime/binfmt.py registers it)
 missing=()
 for p in "${PKGS[@]}"; do

@@ -157,6 +157,10 @@ def missing() -> list[str]:
         if subid_range(file, uid) is None:
             out.append(f"no subordinate id range for uid {uid} in {file}: as root, "
                        f"usermod {flag} 100000-165535 {_name(uid)}")
+    if active() and os.environ.get(DATA_ENV) and overlay_driver(os.environ[DATA_ENV]) == FUSE_OVERLAYFS \
+            and shutil.which(FUSE_OVERLAYFS) is None:
+        out.append("the kernel refuses overlay in the user namespace and fuse-overlayfs is not found "
+                   "(apt-get install fuse-overlayfs)")
     if shutil.which("slirp4netns") is None and shutil.which("pasta") is None:
         out.append("neither slirp4netns nor pasta found: containers get no network but --network none "
                    "(apt-get install slirp4netns)")
@@ -356,6 +360,84 @@ def _reap_later(pid: int) -> None:
     """The pause process is our child: this short-lived command must not leave it a zombie when it exits (it is
     reparented then); nothing to do while we live, since it never exits on its own."""
     del pid
+
+
+# ----- overlay: the kernel's, or fuse-overlayfs --------------------------------------------------------------
+OVERLAY_ENV = "DOCKYARD_ROOTLESS_OVERLAY"  # "overlay" | "fuse-overlayfs": skip the probe (tests; hosts that lie)
+FUSE_OVERLAYFS = "fuse-overlayfs"
+
+
+def overlay_driver(near: str) -> str:
+    """``overlay`` when the kernel mounts overlay in the user's namespace (Linux >= 5.11, a file system with user
+    xattrs), else ``fuse-overlayfs`` (Debian package of that name, as Podman falls back to). Probed once per run
+    dir by mounting a tiny overlay in a scratch directory of ``near`` (the state root's file system), the answer
+    kept in ``<run dir>/overlay-driver``; ``DOCKYARD_ROOTLESS_OVERLAY`` forces either (for tests, and hosts whose
+    kernel mounts overlay here but breaks on it)."""
+    forced = os.environ.get(OVERLAY_ENV)
+    if forced in ("overlay", FUSE_OVERLAYFS):
+        return forced
+    cache = os.path.join(run_dir(), "overlay-driver")
+    try:
+        with open(cache) as f:
+            got = f.read().strip()
+        if got in ("overlay", FUSE_OVERLAYFS):
+            return got
+    except OSError:
+        pass
+    driver = "overlay" if _kernel_overlay_works(near) else FUSE_OVERLAYFS
+    from dockyard.fsutil import atomic_write
+
+    try:
+        atomic_write(cache, driver.encode(), 0o600, durable=False)
+    except OSError:
+        pass
+    return driver
+
+
+def _kernel_overlay_works(near: str) -> bool:
+    import shutil
+    import tempfile
+
+    try:
+        os.makedirs(near, 0o700, exist_ok=True)
+        d = tempfile.mkdtemp(prefix=".overlay-probe-", dir=near)
+    except OSError:
+        return True  # nowhere to probe: the kernel's, and its error if it refuses
+    try:
+        for sub in ("l", "u", "w", "m"):
+            os.mkdir(os.path.join(d, sub))
+        libc = _libc()
+        opts = f"lowerdir={d}/l,upperdir={d}/u,workdir={d}/w,userxattr".encode()
+        if libc.mount(b"overlay", f"{d}/m".encode(), b"overlay", 0, opts) != 0:
+            return False
+        libc.umount2(f"{d}/m".encode(), 2)  # MNT_DETACH
+        return True
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def fuse_overlay_options(options: tuple[str, ...]) -> tuple[str, ...]:
+    """The kernel overlay's options as fuse-overlayfs takes them (the layer dirs; it marks whiteouts and opaque
+    directories in the same format, reading ``user.overlay.opaque``)."""
+    keep = ("lowerdir=", "upperdir=", "workdir=")
+    return tuple(o for o in options if o == "ro" or o.startswith(keep))
+
+
+def mount_fuse_overlay(options: tuple[str, ...], target: str) -> None:
+    """Mount ``target`` with fuse-overlayfs (which forks its daemon once the mount is made; unmounting it ends
+    the daemon). Needs /dev/fuse usable by the user (mode 0666, as udev makes it)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which(FUSE_OVERLAYFS)
+    if exe is None:
+        raise RootlessError("the kernel refuses overlay in the user namespace here and fuse-overlayfs is not "
+                            "installed (apt-get install fuse-overlayfs)")
+    p = subprocess.run([exe, "-o", ",".join(o for o in options if o != "ro"), target], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        why = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        raise RootlessError(f"fuse-overlayfs cannot mount {target}: {why}")
 
 
 def spec_problems(resources: dict[str, Any] | None) -> str | None:

@@ -68,6 +68,11 @@ def _apply_mounts(mounts: list[Mount]) -> None:
 
                 mount_layer(m.source, m.target)
             continue
+        if m.type == "fuse-overlayfs":  # rootless, where the kernel refuses overlay (dockyard.rootless)
+            from dockyard import rootless
+
+            rootless.mount_fuse_overlay(m.options, m.target)
+            continue
         flags = 0
         opts = []
         for o in m.options:

@@ -148,7 +148,11 @@ def _rootless_info() -> dict[str, Any]:
         problems.append(failed)
     from dockyard import libexec
 
-    return {"security_options": ["name=rootless"], "warnings": libexec.missing_system_deps() + problems}
+    out: dict[str, Any] = {"security_options": ["name=rootless"],
+                           "warnings": libexec.missing_system_deps() + problems}
+    if rootless.active() and os.environ.get(rootless.DATA_ENV):  # Docker's rootless names fuse-overlayfs here too
+        out["storage_driver"] = rootless.overlay_driver(os.path.join(os.environ[rootless.DATA_ENV], "snapshots"))
+    return out
 
 
 def _layer_status() -> list[list[str]]:

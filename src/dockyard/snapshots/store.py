@@ -472,4 +472,7 @@ def rootfs_mounts(lowerdirs: list[str], upperdir: str | None, workdir: str | Non
     if len(",".join(opts)) >= _PAGE:
         raise InvalidArgument(f"too many layers ({len(lowers)}) for one overlay mount: "
                               f"its options exceed {_PAGE - 1} bytes")
+    if options is ROOTLESS_OVERLAY_OPTIONS and rootless.overlay_driver(os.path.dirname(os.path.dirname(
+            lowers[0].rstrip("/")))) == rootless.FUSE_OVERLAYFS:  # the kernel refuses overlay in the user namespace
+        return [Mount(rootless.FUSE_OVERLAYFS, rootless.FUSE_OVERLAYFS, target, rootless.fuse_overlay_options(opts))]
     return [Mount("overlay", "overlay", target, opts)]
