@@ -547,3 +547,17 @@ def _comm(pid: int) -> str:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
+
+
+def test_a_killed_pause_process_is_made_again(user: User) -> None:
+    """The per-user holders stay when idle (docs/decisions.md); killing them is safe: the next command makes them
+    again."""
+    p = user.run("run", "--rm", "--network", "none", "busybox", "true")
+    assert p.returncode == 0, p.stderr
+    pid = int(Path(f"/tmp/dockyard-{user.uid}/pause.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _state(pid) in ("Z", ""), what="the pause process to die")
+    p = user.run("run", "--rm", "--network", "none", "busybox", "echo", "again")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "again\n"
+    assert int(Path(f"/tmp/dockyard-{user.uid}/pause.pid").read_text().split()[0]) != pid
