@@ -8,8 +8,10 @@ change under a prefix from a revision on, so a watcher that reconnects resumes e
 that the revision was compacted and reads the prefix again).
 
 The gateway wants keys and values base64-encoded and answers int64 fields as strings. Only the standard library
-is used (``http.client``: one connection per call; a watch is one long streaming response), so importing this
-module costs next to nothing and nothing of it is on the ``run`` path of bridge networks.
+is used, and of it only ``socket`` and ``json`` (a small HTTP/1.1 client, ``_Conn``: one kept-alive connection for
+the calls, a watch is one long chunked response on its own connection), so importing this module costs next to
+nothing and nothing of it is on the ``run`` path of bridge networks. Reads that belong together are one ``read``
+(a transaction of ranges: one round trip, one revision).
 
 Example::
 
@@ -75,50 +77,175 @@ def parse_url(url: str) -> list[tuple[str, int]]:
     return out
 
 
+class _Conn:
+    """One HTTP/1.1 connection to an endpoint, kept open between requests (keep-alive). ``http.client`` is not
+    used: importing it (email, ssl) cost ~45 ms of an overlay attach on the bench, more than every etcd call of
+    it together. Speaks only what the gateway answers: a status line, headers, then a body by ``Content-Length``,
+    ``chunked`` or up to the close."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port = host, port
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+        self.reusable = True
+        self.answered = False  # a byte of the answer came (a request that failed before may be sent again)
+
+    def close(self) -> None:
+        self.reusable = False
+        self.sock.close()
+
+    def send(self, path: str, body: bytes) -> None:
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        self.answered = False
+        self.sock.sendall(head.encode() + body)
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("the cluster store closed the connection")
+        self.answered = True
+        self.buf += data
+
+    def _line(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\r\n")
+            if i >= 0:
+                line, self.buf = self.buf[:i], self.buf[i + 2:]
+                return line
+            if len(self.buf) > 65536:
+                raise ValueError("HTTP line too long")
+            self._fill()
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def head(self) -> tuple[int, dict[str, str]]:
+        """The status and the (lower-cased) headers of the next response."""
+        parts = self._line().split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise ValueError("not an HTTP response")
+        headers = {}
+        while line := self._line():
+            k, _, v = line.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        if headers.get("connection", "").lower() == "close" or parts[0] == b"HTTP/1.0":
+            self.reusable = False
+        return int(parts[1]), headers
+
+    def chunks(self, headers: dict[str, str]) -> Iterator[bytes]:
+        """The body, piece by piece as it arrives (a watch is one endless chunked body)."""
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():  # trailers
+                        pass
+                    return
+                yield self._exact(size)
+                self._exact(2)
+        elif "content-length" in headers:
+            yield self._exact(int(headers["content-length"]))
+        else:  # up to the close
+            self.reusable = False
+            while True:
+                try:
+                    self._fill()
+                except ConnectionResetError:
+                    break
+                data, self.buf = self.buf, b""
+                yield data
+            yield self.buf
+
+
 class Etcd:
-    """The cluster store at ``url`` (``etcd://...``); each call tries the endpoints in turn."""
+    """The cluster store at ``url`` (``etcd://...``); each call tries the endpoints in turn. One connection is kept
+    open for the next call (calls from several threads take turns on it)."""
 
     def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
+        import _thread
+
         self.url = url
         self.endpoints = parse_url(url)
         self.timeout = timeout
         self.good = 0  # the endpoint that answered last
+        self.conn: _Conn | None = None
+        self.lock = _thread.allocate_lock()
+        self.connects = 0  # connections made (the tests check that calls share one)
 
     def _unreachable(self, why: str) -> SystemFailure:
         return SystemFailure(f"cluster store {self.url} is unreachable: {why}")
 
-    def _connections(self) -> Iterator[Any]:
-        import http.client
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
 
-        n = len(self.endpoints)
-        for i in range(n):
-            host, port = self.endpoints[(self.good + i) % n]
-            self.good = (self.good + i) % n
-            yield http.client.HTTPConnection(host, port, timeout=self.timeout)
+    def _connect(self, i: int) -> _Conn:
+        host, port = self.endpoints[i]
+        self.connects += 1
+        return _Conn(host, port, self.timeout)
+
+    def _roundtrip(self, i: int, path: str, data: bytes) -> tuple[int, bytes]:
+        """One request on the kept connection (to endpoint ``i``), or a new one. A kept connection that turns out
+        closed before any answer came (the server dropped it while idle) is replaced once; the request had not
+        reached it."""
+        conn, fresh = self.conn, False
+        if conn is None or self.endpoints[i] != (conn.host, conn.port):
+            if conn is not None:
+                conn.close()
+            conn, fresh = self._connect(i), True
+        self.conn = None
+        while True:
+            try:
+                conn.send(path, data)
+                status, headers = conn.head()
+                raw = b"".join(conn.chunks(headers))
+            except ConnectionError:
+                conn.close()
+                if fresh or conn.answered:
+                    raise
+                conn, fresh = self._connect(i), True
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            if conn.reusable:
+                self.conn = conn
+            else:
+                conn.close()
+            return status, raw
 
     def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` to ``/v3/<path>``; the decoded answer. SystemFailure when no endpoint answers."""
         data = json.dumps(body).encode()
         why = "no endpoint"
-        for conn in self._connections():
-            try:
-                conn.request("POST", "/v3/" + path, data, {"Content-Type": "application/json"})
-                resp = conn.getresponse()
-                raw = resp.read()
-            except (OSError, ValueError) as e:
-                why = str(e) or type(e).__name__
-                continue
-            finally:
-                conn.close()
-            try:
-                out = json.loads(raw or b"{}")
-            except ValueError:
-                raise self._unreachable(f"not an etcd v3 gateway (HTTP {resp.status})") from None
-            if resp.status != 200:
-                msg = out.get("error") or out.get("message") if isinstance(out, dict) else ""
-                raise SystemFailure(f"cluster store {self.url}: {path}: {msg or 'HTTP ' + str(resp.status)}")
-            return out if isinstance(out, dict) else {}
-        raise self._unreachable(why)
+        n = len(self.endpoints)
+        with self.lock:
+            for k in range(n):
+                i = (self.good + k) % n
+                try:
+                    status, raw = self._roundtrip(i, "/v3/" + path, data)
+                except (OSError, ValueError) as e:
+                    why = str(e) or type(e).__name__
+                    continue
+                self.good = i
+                break
+            else:
+                raise self._unreachable(why)
+        try:
+            out = json.loads(raw or b"{}")
+        except ValueError:
+            raise self._unreachable(f"not an etcd v3 gateway (HTTP {status})") from None
+        if status != 200:
+            msg = out.get("error") or out.get("message") if isinstance(out, dict) else ""
+            raise SystemFailure(f"cluster store {self.url}: {path}: {msg or 'HTTP ' + str(status)}")
+        return out if isinstance(out, dict) else {}
 
     # ---- keys ------------------------------------------------------------------------------------------------
     def get(self, key: str) -> tuple[bytes, int] | None:
@@ -136,6 +263,20 @@ class Etcd:
         r = self.call("kv/range", {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix)), "count_only": True})
         return int(r.get("count", 0))
 
+    def read(self, *ranges: tuple[str, bool]) -> tuple[list[dict[str, bytes]], int]:
+        """Several reads in one round trip, all at one revision (a transaction of ranges, no compare): for each
+        ``(key, prefix)`` the {key: value} it holds (``prefix``: every key under it); and that revision."""
+        ops = [{"request_range": {"key": _b64(k), **({"range_end": _b64(prefix_end(k))} if p else {})}}
+               for k, p in ranges]
+        r = self.call("kv/txn", {"compare": [], "success": ops, "failure": []})
+        out = []
+        for resp in r.get("responses") or []:
+            kvs = (resp.get("response_range") or {}).get("kvs") or []
+            out.append({_unb64(kv["key"]).decode(): _unb64(kv.get("value")) for kv in kvs})
+        if len(out) != len(ranges):
+            raise SystemFailure(f"cluster store {self.url}: kv/txn: {len(out)} answers to {len(ranges)} reads")
+        return out, int(r.get("header", {}).get("revision", 0))
+
     def put(self, key: str, value: bytes | str, lease: int = 0) -> None:
         body: dict[str, Any] = {"key": _b64(key), "value": _b64(value)}
         if lease:
@@ -150,6 +291,7 @@ class Etcd:
 
     def txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]],
             failure: list[dict[str, Any]] | None = None) -> bool:
+        """Atomically: when every compare holds, the ``success`` operations (True), else the ``failure`` ones."""
         r = self.call("kv/txn", {"compare": compare, "success": success, "failure": failure or []})
         return bool(r.get("succeeded"))
 
@@ -180,31 +322,35 @@ class Etcd:
 
         Blocks between events. Ends (returns) when the stream breaks; raises ``Compacted`` when the revision is
         gone. ``holder`` receives the socket, so that another thread can break the stream (``shutdown``)."""
-        import http.client
-
-        host, port = self.endpoints[self.good]
-        conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         body = {"create_request": {"key": _b64(prefix), "range_end": _b64(prefix_end(prefix)),
                                    "start_revision": str(start_revision)}}
         try:
-            conn.request("POST", "/v3/watch", json.dumps(body).encode(), {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            assert conn.sock is not None
+            conn = self._connect(self.good)
+        except OSError:
+            return
+        try:
+            conn.send("/v3/watch", json.dumps(body).encode())
+            status, headers = conn.head()
+            if status != 200:
+                return
             conn.sock.settimeout(None)
             if holder is not None:
                 holder[:] = [conn.sock]
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                msg = json.loads(line).get("result") or {}
-                if msg.get("compact_revision") and int(msg["compact_revision"]) > 0:
-                    raise Compacted(int(msg["compact_revision"]))
-                for ev in msg.get("events") or []:
-                    kv = ev.get("kv", {})
-                    yield (ev.get("type", "PUT"), _unb64(kv.get("key")).decode(), _unb64(kv.get("value")),
-                           int(kv.get("mod_revision", 0)))
-        except (OSError, ValueError, http.client.HTTPException):
+            pending = b""
+            for data in conn.chunks(headers):
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    msg = json.loads(line).get("result") or {}
+                    if msg.get("compact_revision") and int(msg["compact_revision"]) > 0:
+                        raise Compacted(int(msg["compact_revision"]))
+                    for ev in msg.get("events") or []:
+                        kv = ev.get("kv", {})
+                        yield (ev.get("type", "PUT"), _unb64(kv.get("key")).decode(), _unb64(kv.get("value")),
+                               int(kv.get("mod_revision", 0)))
+        except (OSError, ValueError):
             return
         finally:
             conn.close()
@@ -223,6 +369,11 @@ def put_op(key: str, value: bytes | str, lease: int = 0) -> dict[str, Any]:
     if lease:
         p["lease"] = str(lease)
     return {"request_put": p}
+
+
+def value_is(key: str, value: bytes | str) -> dict[str, Any]:
+    """A compare: ``key`` exists with exactly ``value``."""
+    return {"key": _b64(key), "target": "VALUE", "result": "EQUAL", "value": _b64(value)}
 
 
 def delete_op(key: str, prefix: bool = False) -> dict[str, Any]:

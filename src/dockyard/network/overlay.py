@@ -53,6 +53,9 @@ STORE_OPT, ADV_OPT, ATTACH_OPT = "dockyard.cluster-store", "dockyard.cluster-adv
 VNI_OPT, MTU_OPT = "com.docker.network.driver.overlay.vxlanid_list", "com.docker.network.driver.mtu"
 
 
+_clients: dict[str, Etcd] = {}  # one client (and its kept connection) per cluster store URL in a process
+
+
 def lease_ttl() -> int:
     return max(int(os.environ.get("DOCKYARD_OVERLAY_TTL", "15")), 2)
 
@@ -69,7 +72,7 @@ class Cluster:
         if not advertise:
             raise InvalidArgument("overlay networks need this host's address: --cluster-advertise ADDRESS")
         self.url = url
-        self.kv: Etcd = Etcd(url)
+        self.kv: Etcd = _clients.get(url) or _clients.setdefault(url, Etcd(url))
         self.advertise = checks.ipv4(advertise.rpartition(":")[0] if advertise.count(":") == 1 else advertise,
                                      "cluster advertise address")
 
@@ -234,113 +237,144 @@ def remove(store: Store, net: Network) -> None:
 
 
 # ---- endpoints ----------------------------------------------------------------------------------------------------
-def host_lease(cl: Cluster, net_id: str) -> int:
-    """This host's lease for the network (granted, and recorded under ``host/``, when there is none)."""
-    from dockyard.network import etcd as e
-
-    key = f"{P}host/{net_id}/{cl.advertise}"
-    for _ in range(3):
-        got = cl.kv.get(key)
-        if got is not None:
-            return int(got[0])
-        lease = cl.kv.grant(lease_ttl())
-        if cl.kv.txn([e.absent(key)], [e.put_op(key, str(lease), lease)]):
-            return lease
-        cl.kv.revoke(lease)
-    raise SystemFailure(f"cluster store {cl.url}: cannot register this host on network {net_id}")
+ROUNDS = 64  # read-pick-claim rounds of a join before it gives up (each lost only to a concurrent claim)
 
 
 def join(store: Store, ns: NetworkStore, net: Network, cid: str, name: str, aliases: list[str], ip_request: str,
          veth: str, connected: bool = False) -> str:
     """Claim an address in the cluster, record the endpoint locally and in the cluster (with the host lease),
-    make the network's bridge and VXLAN device here and program them; the address."""
+    make the network's bridge and VXLAN device here and program them; the address.
+
+    Two round trips to the cluster store when this host is registered on the network already (three when not:
+    the lease is granted first): one read of everything the choice needs (the host's lease, the container's
+    earlier record, the address claims, the endpoint records; one revision), then one transaction that puts the
+    claim, the endpoint record (and the host's key) only if none of what was read about them changed meanwhile.
+    A lost race reads again."""
     from dockyard.network import etcd as e
-    from dockyard.network.store import _mask, int2ip, ip2int, mac_for, parse_cidr
+    from dockyard.network import overlay_watch
+    from dockyard.network.store import mac_for
 
     if net.options.get(ATTACH_OPT) != "true":
         raise Conflict(f"Could not attach to network {net.name}: network {net.name} not manually attachable "
                        "(create it with --attachable)")
     cl = cluster_of(net, store.root)
     kv = cl.kv
-    lease = host_lease(cl, net.id)
+    hkey, epkey, prefix = f"{P}host/{net.id}/{cl.advertise}", f"{P}ep/{net.id}/{cid}", f"{P}ip/{net.id}/"
+    claim = f"{cid} {cl.advertise}"
+    existed = bool(store.query("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?", (net.id, cid)))
+    ipkey = ""
+    try:
+        for _ in range(ROUNDS):
+            (host, mine, claims, eps, live), _rev = kv.read(
+                (hkey, False), (epkey, False), (prefix, True), (f"{P}ep/{net.id}/", True), (f"{P}host/{net.id}/", True))
+            ip, old = _pick(net, cid, ip_request, claims, mine.get(epkey),
+                            {k.rpartition("/")[2] for k in live} | {cl.advertise})
+            # the local endpoint first: from then on this host's watcher counts the container as its own (a
+            # record it sees without a local endpoint is one it deletes)
+            ns.allocate(net, cid, aliases, ip_request, connected=connected, veth=veth, fixed=ip)
+            lease = int(host[hkey]) if host else 0
+            granted = 0
+            if not lease:
+                lease = granted = kv.grant(lease_ttl())
+            rec = {"host": cl.advertise, "ip": ip, "mac": mac_for(ip), "name": name, "aliases": aliases}
+            ipkey = prefix + ip
+            compare = [e.value_is(hkey, host[hkey]) if host else e.absent(hkey),
+                       e.value_is(ipkey, old) if old is not None else e.absent(ipkey)]
+            ops = [e.put_op(ipkey, claim), e.put_op(epkey, json.dumps(rec), lease)]
+            if granted:
+                ops.insert(0, e.put_op(hkey, str(lease), lease))
+            if kv.txn(compare, ops):
+                break
+            ipkey = ""
+            if granted:
+                kv.revoke(granted)
+        else:
+            raise SystemFailure(f"cluster store {cl.url}: attaching to network {net.name} kept racing with other "
+                                "attachments; try again")
+        if ensure_kernel(net, cl.advertise) or not overlay_watch.running(store.root, net.id):
+            # a new VXLAN device, or no watcher yet to program it: the others' records as read (the watcher
+            # follows what changes from then on); a running watcher keeps an existing device up to date itself
+            recs = {}
+            for k, v in eps.items():
+                try:
+                    recs[k.rpartition("/")[2]] = json.loads(v)
+                except ValueError:
+                    continue
+            program(store.root, net, cl, recs)
+    except BaseException:
+        ns.release(cid, net.id, forget=not existed)
+        if ipkey:
+            try:
+                kv.txn([e.value_is(ipkey, claim)], [e.delete_op(ipkey), e.delete_op(epkey)], [e.delete_op(epkey)])
+            except SystemFailure:
+                pass
+        raise
+    return ip
+
+
+def _pick(net: Network, cid: str, ip_request: str, claims: dict[str, bytes], mine: bytes | None,
+          live: set[str]) -> tuple[str, bytes | None]:
+    """The address to claim for container ``cid`` and the claim's current value to compare with (None: the
+    address must be unclaimed). In order: the requested address; the container's own address of an earlier run
+    (a restart within the lease keeps it); the lowest never-claimed one; one whose claim belongs to a host that
+    is gone (no lease left: ``live`` are the hosts that have one, and this host), when the subnet has no
+    never-claimed one."""
+    from dockyard.network.store import _mask, int2ip, ip2int, parse_cidr
+
     sn = parse_cidr(net.subnet)
-    reserved = {sn[0], sn[0] | (~_mask(sn[1]) & 0xFFFFFFFF), ip2int(net.gateway)}
+    last = sn[0] | (~_mask(sn[1]) & 0xFFFFFFFF)
+    reserved = {sn[0], last, ip2int(net.gateway)}
     prefix = f"{P}ip/{net.id}/"
-    mine = kv.get(f"{P}ep/{net.id}/{cid}")  # a restart within the lease: keep the address
-    cands: list[int]
+    held = {k[len(prefix):]: v for k, v in claims.items()}
+
+    def ours(v: bytes | None) -> bool:
+        return v is not None and v.decode(errors="replace").split(" ")[0] == cid
+
     if ip_request:
         n = ip2int(ip_request)
         if n & _mask(sn[1]) != sn[0]:
             raise InvalidArgument(f"invalid endpoint settings: no configured subnet or ip-range contain the IP "
                                   f"address {ip_request}")
-        if n in reserved:
+        if n in reserved or (ip_request in held and not ours(held[ip_request])):
             raise Conflict(f"Address already in use: {ip_request}")
-        cands = [n]
-    else:
-        taken = {ip2int(k[len(prefix):]) for k, _ in kv.range_prefix(prefix)[0]}
-        first = [ip2int(json.loads(mine[0])["ip"])] if mine else []
-        cands = first + [a for a in range(sn[0] + 1, sn[0] | (~_mask(sn[1]) & 0xFFFFFFFF))
-                         if a not in taken and a not in reserved]
-    ip = ""
-    claim = f"{cid} {cl.advertise}"
-    for n in cands:
-        key = prefix + int2ip(n)
-        got = kv.get(key)
-        if got is not None and got[0].decode().split()[0] == cid:
-            ip = int2ip(n)
-            kv.put(key, claim)
-            break
-        if got is None and kv.create(key, claim):
-            ip = int2ip(n)
-            break
-        if ip_request:
-            raise Conflict(f"Address already in use: {ip_request}")
-    if not ip and not ip_request:
-        ip = _reclaim(cl, net.id, claim)
-    if not ip:
-        raise Conflict(f"no available IPv4 addresses on this network's address pools: {net.name} ({net.id})")
-    try:
-        ns.allocate(net, cid, aliases, ip_request, connected=connected, veth=veth, fixed=ip)
-        rec = {"host": cl.advertise, "ip": ip, "mac": mac_for(ip), "name": name, "aliases": aliases}
-        kv.txn([], [e.put_op(f"{P}ep/{net.id}/{cid}", json.dumps(rec), lease)])
-        ensure_kernel(net, cl.advertise)
-        program(store.root, net, cl)
-    except BaseException:
+        return ip_request, held.get(ip_request)
+    if mine is not None:
         try:
-            kv.txn([], [e.delete_op(prefix + ip), e.delete_op(f"{P}ep/{net.id}/{cid}")])
-        except SystemFailure:
-            pass
-        raise
-    return ip
-
-
-def _reclaim(cl: Cluster, net_id: str, claim: str) -> str:
-    """An address whose claim belongs to a host that is gone (its lease expired: no ``host/`` key), when the pool
-    has no never-claimed one left; compare-and-put on the old claim. "" when there is none."""
-    from dockyard.network import etcd as e
-
-    live = {k.rpartition("/")[2] for k, _ in cl.kv.range_prefix(f"{P}host/{net_id}/")[0]}
-    for key, value in cl.kv.range_prefix(f"{P}ip/{net_id}/")[0]:
-        parts = value.decode().split()
+            ip = str(json.loads(mine)["ip"])
+        except (ValueError, KeyError, TypeError):
+            ip = ""
+        if ip and (ip not in held or ours(held[ip])):
+            return ip, held.get(ip)
+    for n in range(sn[0] + 1, last):
+        ip = int2ip(n)
+        if n not in reserved and ip not in held:
+            return ip, None
+        if ours(held.get(ip)):
+            return ip, held[ip]
+    for ip, v in held.items():
+        parts = v.decode(errors="replace").split()
         if len(parts) == 2 and parts[1] not in live:
-            cmp = {"key": e._b64(key), "target": "VALUE", "result": "EQUAL", "value": e._b64(value)}
-            if cl.kv.txn([cmp], [e.put_op(key, claim)]):
-                return key.rpartition("/")[2]
-    return ""
+            return ip, v
+    raise Conflict(f"no available IPv4 addresses on this network's address pools: {net.name} ({net.id})")
 
 
 def leave(store: Store, net: Network, cid: str) -> None:
-    """Drop the container's records from the cluster (an unreachable store: the watcher drops them later, or the
-    lease does); tear the network's kernel side down when no local container is left on it."""
+    """Drop the container's records from the cluster, in one transaction: its endpoint record, and its address's
+    claim when the claim is still its own (an unreachable store: the watcher drops them later, or the lease does).
+    Called before the local release (the endpoint row names the address)."""
     from dockyard.network import etcd as e
 
     try:
         cl = cluster_of(net, store.root)
-        got = cl.kv.get(f"{P}ep/{net.id}/{cid}")
-        if got is not None:
-            rec = json.loads(got[0])
-            if rec.get("host") == cl.advertise:
-                cl.kv.txn([], [e.delete_op(f"{P}ep/{net.id}/{cid}"), e.delete_op(f"{P}ip/{net.id}/{rec['ip']}")])
+        epkey = f"{P}ep/{net.id}/{cid}"
+        rows = store.query("SELECT ip FROM endpoints WHERE network_id=? AND container_id=? AND ip IS NOT NULL",
+                           (net.id, cid))
+        if not rows:
+            cl.kv.delete(epkey)
+            return
+        ipkey = f"{P}ip/{net.id}/{rows[0]['ip']}"
+        cl.kv.txn([e.value_is(ipkey, f"{cid} {cl.advertise}")], [e.delete_op(epkey), e.delete_op(ipkey)],
+                  [e.delete_op(epkey)])
     except (SystemFailure, InvalidArgument):
         pass
 
@@ -378,8 +412,9 @@ def _teardown(root: str, net_id: str) -> None:
 
 
 # ---- the kernel side ----------------------------------------------------------------------------------------------
-def ensure_kernel(net: Network, advertise: str) -> None:
-    """The network's bridge (``bridge.ensure``: address, firewall table) and its VXLAN device, made if missing."""
+def ensure_kernel(net: Network, advertise: str) -> bool:
+    """The network's bridge (``bridge.ensure``: address, firewall table) and its VXLAN device, made if missing;
+    True when this call made the VXLAN device."""
     from dockyard.network import bridge
     from dockyard.network.netlink import Netlink, NetlinkError
     from dockyard.network.store import GROUP
@@ -392,12 +427,13 @@ def ensure_kernel(net: Network, advertise: str) -> None:
     mtu = int(net.options.get(MTU_OPT, "0") or 0)
     with Netlink() as nl:
         if nl.link(vx) is not None:
-            return
+            return False
         try:
             nl.create_vxlan(vx, vni, advertise, port=VXLAN_PORT, master=nl.index(br), mtu=mtu, group=GROUP)
+            return True
         except NetlinkError as e:
             if e.errno == 17:  # EEXIST: a concurrent attach made it
-                return
+                return False
             if e.errno in (99, 98):
                 raise SystemFailure(f"network {net.name}: cannot make its VXLAN device: the cluster advertise "
                                     f"address {advertise} is not an address of this host") from None
