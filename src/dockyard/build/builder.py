@@ -410,14 +410,23 @@ class Builder:
                 for line in f:
                     self.emit(StepOutput(self.step_no, line.decode('utf-8', 'replace').rstrip()))
 
-        t = threading.Thread(target=pump, daemon=True)
-        t.start()
+        # the pump starts once the sandbox's process exists: the runtime forks this process to make it, and a
+        # fork must not happen while another thread may hold a lock (the emit path's)
+        threads: list[threading.Thread] = []
+
+        def created() -> None:
+            threads.append(threading.Thread(target=pump, daemon=True))
+            threads[0].start()
+
         try:
             status = ws.run(args, env=env, cwd=inner.get("WorkingDir") or "/", user=inner.get("User") or "",
-                            network=net, stdout=w, stderr=w, extra_mounts=mounts)
+                            network=net, stdout=w, stderr=w, extra_mounts=mounts, on_created=created)
         finally:
             os.close(w)
-            t.join()
+            if threads:
+                threads[0].join()
+            else:
+                pump()  # nothing was started: what a failed create wrote is shown here
         if status != 0:
             shown = json.dumps(" ".join(args) if script is not None else args)
             if script is not None:

@@ -65,7 +65,10 @@ class Sandbox(Protocol):
     def close(self) -> None: ...
 
     def run(self, args: list[str], *, env: list[str], cwd: str, user: str, network: str, stdout: int,
-            stderr: int, extra_mounts: list[dict[str, Any]] | None = None) -> int: ...
+            stderr: int, extra_mounts: list[dict[str, Any]] | None = None,
+            on_created: Callable[[], None] | None = None) -> int:
+        """Run ``args``; ``on_created`` is called once its process exists (no fork of the caller after it)."""
+        ...
 
     def resolve_user(self, user: str) -> dict[str, Any]:
         """``name|uid[:group|gid]`` -> {"uid", "gid", ...} from the sandbox's /etc/passwd and /etc/group."""

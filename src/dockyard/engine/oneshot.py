@@ -47,8 +47,11 @@ class Workspace:
         self.close()
 
     def run(self, args: list[str], *, env: list[str], cwd: str, user: str, network: str, stdout: int,
-            stderr: int, extra_mounts: list[dict[str, Any]] | None = None, hostname: str = "buildkitsandbox") -> int:
-        """Run ``args`` in the workspace (stdin /dev/null); returns its exit status (128+N when killed)."""
+            stderr: int, extra_mounts: list[dict[str, Any]] | None = None, hostname: str = "buildkitsandbox",
+            on_created: Any = None) -> int:
+        """Run ``args`` in the workspace (stdin /dev/null); returns its exit status (128+N when killed).
+        ``on_created()`` is called once the process exists, before it starts: the caller may start threads from
+        then on (this process is not forked after it)."""
         from dockyard.engine import rootfs, specgen
         from dockyard.engine.options import ContainerSpec
         from dockyard.fsutil import atomic_write
@@ -82,6 +85,8 @@ class Workspace:
             try:
                 if att is not None:
                     att.plumb(pid)
+                if on_created is not None:
+                    on_created()
                 rt.start(self.id)
                 _, st = os.waitpid(pid, 0)
             finally:
