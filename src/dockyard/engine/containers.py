@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from dockyard.engine.options import ContainerSpec
 
 from dockyard.errors import Conflict, InvalidArgument, NotFound
-from dockyard.state.db import Store
+from dockyard.state.db import Store, prefix_range
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -40,6 +40,9 @@ def proc_start_time(pid: int) -> int | None:
 
 def alive(pid: int | None, start: int | None) -> bool:
     return bool(pid) and proc_start_time(pid) == start  # type: ignore[arg-type]
+
+
+RUNNING_STATES = ("running", "paused", "restarting")
 
 
 class Container:
@@ -136,7 +139,8 @@ class ContainerStore:
         ref = ref.lstrip("/") if ref.startswith("/") else ref
         rows = self.store.query("SELECT * FROM containers WHERE id=? OR name=?", (ref, ref))
         if not rows and ref and all(ch in "0123456789abcdef" for ch in ref):
-            rows = self.store.query("SELECT * FROM containers WHERE id LIKE ?", (ref + "%",))
+            # an ID prefix: a range of the primary key (LIKE would read every row)
+            rows = self.store.query("SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2", prefix_range(ref))
             if len(rows) > 1:
                 raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
         if not rows:
@@ -146,7 +150,13 @@ class ContainerStore:
         return self.refresh(Container.from_row(rows[0]))
 
     def list(self, all: bool = True) -> list[Container]:
-        rows = self.store.query("SELECT * FROM containers ORDER BY created DESC")
+        """Every container, newest first; with ``all=False`` only the running (paused, restarting) ones, read
+        through the state index: ``ps`` costs what the running containers cost, not what the store holds."""
+        if all:
+            rows = self.store.query("SELECT * FROM containers ORDER BY created DESC")
+        else:
+            rows = self.store.query("SELECT * FROM containers WHERE state IN (?,?,?) ORDER BY created DESC",
+                                    RUNNING_STATES)
         out = [self.refresh(Container.from_row(r)) for r in rows]
         return out if all else [c for c in out if c.running]
 

@@ -283,9 +283,9 @@ def list_containers(store: Store, all: bool = False, filters: list[tuple[str, st
 
     filters = filters or []
     by = group(filters, PS_FILTERS)
-    cs = ContainerStore(store).list()
-    match = _Matcher(store, by)
     show_all = all or latest or last >= 0 or "status" in by or "exited" in by
+    cs = ContainerStore(store).list(all=show_all)
+    match = _Matcher(store, by)
     cs = [c for c in cs if (show_all or c.running) and match(c)]
     if latest:
         cs = cs[:1]

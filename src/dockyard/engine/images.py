@@ -506,7 +506,9 @@ def _is_repo_with_tags(store: Store, name: str) -> bool:
     r = reference.try_parse(name)
     if r is None or not r.name_only:
         return False
-    rows = store.query("SELECT ref FROM tags WHERE ref LIKE ?", (r.name + ":%",))
+    from dockyard.state.db import prefix_range
+
+    rows = store.query("SELECT ref FROM tags WHERE ref >= ? AND ref < ?", prefix_range(r.name + ":"))
     return any(x[0].rsplit(":", 1)[0] == r.name for x in rows)
 
 

@@ -456,8 +456,10 @@ def _select(images: ImageStore, names: list[str]) -> list[tuple[str, list[str]]]
     for name in names:
         ref = refs.try_parse(name) if not name.startswith("sha256:") else None
         if ref is not None and ref.name_only:
-            rows = images.store.query("SELECT ref, image_id FROM tags WHERE ref LIKE ? ORDER BY ref",
-                                      (ref.name + ":%",))
+            from dockyard.state.db import prefix_range
+
+            rows = images.store.query("SELECT ref, image_id FROM tags WHERE ref >= ? AND ref < ? ORDER BY ref",
+                                      prefix_range(ref.name + ":"))
             rows = [r for r in rows if r[0].rsplit(":", 1)[0] == ref.name]
             if rows:
                 for r, iid in rows:

@@ -227,9 +227,11 @@ class ImageStore:
                 r = c.execute("SELECT image_id FROM repo_digests WHERE ref=?",
                               (f"{ref.name}@{ref.digest}",)).fetchone()
                 if r is None:
+                    from dockyard.state.db import prefix_range
+
                     r = c.execute("SELECT i.id FROM images i JOIN tags t ON t.image_id=i.id "
-                                  "WHERE i.manifest_digest=? AND t.ref LIKE ? LIMIT 1",
-                                  (ref.digest, ref.name + ":%")).fetchone()
+                                  "WHERE i.manifest_digest=? AND t.ref >= ? AND t.ref < ? LIMIT 1",
+                                  (ref.digest, *prefix_range(ref.name + ":"))).fetchone()
             else:
                 r = c.execute("SELECT image_id FROM tags WHERE ref=?", (str(ref.tagged()),)).fetchone()
             if r is not None:
@@ -240,8 +242,10 @@ class ImageStore:
 
     @staticmethod
     def _by_prefix(c: sqlite3.Connection, hexpart: str, shown: str) -> str | None:
-        rows = c.execute("SELECT id FROM images WHERE substr(id, 8, ?)=? LIMIT 2",
-                         (len(hexpart), hexpart)).fetchall()
+        from dockyard.state.db import prefix_range
+
+        rows = c.execute("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2",
+                         prefix_range("sha256:" + hexpart)).fetchall()
         if len(rows) > 1:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {shown}")
         return str(rows[0][0]) if rows else None

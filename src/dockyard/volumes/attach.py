@@ -39,7 +39,9 @@ def _container_mounts(store: Store, ref: str) -> tuple[str, list[dict[str, Any]]
     ref = ref.lstrip("/")
     rows = store.query("SELECT id, config FROM containers WHERE id=? OR name=?", (ref, ref))
     if not rows and ref and all(ch in "0123456789abcdef" for ch in ref):
-        rows = store.query("SELECT id, config FROM containers WHERE id LIKE ?", (ref + "%",))
+        from dockyard.state.db import prefix_range
+
+        rows = store.query("SELECT id, config FROM containers WHERE id >= ? AND id < ? LIMIT 2", prefix_range(ref))
         if len(rows) > 1:
             raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
     if not rows:
