@@ -13,6 +13,7 @@ rather than shown as running.
 from __future__ import annotations
 
 import json
+import os
 import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -189,6 +190,34 @@ class ContainerStore:
             c.state, c.exit_code, c.finished = "exited", 255, now
             c.error = "container monitor died before recording the exit status"
         return c
+
+
+ASIDE = "removed-"  # tmp/removed-<id>: a removed container's files, deleted after its removal was reported
+
+
+def set_aside(store: Store, c: Container) -> str | None:
+    """Unmount the container's rootfs and move its directory out of ``containers/`` into ``tmp/`` with one rename;
+    returns the new path, for ``fsutil.rmtree`` once the caller has answered (None: nothing left to delete).
+
+    This is how ``run --rm`` answers early (docs/decisions.md): every unlink costs milliseconds on a slow-metadata
+    disk, and a container's directory holds about ten entries. Once the rootfs is unmounted and the directory
+    renamed, nothing of the container remains where anything looks for it; a process killed before deleting it
+    leaves ``tmp/removed-<id>``, which ``prune`` removes with the other stale staging entries."""
+    from dockyard.engine.rootfs import unmount_root
+
+    d = c.dir(store)
+    unmount_root(d)
+    dst = os.path.join(store.tmp, ASIDE + c.id)
+    try:
+        os.rename(d, dst)
+        return dst
+    except FileNotFoundError:
+        return None
+    except OSError:  # e.g. a leftover of an earlier attempt at dst: delete in place, as remove_files
+        from dockyard.fsutil import rmtree
+
+        rmtree(d)
+        return None
 
 
 def remove_files(store: Store, c: Container) -> None:

@@ -32,7 +32,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from dockyard.engine.containers import Container, ContainerStore, proc_start_time, remove_files
+from dockyard.engine.containers import Container, ContainerStore, proc_start_time, remove_files, set_aside
 from dockyard.engine.monitor_loop import Loop
 from dockyard.errors import DockyardError
 from dockyard.state.db import Store
@@ -391,40 +391,56 @@ class Monitor:
                 veths = release(self.store, c, forget=c.spec.auto_remove, defer=True)
             except Exception:  # noqa: BLE001 - recording the exit matters more; rm retries the release
                 pass
+        # --rm with no restart possible: the container is removed in the transaction that records its exit, its
+        # files set aside before it and deleted after the client has its status (docs/decisions.md)
+        remove = c.spec.auto_remove and c.spec.health_on_failure != "restart"
+        aside = None
+        if remove:
+            try:
+                aside = set_aside(self.store, c)
+            except Exception:  # noqa: BLE001 - recording the exit matters more; rm retries
+                remove = False
+        from dockyard.engine import events
+
         with self.store.write() as db:
             db.execute("UPDATE containers SET state='exited', exit_code=?, finished=?, oom_killed=?, pid=NULL,"
                        " error=CASE WHEN error='stopping' THEN 'stopped' ELSE error END WHERE id=?",
                        (status, time.time(), int(oom), self.cid))
-            from dockyard.engine import events
-
             if oom:
                 events.container(self.store, "oom", c, db=db)
             events.container(self.store, "die", c, {"exitCode": status}, db=db)
-        c = self.containers.get(self.cid)
-        if self._should_restart(c, status):
-            self.containers.update(self.cid, state="restarting", restart_count=c.restart_count + 1)
-            time.sleep(min(0.1 * (2 ** min(c.restart_count, 8)), 10))  # restart back-off, as Docker's
+            if remove:  # the row and its destroy event: the same transaction
+                db.execute("DELETE FROM containers WHERE id=?", (self.cid,))
+                events.container(self.store, "destroy", c, db=db)
+        if remove:
+            self._removed(c)
+        else:
             c = self.containers.get(self.cid)
-            if c.state == "restarting" and self.launch():  # not stopped or removed meanwhile
-                return True
-        if c.spec.auto_remove:
-            try:
-                remove_files(self.store, c)
-                from dockyard.engine import attach
-
-                attach.forget(self.cid)  # our listener stays open for the clients to get the exit
-                with self.store.write() as db:  # the row and its destroy event: one transaction
-                    db.execute("DELETE FROM containers WHERE id=?", (self.cid,))
-                    events.container(self.store, "destroy", c, db=db)
-                if any(m.type == "volume" for m in c.spec.mounts):
-                    from dockyard.volumes.attach import remove_anonymous
-
-                    remove_anonymous(self.store, c.spec.mounts)  # --rm takes anonymous volumes with it
-            except Exception:  # noqa: BLE001
-                pass
+            if self._should_restart(c, status):
+                self.containers.update(self.cid, state="restarting", restart_count=c.restart_count + 1)
+                time.sleep(min(0.1 * (2 ** min(c.restart_count, 8)), 10))  # restart back-off, as Docker's
+                c = self.containers.get(self.cid)
+                if c.state == "restarting" and self.launch():  # not stopped or removed meanwhile
+                    return True
+            if c.spec.auto_remove:  # --rm with --health-on-failure=restart, once it is not restarted
+                try:
+                    remove_files(self.store, c)
+                    with self.store.write() as db:  # the row and its destroy event: one transaction
+                        db.execute("DELETE FROM containers WHERE id=?", (self.cid,))
+                        events.container(self.store, "destroy", c, db=db)
+                    self._removed(c)
+                except Exception:  # noqa: BLE001
+                    pass
         mark("finished")
         self.loop.send_exit(status)
-        if veths:  # after the client has its status: deleting a veth costs the kernel ~20 ms
+        from dockyard.fsutil import rmtree
+
+        if aside:  # after the client has its status: a few milliseconds per file on a slow disk
+            try:
+                rmtree(aside)
+            except OSError:
+                pass  # prune removes tmp/removed-<id>
+        if veths:  # deleting a veth costs the kernel ~20 ms
             from dockyard.network.attach import delete_links
 
             try:
@@ -432,6 +448,19 @@ class Monitor:
             except OSError:
                 pass
         return False
+
+    def _removed(self, c: Container) -> None:
+        """What follows a --rm container's removal: its attach socket's name, its anonymous volumes."""
+        from dockyard.engine import attach
+
+        try:
+            attach.forget(self.cid)  # our listener stays open for the clients to get the exit
+            if any(m.type == "volume" for m in c.spec.mounts):
+                from dockyard.volumes.attach import remove_anonymous
+
+                remove_anonymous(self.store, c.spec.mounts)  # --rm takes anonymous volumes with it
+        except Exception:  # noqa: BLE001
+            pass
 
     def _should_restart(self, c: Container, code: int) -> bool:
         pol = c.spec.restart
