@@ -510,3 +510,19 @@ def test_etcd_client_keeps_its_connection(cluster) -> None:
     assert kv.get("/dockyard-test/x") == (b"1", 0)
     assert kv.delete("/dockyard-test/", prefix=True) == 1
     kv.close()
+
+
+def test_overlay_teardown_left_to_the_watcher(cluster) -> None:
+    """The last local container's exit leaves the overlay's bridge, VXLAN device and firewall table to the
+    network's watcher (they cost ~85 ms of the exit of a ``run --rm``, which waited for them), and the watcher
+    removes them when it leaves, a few seconds later."""
+    hosts, _kv, _br, _etcd = cluster
+    h1 = hosts[0]
+    nid = h1.ok("network", "create", "-d", "overlay", "--attachable", "ovq").strip()
+    vx = "vx-" + nid[:12]
+    assert h1.dy("run", "--rm", "--network", "ovq", "busybox", "true").returncode == 0
+    assert vx in h1.links()  # the run returned before its teardown (the watcher waits 3 s for a next container)
+    wait_for(lambda: vx not in h1.links() and "ov-" + nid[:12] not in h1.links()
+             and "dockyard-ov-" + nid[:12] not in h1.tables(), timeout=20, what="the watcher's teardown")
+    wait_for(lambda: not _locked(h1.root / "networks" / nid / "overlay.lock"), timeout=20, what="watcher gone")
+    h1.ok("network", "rm", "ovq")

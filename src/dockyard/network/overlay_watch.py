@@ -3,7 +3,8 @@
 One small detached process per (state root, overlay network), with the lifecycle of the embedded DNS server
 (``network.dns``): whoever attaches a container to the overlay calls ``ensure``; the watcher holds an exclusive
 ``flock`` on ``networks/<id>/overlay.lock`` for its whole life (a lock that can be taken means none runs), and
-exits a few seconds after the network has no running container left on this host (revoking the host lease).
+exits a few seconds after the network has no running container left on this host (revoking the host lease and
+removing the network's bridge, VXLAN device and firewall table, which the last container's release leaves to it).
 
 Two threads:
 - the *keeper* renews the host lease every TTL/3 (``lease/keepalive``) and watches the local store for the
@@ -226,7 +227,11 @@ class Watcher:
                 self.break_watch()
 
     def leave(self) -> None:
+        """Revoke the host lease; tear the network's kernel side down (bridge, VXLAN device, firewall table) when
+        no local container is on it (the last one's release left it to us)."""
         from dockyard.errors import SystemFailure
+        from dockyard.network import overlay
+        from dockyard.network.store import HostLock
 
         with self.lock:
             lease = self.lease
@@ -235,6 +240,13 @@ class Watcher:
                 self.cl.kv.revoke(lease)
         except SystemFailure:
             pass
+        try:
+            with HostLock():  # an attach allocates its endpoint and makes the devices under this lock
+                if self.db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
+                                   (self.net_id,)).fetchone() is None:
+                    overlay._teardown(self.root, self.net_id)
+        except Exception as e:  # noqa: BLE001 - a removed root; the next attach or network rm cleans up
+            _log(f"teardown failed: {e}")
 
 
 def _relock(root: str, net_id: str) -> int:
