@@ -28,7 +28,7 @@ _HOST_KNOWN = {"Binds", "NetworkMode", "PortBindings", "RestartPolicy", "AutoRem
                "KernelMemory", "KernelMemoryTCP", "MemorySwappiness", "CpuCount", "CpuPercent",
                "IOMaximumIOps", "IOMaximumBandwidth", "LogConfig", "VolumeDriver"}
 _ZERO_ONLY_HOST = {"IpcMode": ("", "private", "shareable"), "PidMode": ("",), "UTSMode": ("",),
-                   "UsernsMode": ("",), "CgroupnsMode": ("", "private"), "Isolation": ("", "default"),
+                   "CgroupnsMode": ("", "private"), "Isolation": ("", "default"),
                    "VolumeDriver": ("", "local"), "Cgroup": ("",), "CgroupParent": ("",)}
 
 
@@ -67,6 +67,18 @@ def _zero(v: Any) -> bool:
     if isinstance(v, list):
         return all(_zero(x) for x in v)
     return False
+
+
+def _userns(v: Any) -> str:
+    """``UsernsMode`` as the CLI's ``--userns`` (engine.validate.userns, the same one-line error): "" / host,
+    keep-id[:uid=N,gid=N] when the engine is rootless."""
+    import os
+
+    from dockyard.engine import validate
+
+    mode = _t(v, str, "HostConfig.UsernsMode", "")
+    validate.userns(mode, "_DOCKYARD_ROOTLESS" in os.environ)
+    return mode
 
 
 def _refuse_unknown(d: dict[str, Any], known: set[str], where: str) -> None:
@@ -170,7 +182,8 @@ def spec_from_body(body: Any) -> tuple[Any, dict[str, list[str]]]:
         stop_timeout=_t(body.get("StopTimeout"), int, "StopTimeout", None),
         restart=RestartPolicy(name=rname, maximum_retry_count=rmax), resources=res,
         runtime=_t(hc.get("Runtime"), str, "Runtime", "") or "dockyard",
-        sysctls=_strmap(hc.get("Sysctls"), "Sysctls"))
+        sysctls=_strmap(hc.get("Sysctls"), "Sysctls"),
+        userns=_userns(hc.get("UsernsMode")))
     if spec.workdir and not spec.workdir.startswith("/"):
         raise InvalidArgument(f"the working directory '{spec.workdir}' is invalid, it needs to be an absolute path")
     spec.mounts = _mounts(_strs(hc.get("Binds"), "Binds"), _t(hc.get("Mounts"), list, "Mounts", []),

@@ -129,7 +129,7 @@ def container_json(store: Store, c: Container) -> dict[str, Any]:
             "NanoCpus": r.nano_cpus, "CpuShares": r.cpu_shares, "CpuPeriod": r.cpu_period,
             "CpuQuota": r.cpu_quota, "CpusetCpus": r.cpuset_cpus, "CpusetMems": r.cpuset_mems,
             "PidsLimit": r.pids_limit or None, "OomKillDisable": r.oom_kill_disable,
-            "Ulimits": s.ulimits or None, "Sysctls": s.sysctls or None,
+            "Ulimits": s.ulimits or None, "Sysctls": s.sysctls or None, "UsernsMode": s.userns,
         },
         "GraphDriver": {"Name": "overlay", "Data": {
             "MergedDir": os.path.join(cdir, "rootfs"), "UpperDir": os.path.join(cdir, "diff"),
