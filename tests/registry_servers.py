@@ -19,13 +19,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.helpers import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.helpers import free_port, wait_for
 
 
 def _ready(url: str, unverified: bool = False) -> bool:

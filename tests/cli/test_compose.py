@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 
 pytestmark = pytest.mark.e2e
@@ -50,18 +49,12 @@ networks:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def app(tmp_path: Path) -> Path:
-    d = tmp_path / f"app{_free_port()}"
+    d = tmp_path / f"app{free_port()}"
     d.mkdir()
     (d / "compose.yaml").write_text(APP)
-    (d / ".env").write_text(f"WEB_PORT={_free_port()}\nGREETING=dotenv\n")
+    (d / ".env").write_text(f"WEB_PORT={free_port()}\nGREETING=dotenv\n")
     return d
 
 
@@ -156,7 +149,7 @@ def test_interpolation_env_file_profiles_and_merge(dy, tmp_path: Path):
 
 
 def test_secrets_and_configs_from_files_mounted_read_only(dy, busybox, tmp_path: Path):
-    d = tmp_path / f"sec{_free_port()}"
+    d = tmp_path / f"sec{free_port()}"
     d.mkdir()
     (d / "db_pass.txt").write_text("s3cret\n")
     (d / "app.conf").write_text("level=3\n")

@@ -16,14 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cleanup_root
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 2) -> str:

@@ -18,19 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import cleanup_root
-from tests.helpers import wait_for
+from tests.helpers import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
 def uid() -> str:
     return uuid.uuid4().hex[:8]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

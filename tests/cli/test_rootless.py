@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import CACHE, DOCKYARD, ROOTS, cleanup_root
-from tests.helpers import wait_for
+from tests.helpers import free_port, loopback_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -225,23 +225,13 @@ def test_exec_logs_stop_as_the_user(user: User) -> None:
 
 
 def test_published_port_is_answered_on_loopback(user: User, tun: None) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     p = user.run("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:8000", "busybox", "sh", "-c",
                  "echo hello-rootless > /tmp/index.html; httpd -f -p 8000 -h /tmp")
     assert p.returncode == 0, p.stderr
 
     def get() -> str:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-                c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-                data = b""
-                while chunk := c.recv(4096):
-                    data += chunk
-                return data.decode(errors="replace")
-        except OSError:
-            return ""
+        return loopback_get(port, "/index.html")
 
     assert "hello-rootless" in wait_for(get, what="the published port to answer")
     slirp = [pid for pid in user.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == "slirp4netns"]
@@ -299,9 +289,7 @@ def test_info_says_rootless_and_what_is_missing(busybox_tar: Path) -> None:
 def test_custom_network_two_containers_reach_each_other_by_name(user: User, tun: None) -> None:
     """User-defined networks live in the user's own network namespace (bridge, nft, DNS), outward by slirp4netns;
     -p on such a network is answered on the host's loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     p = user.run("network", "create", "appnet")
     assert p.returncode == 0, p.stderr
     bridge = "dy-" + p.stdout.strip()[:12]
@@ -317,15 +305,7 @@ def test_custom_network_two_containers_reach_each_other_by_name(user: User, tun:
     assert p.returncode == 0, p.stdout + p.stderr  # the embedded DNS server answers in the user's netns
 
     def get() -> str:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-                c.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-                data = b""
-                while chunk := c.recv(4096):
-                    data += chunk
-                return data.decode(errors="replace")
-        except OSError:
-            return ""
+        return loopback_get(port, "/index.html")
 
     assert "hello-by-name" in wait_for(get, what="the published port on the custom network to answer")
     assert bridge not in os.listdir("/sys/class/net")  # nothing made on the host: all in the user's netns
@@ -475,22 +455,12 @@ def test_python_app_is_built_and_run_as_the_user_and_answers_on_loopback(user: U
     _chown_tree(ctx, user)
     p = user.run("build", "--network", "none", "-q", "-t", "pyapp", str(ctx), timeout=300)
     assert p.returncode == 0, p.stderr
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     p = user.run("run", "-d", "--name", "pyapp", "-p", f"127.0.0.1:{port}:8000", "pyapp")
     assert p.returncode == 0, p.stderr
 
     def get() -> str:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-                c.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                data = b""
-                while chunk := c.recv(4096):
-                    data += chunk
-                return data.decode(errors="replace")
-        except OSError:
-            return ""
+        return loopback_get(port, "/")
 
     reply = wait_for(get, timeout=30, what="the Python app to answer")
     assert reply.startswith("HTTP/1.0 200") and reply.endswith("hello from python 3\n"), reply
