@@ -183,3 +183,40 @@ def test_build_cli_flags_that_cannot_be_applied_are_refused(dy, busybox, ctx):
     p = dy("build", "--progress=quiet", str(ctx))
     assert p.returncode == 0 and p.stdout.strip().startswith("sha256:") and p.stderr == "", p.stderr
     assert dy("build", "--progress=plain", "--pull=false", str(ctx)).returncode == 0
+
+
+def test_build_output_writes_the_files_as_buildx_does(dy, busybox, ctx, tmp_path):
+    """``build -o/--output`` takes buildx's forms: type=local,dest=DIR (or -o DIR), type=tar,dest=FILE (or -o -
+    for stdout), type=docker|oci,dest=FILE (the save archive); a wrong form is a usage error, exit 125."""
+    import io
+    import tarfile
+
+    write(ctx, {"Dockerfile": "FROM busybox AS b\nRUN mkdir /out && echo built > /out/result\n"
+                              "FROM scratch\nCOPY --from=b /out /\n"})
+    out = tmp_path / "out"
+    p = dy("build", "-o", f"type=local,dest={out}", str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in out.iterdir()) == ["result"] and (out / "result").read_text() == "built\n"
+    short = tmp_path / "short"
+    p = dy("build", f"--output={short}", str(ctx))
+    assert p.returncode == 0, p.stderr
+    assert (short / "result").read_text() == "built\n"
+    tar = tmp_path / "fs.tar"
+    p = dy("build", "--output", f"type=tar,dest={tar}", "-t", "out:1", str(ctx))
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(tar) as tf:
+        assert tf.getnames() == ["result"]
+    p = dy("build", "-q", "-o", "-", str(ctx), input=b"")  # the tar alone on stdout (no image ID with it)
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(fileobj=io.BytesIO(p.stdout)) as tf:
+        assert tf.extractfile("result").read() == b"built\n"  # type: ignore[union-attr]
+    arch = tmp_path / "img.tar"
+    p = dy("build", "-o", f"type=docker,dest={arch}", "-t", "out:2", str(ctx))
+    assert p.returncode == 0, p.stderr
+    with tarfile.open(arch) as tf:
+        assert "manifest.json" in tf.getnames()
+    bad = dy("build", "-o", "type=local", str(ctx))
+    assert (bad.returncode, bad.stderr.splitlines()[0]) == (125, "output type local requires dest=DIR"), bad.stderr
+    bad = dy("build", "-o", "type=nope,dest=x", str(ctx))
+    assert bad.returncode == 125 and bad.stderr.startswith("unsupported output type 'nope'"), bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -1,10 +1,8 @@
 """``buildx``: BuildKit's CLI over the same engine build. One built-in builder, ``default`` (the docker driver's
 name): ``create``/``use``/``rm`` are accepted for scripts and change nothing; ``ls``/``inspect`` list the
 platforms it runs (native, then each qemu-user registered in binfmt_misc). ``buildx build`` is ``build`` plus
-``--push`` (push each tag), ``--load`` (the default: the result is stored locally, an index when several
-platforms) and ``-o/--output`` (``type=oci|docker,dest=FILE``: the save archive, which is both;
-``type=local,dest=DIR`` or ``-o DIR``: the final stage's files, one ``linux_amd64``-style subdirectory per
-platform; ``type=tar,dest=FILE`` or ``-o -``: the same as a tar; ``type=image``/``registry`` as --push)."""
+``--push`` (push each tag) and ``--load`` (the default: the result is stored locally, an index when several
+platforms); ``-o/--output`` is build's own (``cli.build``: type=local|tar|oci|docker|image|registry)."""
 
 from __future__ import annotations
 
@@ -73,80 +71,20 @@ def _show(ctx: Context, argv: list[str], verb: str) -> int:
 
 
 def _build(ctx: Context, argv: list[str]) -> int:
+    """``build`` (which takes ``-o/--output``: cli.build.parse_outputs) plus ``--push``, ``--load``, ``--builder``."""
     from dockyard.cli import build
 
-    push, outputs, rest = False, [], []
+    push, rest = False, []
     it = iter(argv)
     for a in it:
         if a == "--push":
             push = True
         elif a == "--load":
             pass  # the result is always stored
-        elif a in ("-o", "--output"):
-            outputs.append(next(it, ""))
-        elif a.startswith("--output=") or a.startswith("-o="):
-            outputs.append(a.split("=", 1)[1])
         elif a.startswith("--builder=") or a == "--builder":
             name = a.split("=", 1)[1] if "=" in a else next(it, "")
             if name != BUILDER:
                 raise UsageError(f'no builder "{name}" found')
         else:
             rest.append(a)
-    exports: list[dict[str, str]] = []
-    for o in outputs:
-        if "=" not in o:  # BuildKit's shorthand: a directory, or - for a tar on stdout
-            kv = {"type": "tar" if o == "-" else "local", "dest": o}
-        else:
-            kv = dict(p.partition("=")[::2] for p in o.split(","))
-        t = kv.get("type", "")
-        if t in ("image", "registry"):
-            push = push or t == "registry" or kv.get("push") == "true"
-        elif t in ("oci", "docker", "tar"):
-            if not kv.get("dest"):
-                raise UsageError(f"output type {t} requires dest=FILE")
-            exports.append(kv)
-        elif t == "local":
-            if not kv.get("dest") or kv["dest"] == "-":
-                raise UsageError("output type local requires dest=DIR")
-            exports.append(kv)
-        else:
-            raise UsageError(f"unsupported output type {t!r} (local, tar, oci, docker, image, registry)")
-    tags = _tags(rest)
-    if push and not tags:
-        raise UsageError("tag is needed when pushing to registry")
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("r", prefix="dockyard-iid-") as iid:
-        rc = build.main(Context(ctx.root, "build", ctx.debug), [*rest, "--iidfile", iid.name])
-        if rc != 0:
-            return rc
-        image_id = iid.read().strip()
-    from dockyard.engine.images import save_images_to_file
-
-    for kv in exports:
-        if kv["type"] in ("local", "tar"):
-            from dockyard.engine.build import export_filesystem
-
-            export_filesystem(ctx.store, image_id, kv["dest"], kv["type"], out=sys.stdout.buffer)
-        else:
-            save_images_to_file(ctx.store, tags or [image_id], kv["dest"])
-    if push:
-        from dockyard.cli.registry import Display
-        from dockyard.engine.images import push as push_image
-
-        for t in tags:
-            Display(sys.stderr).render(push_image(ctx.store, t))
-    return 0
-
-
-def _tags(argv: list[str]) -> list[str]:
-    out = []
-    it = iter(argv)
-    for a in it:
-        if a in ("-t", "--tag"):
-            out.append(next(it, ""))
-        elif a.startswith("--tag=") or a.startswith("-t="):
-            out.append(a.split("=", 1)[1])
-        elif a.startswith("-t") and len(a) > 2:
-            out.append(a[2:])
-    return out
+    return build.main(Context(ctx.root, "build", ctx.debug), rest, push=push)
