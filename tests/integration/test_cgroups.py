@@ -95,3 +95,60 @@ def test_delete_removes_the_cgroup(h: Harness) -> None:
     h.ids.remove(cid)
     assert wait(pid) == 137
     assert not os.path.exists(path)
+
+
+def _cgroup_lines(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/cgroup") as f:
+        return {ln.split(":", 2)[1]: ln.split(":", 2)[2].strip() for ln in f if ln.strip()}
+
+
+def test_init_and_exec_are_in_the_cgroup_of_every_hierarchy(h: Harness) -> None:
+    """The built-in runtime joins cgroups on the cheap paths (born in the v2 cgroup by clone3, v1 through `tasks`):
+    the init and an exec'd process must still be in the container's cgroup in every hierarchy, v2 included."""
+    cid, pid, _, _ = h.create(["sleep", "300"])
+    h.rt.start(cid)
+    from dockyard.runtime.base import Stdio
+
+    epid = h.rt.exec(cid, {"args": ["sleep", "300"]}, Stdio())
+    try:
+        for p in (pid, epid):
+            lines = _cgroup_lines(p)
+            wanted = {k: v for k, v in lines.items() if k != "hugetlb" or v != "/"}  # hugetlb unmounted here
+            assert wanted and all(v.endswith("/" + cid) for v in wanted.values()), lines
+    finally:
+        os.kill(epid, 9)
+        wait(epid)
+
+
+def test_a_child_of_cgroup_fork_is_born_in_its_v2_cgroup() -> None:
+    """clone3(CLONE_INTO_CGROUP): the child is in the container's v2 cgroup before it writes any cgroup file, so
+    the start path pays no migration under the global lock there (an RCU grace period, 10-16 ms here)."""
+    from dockyard.runtime.cgroups import Cgroup
+
+    cg = Cgroup.for_path(f"/dockyard-test/born-{os.getpid()}-{time.monotonic_ns()}")
+    dfl = cg.dirs.get("") if cg.v2 else cg.dirs.get("unified")
+    if dfl is None:
+        pytest.skip("no cgroup v2 hierarchy on this host")
+    cg.create({})
+    try:
+        r, w = os.pipe()
+        pid = cg.fork()
+        if pid == 0:
+            try:
+                os.write(w, open("/proc/self/cgroup").read().encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            text = f.read()
+        os.waitpid(pid, 0)
+        v2_line = next(ln for ln in text.splitlines() if ln.startswith("0::"))
+        rel = os.path.relpath(dfl, "/sys/fs/cgroup" if cg.v2 else "/sys/fs/cgroup/unified")
+        assert v2_line == "0::/" + rel
+    finally:
+        cg.remove()
+        for d in cg.dirs.values():
+            try:
+                os.rmdir(os.path.dirname(d))
+            except OSError:
+                pass

@@ -208,6 +208,7 @@ def _monitor_main(root: str, cmd_fd: int, ready_fd: int) -> None:
 
         os.write(ready_fd, json.dumps({"monitor": os.getpid()}).encode() + b"\n")  # the caller's way out
         get_runtime("dockyard", RUNTIME_STATE)
+        from dockyard.runtime import nsexec  # noqa: F401  (the built-in runtime's create: ~4 ms of imports)
         syscalls.prctl(syscalls.PR_SET_CHILD_SUBREAPER, 1)  # kept across execve into the slim loop
         mark("preloaded")
         data = b""

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure
 from dockyard.runtime.base import Stdio
 from dockyard.runtime.cgroups import Cgroup
+from dockyard.trace import mark
 
 OCI_VERSION = "1.0.2"
 _ROOTLESS_ENV = "_DOCKYARD_ROOTLESS"  # dockyard.rootless.ENV, checked without importing it
@@ -122,6 +123,7 @@ class BuiltinRuntime:
             else:
                 cg = Cgroup.for_path(linux.get("cgroupsPath") or f"/dockyard/{container_id}", self.cgroup_root)
                 cg.create(linux.get("resources"))
+                mark("cgroup")
             fifo = os.path.join(d, "exec.fifo")
             old = os.umask(0)
             try:
@@ -129,10 +131,11 @@ class BuiltinRuntime:
             finally:
                 os.umask(old)
             bpf = _seccomp_bpf(d, (spec.get("linux") or {}).get("seccomp"))
+            mark("seccomp")
             try:
                 pid = nsexec.spawn(nsexec.init_prepare(spec, cg),
                                    nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf), "ready",
-                                   nsexec.stdio_fds(stdio))
+                                   nsexec.stdio_fds(stdio), cg)
             except nsexec.SpawnError as e:
                 pid = e.pid
                 from dockyard.errors import DockyardError, exec_failure
@@ -269,10 +272,11 @@ class BuiltinRuntime:
         proc.update({k: v for k, v in process.items() if v is not None})
         if proc.get("terminal") and stdio.terminal_fd is None and stdio.console_socket is None:
             raise InvalidArgument("process.terminal is set but no terminal was given")
+        cg = self._cgroup(st)
         try:
-            return nsexec.spawn(nsexec.exec_prepare(st["pid"], self._cgroup(st)),
+            return nsexec.spawn(nsexec.exec_prepare(st["pid"], cg),
                                 nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st)), "exec",
-                                nsexec.stdio_fds(stdio))
+                                nsexec.stdio_fds(stdio), cg)
         except nsexec.SpawnError as e:
             if e.pid:
                 _kill_reap(e.pid)

@@ -191,6 +191,54 @@ class Cgroup:
             except OSError as e:
                 raise from_oserror(f"cannot join cgroup {d}", e) from None
 
+    # ----- joining at fork (the start path) -----------------------------------------------------------------
+    # Writing a pid to ``cgroup.procs`` takes the global cgroup_threadgroup_rwsem for writing: an RCU grace period
+    # (10-16 ms here) whenever no migration happened in the last few ms, i.e. once per lone ``run``/``exec``. Two
+    # ways around it, used together by ``fork`` + ``enter``: a child born in its cgroup (clone3 CLONE_INTO_CGROUP,
+    # the v2 hierarchy only, which on a hybrid host is the ``unified`` mount), and, on v1, writing 0 to ``tasks``,
+    # which moves the calling thread without that lock (the kernel skips it for the caller's own thread); for a
+    # process that has a single thread, as a freshly forked one, that is the same as moving the process.
+    _born_in_dfl = False  # set in the child of ``fork`` when clone3 placed it in the v2 hierarchy's cgroup
+
+    def _dfl(self) -> str | None:
+        return self.dirs.get("") if self.v2 else self.dirs.get("unified")
+
+    def fork(self) -> int:
+        """``os.fork()``, with the child born in this cgroup of the v2 hierarchy when the kernel can (clone3
+        CLONE_INTO_CGROUP); the child then calls ``enter`` for the rest."""
+        d = self._dfl()
+        if d is None or _clone3 is False:
+            return os.fork()
+        try:
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return os.fork()  # ``enter`` reports why
+        try:
+            pid = _fork_into(fd)
+        finally:
+            os.close(fd)
+        if pid is None:  # clone3 refused (old kernel, a cgroup that cannot take processes): the ordinary way
+            return os.fork()
+        if pid == 0:
+            self._born_in_dfl = True
+        return pid
+
+    def enter(self) -> None:
+        """Move the calling process, which must have a single thread (a child of ``fork``), into this cgroup in
+        every hierarchy, cheaply where the kernel allows (see above)."""
+        dfl = self._dfl()
+        for name, d in self.dirs.items():
+            if d == dfl:
+                if self._born_in_dfl:
+                    continue
+                f = "cgroup.procs"
+            else:
+                f = "tasks"
+            try:
+                _write(os.path.join(d, f), 0)
+            except OSError as e:
+                raise from_oserror(f"cannot join cgroup {d}", e) from None
+
     def procs(self) -> list[int]:
         d = self._dir("pids", "memory", "freezer") or next(iter(self.dirs.values()))
         try:
@@ -447,6 +495,40 @@ class Cgroup:
                 except (OSError, ValueError):
                     pass
         return {"memory": mem, "cpu": cpu, "pids": pids, "io": io}
+
+
+_clone3: bool | None = None  # False once the kernel said it has no clone3 / CLONE_INTO_CGROUP
+_CLONE_INTO_CGROUP = 0x200000000
+_SYS_CLONE3 = 435  # the same number on every architecture (asm-generic)
+
+
+def _fork_into(cgroup_fd: int) -> int | None:
+    """fork(2) through clone3 with CLONE_INTO_CGROUP: the child starts in ``cgroup_fd``'s cgroup. Python's own
+    fork hooks run around it, as ``os.fork`` runs them. Returns the pid (0 in the child) or None if refused."""
+    global _clone3
+    import ctypes
+
+    class CloneArgs(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_uint64) for n in ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal",
+                                                      "stack", "stack_size", "tls", "set_tid", "set_tid_size",
+                                                      "cgroup")]
+
+    args = CloneArgs(flags=_CLONE_INTO_CGROUP, exit_signal=17, cgroup=cgroup_fd)  # 17: SIGCHLD
+    libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held across the call, as in os.fork
+    libc.syscall.restype = ctypes.c_long
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = libc.syscall(ctypes.c_long(_SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args)))
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        if err in (errno.ENOSYS, errno.E2BIG, errno.EINVAL):
+            _clone3 = False
+        return None
+    return int(pid)
 
 
 def apply_device_rules(cgroup_dir: str, rules: list[dict[str, Any]]) -> None:

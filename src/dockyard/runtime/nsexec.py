@@ -14,6 +14,7 @@ from dockyard.runtime import linux as L
 from dockyard.runtime import mounts
 from dockyard.runtime import syscalls as S
 from dockyard.runtime.base import Stdio
+from dockyard.trace import mark
 
 
 class SpawnError(Exception):
@@ -40,7 +41,8 @@ def stdio_fds(stdio: Stdio) -> set[int]:
             if fd is not None}
 
 
-def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: str, keep: set[int]) -> int:
+def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: str, keep: set[int],
+          cgroup: Any = None) -> int:
     """Fork an intermediate that runs ``prepare`` (join cgroup/namespaces), forks ``body(w, stub)`` and exits.
     Returns the pid of the body process once it has sent ``final``; raises SpawnError with its message.
 
@@ -49,7 +51,7 @@ def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: 
     the body dumpable again) and close every fd but the sync pipe, ``keep`` (the stdio given) and the stub memfd,
     so that none of the caller's fds (its database, locks, logs) can ever reach a container process."""
     r, w = os.pipe()
-    mid = os.fork()
+    mid = cgroup.fork() if cgroup is not None else os.fork()  # born in its cgroup where the kernel can
     if mid == 0:  # intermediate
         try:
             S.prctl(S.PR_SET_DUMPABLE, 0)
@@ -108,7 +110,8 @@ def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: 
 def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
     def prepare() -> None:
         if cgroup is not None:
-            cgroup.add(0)
+            cgroup.enter()  # the intermediate: one thread, forked by spawn
+            mark("joined")
         flags = 0
         user = False
         for ns in (spec.get("linux") or {}).get("namespaces") or []:
@@ -305,7 +308,7 @@ def _container_console(sock_fd: int, bind_console: bool) -> None:
 def exec_prepare(init_pid: int, cgroup: Any) -> Callable[[], None]:
     def prepare() -> None:
         if cgroup is not None:
-            cgroup.add(0)
+            cgroup.enter()  # the intermediate: one thread, forked by spawn
         fds = []
         try:
             _join_userns(init_pid)
