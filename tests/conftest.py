@@ -174,3 +174,21 @@ def host_left_as_found(tmp_path_factory: pytest.TempPathFactory):
             with open(fwd_path, "w") as f:
                 f.write(fwd)
     assert not left, f"the test session left these on the host (now removed): {', '.join(left)}"
+
+
+@pytest.fixture
+def registry(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real registry server (Debian's docker-registry) on a free loopback port, stopped at teardown."""
+    from tests.registry_servers import Registry
+
+    r = Registry(tmp_path / "registry")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def denv(tmp_path: Path) -> dict[str, str]:
+    """The environment of a CLI run whose registry credentials live in this test's own config directory."""
+    from tests.registry_servers import env_with_config
+
+    return env_with_config(tmp_path)

@@ -5,33 +5,20 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.cli.test_multiplatform import bases, busybox_arm64_tar  # noqa: F401 - fixtures
 from tests.conftest import Runner
-from tests.registry_servers import Registry, env_with_config
+from tests.registry_servers import Registry
 
 pytestmark = pytest.mark.e2e
 
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-@pytest.fixture
-def registry(tmp_path: Path):
-    r = Registry(tmp_path / "registry")
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def denv(tmp_path: Path) -> dict[str, str]:
-    return env_with_config(tmp_path)
-
-
 def test_a_list_of_local_images_is_annotated_pushed_and_pulled_per_platform(
-        dy: Runner, bases: None, registry: Registry, denv: dict[str, str]) -> None:  # noqa: F811
+        dy: Runner, bases: None, registry: Registry, denv: dict[str, str]) -> None:
     lst = f"{registry.host}/demo/bb:multi"
     p = dy("manifest", "create", lst, "busybox:amd64", "busybox:arm64", env=denv)
     assert (p.returncode, p.stdout) == (0, f"Created manifest list {lst}\n"), p.stderr

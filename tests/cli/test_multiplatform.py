@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,31 +208,25 @@ def test_skopeo_and_podman_read_the_saved_index(dy: Runner, bases: None, tmp_pat
 
 # ---- push / pull ------------------------------------------------------------------------------------------------
 
-def test_push_of_an_index_pushes_every_platform_and_pull_takes_one(dy: Runner, bases: None, tmp_path: Path) -> None:
+def test_push_of_an_index_pushes_every_platform_and_pull_takes_one(dy: Runner, bases: None, tmp_path: Path,
+                                                                  registry: Any, denv: dict[str, str]) -> None:
     """push sends each platform's image by digest, then the index under the tag (the registry serves the same
     index); pull --platform keeps the platform asked for, as Docker's classic store."""
     import json
 
-    from tests.registry_servers import Registry, env_with_config
-
-    reg = Registry(tmp_path / "registry")
-    try:
-        denv = env_with_config(tmp_path)
-        dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
-        index_id = dy("image", "inspect", "--format", "{{.Id}}", "multi", check=True).stdout.strip()
-        ref = f"{reg.host}/demo/multi:1"
-        dy("tag", "multi", ref, check=True)
-        p = dy("push", ref, env=denv, timeout=120, check=True)
-        assert f"1: digest: {index_id} size:" in p.stdout
-        served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
-        assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
-        dy("rmi", ref, "multi", check=True)
-        dy("pull", "--platform", "linux/arm64", ref, env=denv, timeout=120, check=True)
-        assert dy("run", "--rm", ref, env=denv, check=True).stdout.split() == ["aarch64", "linux/arm64"]
-        d = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]
-        assert d["Architecture"] == "arm64" and "Manifests" not in d
-    finally:
-        reg.stop()
+    dy("build", "--platform", TWO, "-t", "multi", _ctx(tmp_path, UNAME), timeout=120, check=True)
+    index_id = dy("image", "inspect", "--format", "{{.Id}}", "multi", check=True).stdout.strip()
+    ref = f"{registry.host}/demo/multi:1"
+    dy("tag", "multi", ref, check=True)
+    p = dy("push", ref, env=denv, timeout=120, check=True)
+    assert f"1: digest: {index_id} size:" in p.stdout
+    served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
+    assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
+    dy("rmi", ref, "multi", check=True)
+    dy("pull", "--platform", "linux/arm64", ref, env=denv, timeout=120, check=True)
+    assert dy("run", "--rm", ref, env=denv, check=True).stdout.split() == ["aarch64", "linux/arm64"]
+    d = json.loads(dy("image", "inspect", ref, check=True).stdout)[0]
+    assert d["Architecture"] == "arm64" and "Manifests" not in d
 
 
 def test_images_tree_shows_each_platform_and_what_is_in_use(dy: Runner, bases: None, tmp_path: Path) -> None:
@@ -248,29 +243,23 @@ def test_images_tree_shows_each_platform_and_what_is_in_use(dy: Runner, bases: N
 
 # ---- buildx ---------------------------------------------------------------------------------------------------------
 
-def test_buildx_build_outputs_and_pushes_the_index(dy: Runner, bases: None, tmp_path: Path) -> None:
+def test_buildx_build_outputs_and_pushes_the_index(dy: Runner, bases: None, tmp_path: Path, registry: Any,
+                                                   denv: dict[str, str]) -> None:
     import json
-
-    from tests.registry_servers import Registry, env_with_config
 
     ls = dy("buildx", "ls", check=True).stdout
     assert "default*" in ls and "linux/amd64" in ls and "linux/arm64" in ls  # qemu registered by the fixture
     assert dy("buildx", "use", "default").returncode == 0 and dy("buildx", "use", "other").returncode != 0
-    reg = Registry(tmp_path / "registry")
-    try:
-        denv = env_with_config(tmp_path)
-        ref = f"{reg.host}/demo/bx:1"
-        out = tmp_path / "bx.tar"
-        dy("buildx", "build", "--platform", TWO, "-t", ref, "--push", "-o", f"type=oci,dest={out}",
-           _ctx(tmp_path, UNAME), env=denv, timeout=120, check=True)
-        index_id = dy("image", "inspect", "--format", "{{.Id}}", ref, check=True).stdout.strip()
-        served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
-        assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
-        with __import__("tarfile").open(out) as tf:
-            top = json.load(tf.extractfile("index.json"))  # type: ignore[arg-type]
-        assert top["manifests"][0]["digest"] == index_id
-    finally:
-        reg.stop()
+    ref = f"{registry.host}/demo/bx:1"
+    out = tmp_path / "bx.tar"
+    dy("buildx", "build", "--platform", TWO, "-t", ref, "--push", "-o", f"type=oci,dest={out}",
+       _ctx(tmp_path, UNAME), env=denv, timeout=120, check=True)
+    index_id = dy("image", "inspect", "--format", "{{.Id}}", ref, check=True).stdout.strip()
+    served = json.loads(dy("manifest", "inspect", ref, env=denv, check=True).stdout)
+    assert [m["platform"]["architecture"] for m in served["manifests"]] == ["amd64", "arm64"]
+    with __import__("tarfile").open(out) as tf:
+        top = json.load(tf.extractfile("index.json"))  # type: ignore[arg-type]
+    assert top["manifests"][0]["digest"] == index_id
 
 
 # ---- buildx -o type=local / type=tar ------------------------------------------------------------------------------

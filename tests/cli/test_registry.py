@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.registry_servers import BadBlobRegistry, Registry, TokenFront, env_with_config
+from tests.registry_servers import BadBlobRegistry, Registry, TokenFront
 
 pytestmark = pytest.mark.e2e
 
@@ -21,22 +21,10 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
-    r = Registry(tmp_path / "registry")
-    yield r
-    r.stop()
-
-
-@pytest.fixture
 def auth_registry(tmp_path: Path):
     r = Registry(tmp_path / "auth-registry", users={"alice": "s3cret"})
     yield r
     r.stop()
-
-
-@pytest.fixture
-def denv(tmp_path: Path) -> dict[str, str]:
-    return env_with_config(tmp_path)
 
 
 def _image_id(dy, ref: str) -> str:

@@ -16,21 +16,9 @@ import pytest
 
 from tests.conftest import DOCKYARD, ROOTS, cleanup_root
 from tests.helpers import wait_for
-from tests.registry_servers import FaultyFront, Registry, env_with_config, make_tls
+from tests.registry_servers import FaultyFront, Registry, make_tls
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def denv(tmp_path: Path) -> dict[str, str]:
-    return env_with_config(tmp_path)
-
-
-@pytest.fixture
-def registry(tmp_path: Path):
-    r = Registry(tmp_path / "registry")
-    yield r
-    r.stop()
 
 
 @pytest.fixture
