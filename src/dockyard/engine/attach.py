@@ -127,9 +127,24 @@ def connect(container_id: str, timeout: float | None = None) -> socket.socket | 
     if timeout is not None:
         s.settimeout(timeout)
     try:
-        s.connect(address(container_id))
+        connect_to(s, container_id)
     except (ConnectionRefusedError, FileNotFoundError, PermissionError):
         s.close()
         return None
     s.settimeout(None)
     return s
+
+
+def connect_to(s: socket.socket, container_id: str) -> None:
+    """Connect ``s`` to the container's attach socket. Its path outgrows a socket address (107 bytes) under a
+    long runtime directory (a rootless user's $XDG_RUNTIME_DIR): it is then reached through a descriptor of its
+    directory, as ``listen`` binds it."""
+    path = address(container_id)
+    if len(path) < 108:
+        s.connect(path)
+        return
+    d = os.open(SOCK_DIR, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        s.connect(f"/proc/self/fd/{d}/{container_id}.sock")
+    finally:
+        os.close(d)

@@ -359,7 +359,7 @@ def _attach_peer(cid: str) -> int | None:
 
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
     try:
-        s.connect(attach.address(cid))
+        attach.connect_to(s, cid)
         pid, _uid, _gid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         return pid or None
     except OSError:
