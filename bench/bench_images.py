@@ -14,17 +14,15 @@ Prints medians (and min/max) and the ratio dockyard/podman. Not a test: numbers 
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOCKYARD, EPOCH, REPO, Podman, report, sh, timed  # noqa: E402
+from common import DOCKYARD, EPOCH, REPO, Podman, report, sh, timed, tiny_tar  # noqa: E402
 
 
 def debian_save_file(work: Path) -> Path:
@@ -70,16 +68,6 @@ def bench_load(work: Path, podman: Podman, runs: int) -> tuple[list[float], list
         shutil.rmtree(work / "dy-load", ignore_errors=True)
         podman.reset()
     return dy, dy_dir, pm, archive.stat().st_size, sizes
-
-
-def tiny_tar(i: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        data = f"image {i}\n".encode()
-        ti = tarfile.TarInfo(f"file{i}")
-        ti.size, ti.mtime = len(data), 946684800
-        tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def bench_images(work: Path, podman: Podman, n_images: int, runs: int) -> tuple[list[float], list[float]]:

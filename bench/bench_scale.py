@@ -23,33 +23,21 @@ wait4), which a loaded host disturbs much less. Not a test: numbers depend on th
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DOCKYARD, EPOCH, REPO, sh  # noqa: E402
+from common import DOCKYARD, EPOCH, REPO, sh, tiny_tar  # noqa: E402
 
 # verb -> does it list the store (linear allowed) or touch one object (should stay flat)
 LISTS = {"ps -a", "images"}  # the others (ps: the running ones only) should stay flat
-
-
-def tiny_tar(i: int) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        data = f"image {i}\n".encode()
-        ti = tarfile.TarInfo(f"file{i}")
-        ti.size, ti.mtime = len(data), 946684800
-        tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:

@@ -5,10 +5,12 @@ Benchmarks compare dockyard with podman side by side in one run and report ratio
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import statistics
 import subprocess
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -67,6 +69,17 @@ def import_busybox(root: Path, podman: Podman) -> None:
                          capture_output=True, text=True).stdout.strip()
     sh(DOCKYARD, "--root", str(root), "import", "--change", 'CMD ["sh"]', tar, "busybox", env=EPOCH)
     sh(*podman.base(), "import", "--change", 'CMD ["sh"]', tar, "localhost/busybox:latest", env=podman.env)
+
+
+def tiny_tar(i: int) -> bytes:
+    """A one-file layer tar, different for each ``i`` (distinct images for `import`)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = f"image {i}\n".encode()
+        ti = tarfile.TarInfo(f"file{i}")
+        ti.size, ti.mtime = len(data), 946684800
+        tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def fmt(xs: list[float], unit: str = "s") -> str:
