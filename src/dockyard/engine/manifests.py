@@ -145,7 +145,6 @@ def _local_entry(store: Store, im: Image, name: str, platform: dict[str, Any]) -
 
 
 def _registry_entry(store: Store, name: str, insecure: bool) -> dict[str, Any]:
-    from dockyard.ids import sha256_digest
     from dockyard.images.registry import RegistryError
     from dockyard.oci import image as oci
 
@@ -161,15 +160,9 @@ def _registry_entry(store: Store, name: str, insecure: bool) -> dict[str, Any]:
         raise InvalidArgument(f"{ref.familiar()} is a manifest list")
     m = json.loads(raw)
     cdesc = oci.Descriptor.from_json(m.get("config"))
-    r = client.get_blob(ref.path, cdesc.digest)
-    try:
-        config = r.read(cdesc.size + 1)
-    finally:
-        r.release_conn()
-    if len(config) != cdesc.size or sha256_digest(config) != cdesc.digest:
-        from dockyard.errors import CorruptContent
+    from dockyard.images.distribution import fetch_config
 
-        raise CorruptContent(f"image config verification failed for digest {cdesc.digest}")
+    config = fetch_config(client, ref.path, cdesc)
     return {"ref": str(ref), "source": "registry", "raw": raw.decode(),
             "descriptor": {"mediaType": media, "digest": digest, "size": len(raw),
                            "platform": _platform_of(oci.decode_config(config))}}

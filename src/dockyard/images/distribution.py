@@ -273,10 +273,23 @@ def pull(store: Store, name: str, platform: str = "", all_tags: bool = False) ->
     yield from _pull_one(store, client, ref, plat)
 
 
+def fetch_config(client: RegistryClient, repo: str, cdesc: oci.Descriptor) -> bytes:
+    """An image's config blob from ``repo`` of the registry, checked against its descriptor (size and digest)."""
+    from dockyard.ids import sha256_digest
+
+    r = client.get_blob(repo, cdesc.digest)
+    try:
+        config: bytes = r.read(cdesc.size + 1)
+    finally:
+        r.release_conn()
+    if len(config) != cdesc.size or sha256_digest(config) != cdesc.digest:
+        raise CorruptContent(f"image config verification failed for digest {cdesc.digest}")
+    return config
+
+
 def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[str, str] | None,
               all_tags: bool = False) -> Iterator[Progress]:
     from dockyard.content.store import ContentStore
-    from dockyard.ids import sha256_digest
     from dockyard.images.store import ImageStore, LayerRecord, images_lock
     from dockyard.snapshots.store import SnapshotStore, chain_id_of
 
@@ -295,13 +308,7 @@ def _pull_one(store: Store, client: RegistryClient, ref: Reference, plat: dict[s
         if cs.has(cdesc.digest):
             config = cs.read_bytes(cdesc.digest)
         else:
-            r = client.get_blob(ref.path, cdesc.digest)
-            try:
-                config = r.read(cdesc.size + 1)
-            finally:
-                r.release_conn()
-            if len(config) != cdesc.size or sha256_digest(config) != cdesc.digest:
-                raise CorruptContent(f"image config verification failed for digest {cdesc.digest}")
+            config = fetch_config(client, ref.path, cdesc)
         cfg = oci.decode_config(config)
         if plat and not oci.platform_matches(plat, {"os": cfg.get("os"), "architecture": cfg.get("architecture"),
                                                     "variant": cfg.get("variant")}):
