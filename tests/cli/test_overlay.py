@@ -526,3 +526,29 @@ def test_overlay_teardown_left_to_the_watcher(cluster) -> None:
              and "dockyard-ov-" + nid[:12] not in h1.tables(), timeout=20, what="the watcher's teardown")
     wait_for(lambda: not _locked(h1.root / "networks" / nid / "overlay.lock"), timeout=20, what="watcher gone")
     h1.ok("network", "rm", "ovq")
+
+
+def test_etcd_client_after_fork(cluster) -> None:
+    """A process that forks with a kept connection (the CLI reads the cluster, then forks a monitor that attaches):
+    parent and child each get their own answers, none of the other's (they shared one socket)."""
+    from dockyard.network.etcd import Etcd
+
+    hosts = cluster[0]
+    kv = Etcd(hosts[0].store)
+    kv.put("/dockyard-test/parent", "P" * 3000)
+    kv.put("/dockyard-test/child", "C" * 3000)
+    assert kv.get("/dockyard-test/parent") is not None  # the connection is open now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 1
+        try:
+            code = 0 if all(kv.get("/dockyard-test/child") == (b"C" * 3000, 0) for _ in range(200)) else 1
+        finally:
+            os._exit(code)
+    try:
+        ok = all(kv.get("/dockyard-test/parent") == (b"P" * 3000, 0) for _ in range(200))
+    finally:
+        _, status = os.waitpid(pid, 0)
+    assert ok and os.waitstatus_to_exitcode(status) == 0
+    assert kv.delete("/dockyard-test/", prefix=True) == 2
+    kv.close()

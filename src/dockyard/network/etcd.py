@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,6 +90,7 @@ class _Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
         self.reusable = True
+        self.pid = os.getpid()  # a forked child does not share the parent's connection (answers would cross)
         self.answered = False  # a byte of the answer came (a request that failed before may be sent again)
 
     def close(self) -> None:
@@ -164,7 +166,7 @@ class _Conn:
 
 class Etcd:
     """The cluster store at ``url`` (``etcd://...``); each call tries the endpoints in turn. One connection is kept
-    open for the next call (calls from several threads take turns on it)."""
+    open for the next call (calls from several threads take turns on it; a forked child makes its own)."""
 
     def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
         import _thread
@@ -196,6 +198,9 @@ class Etcd:
         closed before any answer came (the server dropped it while idle) is replaced once; the request had not
         reached it."""
         conn, fresh = self.conn, False
+        if conn is not None and conn.pid != os.getpid():
+            conn.sock.close()  # this process's copy of the descriptor only: the parent's connection stays
+            conn = self.conn = None
         if conn is None or self.endpoints[i] != (conn.host, conn.port):
             if conn is not None:
                 conn.close()
