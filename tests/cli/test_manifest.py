@@ -18,7 +18,7 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def test_a_list_of_local_images_is_annotated_pushed_and_pulled_per_platform(
-        dy: Runner, bases: None, registry: Registry, denv: dict[str, str]) -> None:
+        dy: Runner, bases: None, registry: Registry, denv: dict[str, str]) -> None:  # noqa: F811
     lst = f"{registry.host}/demo/bb:multi"
     p = dy("manifest", "create", lst, "busybox:amd64", "busybox:arm64", env=denv)
     assert (p.returncode, p.stdout) == (0, f"Created manifest list {lst}\n"), p.stderr
