@@ -33,7 +33,6 @@ nftables tables are independent of iptables (nft or legacy backend): the host's 
 from __future__ import annotations
 
 import json
-import subprocess
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -53,6 +52,8 @@ def table(net: Network) -> str:
 
 
 def _nft(commands: list[dict[str, Any]], check: bool = True) -> bool:
+    import subprocess  # only when rules change: a container joining a network with its table in place runs no nft
+
     from dockyard import libexec
 
     nft = libexec.system_dep("nft")
