@@ -39,6 +39,7 @@ services:
       test: ["CMD", "test", "-e", "/tmp/ok"]
       interval: 200ms
       retries: 5
+      start_period: 30s  # failures while the container starts (a loaded host) do not count; a success ends it
     networks:
       back:
         aliases: [database]
