@@ -92,6 +92,25 @@ class _Threaded:
         self.thread.join(10)
 
 
+def _forward(h: http.server.BaseHTTPRequestHandler, upstream: str, front: str,
+             drop: tuple[str, ...] = ()) -> tuple[int, bytes, dict[str, str]]:
+    """Send the request ``h`` is handling on to ``upstream`` (without the headers in ``drop``); the answer's status,
+    body and headers, its redirects pointed back at ``front``."""
+    n = int(h.headers.get("Content-Length") or 0)
+    body = h.rfile.read(n) if n else None
+    hdrs = {k: v for k, v in h.headers.items() if k.lower() not in ("host", "connection", "content-length", *drop)}
+    req = urllib.request.Request(f"http://{upstream}{h.path}", data=body, method=h.command, headers=hdrs)
+    try:
+        r = urllib.request.urlopen(req, timeout=60)
+        status, data, rh = r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        status, data, rh = e.code, e.read(), e.headers
+    out = {k: v for k, v in rh.items() if k.lower() not in ("content-length", "connection", "transfer-encoding")}
+    if "Location" in out and out["Location"].startswith(f"http://{upstream}"):
+        out["Location"] = out["Location"].replace(upstream, front, 1)
+    return status, data, out
+
+
 class TokenFront(_Threaded):
     """A registry that demands Bearer tokens: ``/token`` issues them (Basic ``user:password`` checked; short
     expiry), every ``/v2/`` request without a valid token for its repository scope gets 401 with
@@ -168,21 +187,7 @@ class TokenFront(_Threaded):
                     return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication '
                                            b'required"}]}', {"WWW-Authenticate": ch,
                                                              "Content-Type": "application/json"})
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
-                hdrs = {k: v for k, v in self.headers.items()
-                        if k.lower() not in ("authorization", "host", "connection", "content-length")}
-                req = urllib.request.Request(f"http://{upstream}{self.path}", data=body, method=self.command,
-                                             headers=hdrs)
-                try:
-                    r = urllib.request.urlopen(req, timeout=60)
-                    status, data, rh = r.status, r.read(), r.headers
-                except urllib.error.HTTPError as e:
-                    status, data, rh = e.code, e.read(), e.headers
-                out = {k: v for k, v in rh.items() if k.lower() not in ("content-length", "connection",
-                                                                        "transfer-encoding")}
-                if "Location" in out and out["Location"].startswith(f"http://{upstream}"):
-                    out["Location"] = out["Location"].replace(upstream, front.host, 1)
+                status, data, out = _forward(self, upstream, front.host, drop=("authorization",))
                 self._send(status, data, out)
 
         super().__init__(H)
@@ -288,21 +293,7 @@ class FaultyFront(_Threaded):
                 pass
 
             def do_GET(self) -> None:
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else None
-                hdrs = {k: v for k, v in self.headers.items()
-                        if k.lower() not in ("host", "connection", "content-length")}
-                req = urllib.request.Request(f"http://{upstream}{self.path}", data=body, method=self.command,
-                                             headers=hdrs)
-                try:
-                    r = urllib.request.urlopen(req, timeout=60)
-                    status, data, rh = r.status, r.read(), r.headers
-                except urllib.error.HTTPError as e:
-                    status, data, rh = e.code, e.read(), e.headers
-                out = {k: v for k, v in rh.items() if k.lower() not in ("content-length", "connection",
-                                                                        "transfer-encoding")}
-                if "Location" in out and out["Location"].startswith(f"http://{upstream}"):
-                    out["Location"] = out["Location"].replace(upstream, front.host, 1)
+                status, data, out = _forward(self, upstream, front.host)
                 parts = urllib.parse.urlsplit(self.path).path.split("/")
                 blob = self.command == "GET" and len(parts) > 3 and parts[-2] == "blobs" and status == 200
                 if blob:
