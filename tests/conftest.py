@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,31 @@ def debian_tar() -> Path:
 
 
 ROOTS: set[str] = set()  # every state root this session made
+
+
+def debian_module_root(tmp_path_factory: pytest.TempPathFactory, debian_tar: Path, name: str,
+                       timeout: int) -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
+    """For a module-scoped fixture: a state root with debian:bookworm imported, and a runner of the CLI on it
+    (``run(*args, check=True, timeout=..., cwd=None)``); at teardown its containers go and its ~1.8 GB of images
+    and build cache are deleted (not left in the pytest temp folder)."""
+    root = tmp_path_factory.mktemp(name) / "root"
+    root.mkdir()
+    ROOTS.add(str(root))
+
+    def run(*args: str, check: bool = True, timeout: int = timeout,
+            cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([DOCKYARD, "--root", str(root), *args], capture_output=True, text=True, timeout=timeout,
+                           cwd=cwd)
+        if check and p.returncode != 0:
+            raise AssertionError(f"dockyard {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
+        return p
+
+    run("import", "--change", 'CMD ["bash"]', str(debian_tar), "debian:bookworm")
+    yield run
+    cleanup_root(root)
+    from dockyard.fsutil import rmtree
+
+    rmtree(str(root))
 
 
 def cleanup_root(r: Path) -> None:

@@ -3,33 +3,17 @@ Go calculator built single-stage and multi-stage. RUN steps reach the Debian mir
 
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
-from tests.conftest import DOCKYARD, cleanup_root
+from tests.conftest import debian_module_root
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory, debian_tar):
-    root = tmp_path_factory.mktemp("classic") / "root"
-    root.mkdir()
-
-    def run(*args, check=True, timeout=900, cwd=None):
-        p = subprocess.run([DOCKYARD, "--root", str(root), *args], capture_output=True, text=True, timeout=timeout,
-                           cwd=cwd)
-        if check and p.returncode != 0:
-            raise AssertionError(f"dockyard {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-        return p
-
-    run("import", "--change", 'CMD ["bash"]', str(debian_tar), "debian:bookworm")
-    yield run
-    cleanup_root(root)
-    from dockyard.fsutil import rmtree
-
-    rmtree(str(root))  # ~1.8 GB of images and build cache: not left in the pytest temp folder
+    yield from debian_module_root(tmp_path_factory, debian_tar, "classic", timeout=900)
 
 
 def _size_bytes(text: str) -> float:

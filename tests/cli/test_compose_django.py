@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOCKYARD, ROOTS, cleanup_root
+from tests.conftest import debian_module_root
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -91,23 +90,7 @@ volumes:
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory, debian_tar):
     """One state root for the module: debian:bookworm imported, the two images built once (the build cache)."""
-    root = tmp_path_factory.mktemp("django") / "root"
-    root.mkdir()
-    ROOTS.add(str(root))
-
-    def run(*args, check=True, timeout=120, cwd=None):
-        p = subprocess.run([DOCKYARD, "--root", str(root), *args], capture_output=True, text=True, timeout=timeout,
-                           cwd=cwd)
-        if check and p.returncode != 0:
-            raise AssertionError(f"dockyard {' '.join(args)} exited {p.returncode}:\n{p.stdout}\n{p.stderr}")
-        return p
-
-    run("import", "--change", 'CMD ["bash"]', str(debian_tar), "debian:bookworm")
-    yield run
-    cleanup_root(root)
-    from dockyard.fsutil import rmtree
-
-    rmtree(str(root))  # ~1.8 GB of images and build cache: not left in the pytest temp folder
+    yield from debian_module_root(tmp_path_factory, debian_tar, "django", timeout=120)
 
 
 def _app(d: Path) -> Path:
