@@ -90,6 +90,43 @@ def test_exec_joins_the_running_container(h: Harness) -> None:
     assert wait(pid) == 137
 
 
+def test_exec_leaves_the_callers_pid_namespace_and_dumpable_flag(h: Harness) -> None:
+    """The built-in runtime forks an exec'd process directly into the container's pid namespace (one fork): the
+    caller (the API service forks monitors afterwards, from any thread) gets its own pid namespace for children
+    and its dumpable flag back, and the process runs in the container's pid namespace."""
+    import threading
+
+    from dockyard.runtime import syscalls
+
+    cid, pid, _out, _err = h.create(["sleep", "300"])
+    h.rt.start(cid)
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    before = syscalls.prctl(3)  # PR_GET_DUMPABLE
+    seen: dict[str, object] = {}
+
+    def run() -> None:
+        rd, wr = os.pipe()
+        try:
+            seen["pid"] = h.rt.exec(cid, {"args": ["sh", "-c", "echo $$"], "env": ["PATH=/bin"], "cwd": "/"},
+                                    Stdio(None, wr, wr))
+        finally:
+            os.close(wr)
+        seen["out"] = os.read(rd, 100).decode().strip()
+        os.close(rd)
+        seen["for_children"] = os.stat("/proc/thread-self/ns/pid_for_children").st_ino
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert wait(int(seen["pid"])) == 0  # type: ignore[call-overload]
+    assert seen["for_children"] == ns  # the exec's thread has its own back
+    assert os.stat("/proc/self/ns/pid_for_children").st_ino == ns
+    assert syscalls.prctl(3) == before
+    assert int(seen["out"]) != seen["pid"]  # type: ignore[call-overload]  # its pid in the container's namespace
+    h.rt.kill(cid, 9)
+    assert wait(pid) == 137
+
+
 def test_state_lifecycle_and_kill(h: Harness) -> None:
     cid, pid, _, _ = h.create(["sleep", "300"])
     st = h.rt.state(cid)

@@ -273,10 +273,17 @@ class BuiltinRuntime:
         if proc.get("terminal") and stdio.terminal_fd is None and stdio.console_socket is None:
             raise InvalidArgument("process.terminal is set but no terminal was given")
         cg = self._cgroup(st)
+        prepare = nsexec.exec_prepare(st["pid"], cg)
+        body = nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st))
         try:
-            return nsexec.spawn(nsexec.exec_prepare(st["pid"], cg),
-                                nsexec.exec_body(proc, stdio, _saved_bpf(self._dir(container_id), st)), "exec",
-                                nsexec.stdio_fds(stdio), cg)
+            pid_ns = _pid_ns(st["pid"])
+            if pid_ns is False:  # a user namespace of its own to join first: the intermediate process's way
+                return nsexec.spawn(prepare, body, "exec", nsexec.stdio_fds(stdio), cg)
+            try:  # one fork: the process is born in the container's pid namespace
+                return nsexec.spawn_in_pidns(pid_ns, prepare, body, "exec", nsexec.stdio_fds(stdio), cg)
+            finally:
+                if pid_ns is not None:
+                    os.close(pid_ns)
         except nsexec.SpawnError as e:
             if e.pid:
                 _kill_reap(e.pid)
@@ -297,6 +304,20 @@ class BuiltinRuntime:
             return sorted(os.listdir(self.state_root))
         except FileNotFoundError:
             return []
+
+
+def _pid_ns(pid: int) -> int | bool | None:
+    """For exec into the container whose init is ``pid``: an fd of its pid namespace (None: it is ours), or
+    False when it has a user namespace of its own (joined first, from an intermediate process)."""
+    try:
+        if os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino:
+            return False
+        p = f"/proc/{pid}/ns/pid"
+        if os.stat(p).st_ino == os.stat("/proc/self/ns/pid").st_ino:
+            return None
+        return os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:  # the init has exited: the intermediate's way reports it
+        return False
 
 
 def _kill_quiet(pid: int) -> None:

@@ -17,6 +17,9 @@ from dockyard.runtime.base import Stdio
 from dockyard.trace import mark
 
 
+_PR_GET_DUMPABLE = 3
+
+
 class SpawnError(Exception):
     def __init__(self, message: str, pid: int | None) -> None:
         super().__init__(message)
@@ -104,6 +107,63 @@ def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: 
             os.waitpid(mid, 0)
         except ChildProcessError:
             pass
+
+
+def spawn_in_pidns(pid_ns: int | None, prepare: Callable[[], None], body: Callable[[int, int], None], final: str,
+                   keep: set[int], cgroup: Any = None) -> int:
+    """As ``spawn`` for a process that joins existing namespaces (exec), with one fork instead of two: the caller
+    sets its pid namespace for children to ``pid_ns`` (an fd; None: ours) around the fork, so that the child is
+    born in it and joins the rest itself (joining a pid namespace only ever applies to children). The caller's
+    own pid namespace for children is restored at once, in the calling thread (the only one setns changes).
+
+    The caller is made non-dumpable across the fork so that the child is never dumpable (it inherits the flag)
+    during its first instants in the container's pid namespace, where a process of the container could
+    otherwise ptrace it or open its /proc/<pid>/exe or fd/ before it closes the caller's fds (runc's
+    CVE-2019-5736 class). Its own namespaces (user) are not joined here: use ``spawn`` for those."""
+    r, w = os.pipe()
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_ns is not None else None
+    dumpable = S.prctl(_PR_GET_DUMPABLE)
+    pid = -1
+    try:
+        S.prctl(S.PR_SET_DUMPABLE, 0)
+        if pid_ns is not None:
+            S.setns(pid_ns, S.CLONE_NEWPID)
+        pid = cgroup.fork() if cgroup is not None else os.fork()  # born in its cgroup where the kernel can
+    finally:
+        if pid != 0:
+            if own is not None:
+                S.setns(own, S.CLONE_NEWPID)  # our own, active namespace: always allowed
+                os.close(own)
+            S.prctl(S.PR_SET_DUMPABLE, dumpable)
+    if pid == 0:
+        try:
+            L.close_fds_except(keep | {w})
+            L.reset_signals()  # the caller's Python signal handlers must never run in a container process
+            stub = L.load_exec_stub()  # while the host's paths are still ours: prepare joins the mount namespace
+            prepare()
+            L.close_fds_except(keep | {w, stub})
+            body(w, stub)
+        except BaseException as e:  # noqa: BLE001
+            _report(w, e)
+        finally:
+            os._exit(1)
+    os.close(w)
+    buf = b""
+    try:
+        while True:
+            chunk = os.read(r, 4096)
+            if not chunk:
+                raise SpawnError("container process exited during setup", pid)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text == final:
+                    return pid
+                if text.startswith("error "):
+                    raise SpawnError(text[6:], pid)
+    finally:
+        os.close(r)
 
 
 # ----- create -------------------------------------------------------------------------------------------------
