@@ -5,6 +5,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 PKGS=(python3 python3-venv gcc libc6-dev musl-tools busybox-static iproute2 iptables kmod tar
       erofs-utils  # layers kept as EROFS images (snapshots/erofs.py); without it, unpacked directories
+      autoconf automake libtool pkg-config uuid-dev liblz4-dev  # scripts/build-erofs-utils.sh (mkfs.erofs --tar=i)
       podman skopeo crun runc debootstrap hyperfine uidmap tmux zstd nftables wrk libseccomp2
       docker-registry apache2-utils openssl  # the registry tests: distribution 2.8, htpasswd, a test CA
       docker-compose  # the API service tests: Compose 1.29 (docker-py 5 era calls) against dockyard system service
@@ -64,5 +65,7 @@ LAUNCHER
 chmod 755 "$venv/bin/dockyard.new"
 mv "$venv/bin/dockyard.new" "$venv/bin/dockyard"
 "$here/scripts/build-helpers.sh"
+# mkfs.erofs 1.8 (layers indexed in place over their tar); never fails this script: erofs-utils 1.5 is the fallback
+"$here/scripts/build-erofs-utils.sh" || true
 # byte-compile now: a start that has to compile its modules (e.g. under PYTHONDONTWRITEBYTECODE) is 3x slower
 "$venv/bin/python" -m compileall -q "$here/src" >/dev/null
