@@ -29,6 +29,7 @@ class ImageFailed(DockyardError):
     """mkfs.erofs could not make a layer image of a tree (the caller may keep the layer unpacked instead)."""
 
 IMAGE = "layer.erofs"
+TAR = "layer.tar"  # an index image's data: a hard link to the layer's uncompressed blob in the content store
 _LOCK = ".mounts.lock"
 
 _unavailable: str | None | bool = False  # False: not probed yet
@@ -150,6 +151,44 @@ def make_image(src: str, out: str) -> None:
         os.close(fd)
 
 
+_index_tool: str | None | bool = False
+
+
+def index_tool() -> str | None:
+    """The mkfs.erofs that can index a tar in place (erofs-utils >= 1.7, built by scripts/build-erofs-utils.sh into
+    the libexec directory as ``erofs/mkfs.erofs``), or None (the system's 1.5 cannot)."""
+    global _index_tool
+    if _index_tool is False:
+        from dockyard import libexec
+
+        _index_tool = libexec.find("erofs/mkfs.erofs")
+    return _index_tool  # type: ignore[return-value]
+
+
+def make_index_image(tar: str, out: str) -> None:
+    """Write ``out``, an EROFS metadata image whose file data is read from ``tar`` (mounted as its extra device;
+    OCI whiteouts become overlayfs ones: ``--aufs``); fsync it. The caller has checked ``tar`` (``tarindex.scan``)."""
+    import subprocess
+
+    tool = index_tool()
+    if tool is None:
+        raise ImageFailed("no mkfs.erofs with --tar")
+    argv = [tool, "--tar=i", "--aufs", "--quiet", out, tar]
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, check=False)
+    except OSError as e:
+        raise ImageFailed(f"cannot run {tool}: {e.strerror}") from None
+    if r.returncode != 0:
+        msg = r.stderr.decode(errors="replace").strip().splitlines()
+        raise ImageFailed(f"mkfs.erofs --tar=i failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
+    fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 # -- mounting ---------------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -207,8 +246,14 @@ def is_mounted(path: str) -> bool:
 def mount_layer(image: str, target: str) -> None:
     from dockyard.runtime import syscalls
 
+    data = ""
+    tar = os.path.join(os.path.dirname(image), TAR)
+    if os.path.exists(tar):  # an index image: its file data is in the layer tar, its extra device
+        if "," in tar:
+            raise DockyardError(f"cannot mount layer image {image}: its path contains ','")
+        data = "device=" + tar
     try:
-        syscalls.mount(image, target, "erofs", syscalls.MS_RDONLY, "")
+        syscalls.mount(image, target, "erofs", syscalls.MS_RDONLY, data)
     except OSError as e:
         raise from_oserror(f"cannot mount layer image {image}", e) from None
 

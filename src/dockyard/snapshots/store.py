@@ -271,6 +271,12 @@ class SnapshotStore:
         if self.backend == "erofs":
             from dockyard.snapshots import erofs
 
+            blob = _plain_blob(stream) if allow_devices and erofs.index_tool() else None
+            if blob is not None:
+                got = self._index(stream, blob, staging)
+                if got is not None:
+                    return got
+                stream.seek(0)
             start = stream.tell() if stream.seekable() else None
             try:
                 with erofs.private_tmpfs(staging) as tmp_fd:
@@ -293,6 +299,52 @@ class SnapshotStore:
             return self._extract(stream, root_fd, allow_devices, sync=True)
         finally:
             os.close(root_fd)
+
+    @staticmethod
+    def _index(stream: BinaryIO, blob: str, staging: str) -> tuple[str, int] | None:
+        """Keep the uncompressed layer ``blob`` (a content-store file, read through ``stream``) as the layer's data:
+        a hard link to it plus an EROFS index image over it. None when the tar is not plain (``tarindex.scan``) or
+        cannot be indexed: the caller extracts it instead (and refuses what the extractor refuses)."""
+        import tarfile
+
+        from dockyard.snapshots import erofs
+        from dockyard.snapshots.compression import open_layer
+        from dockyard.snapshots.tarindex import scan
+
+        tar = os.path.join(staging, erofs.TAR)
+        try:
+            os.link(blob, tar)
+        except OSError:
+            return None  # another file system: no in-place data
+        try:
+            if os.stat(tar).st_ino != os.fstat(stream.fileno()).st_ino:
+                raise erofs.ImageFailed("blob replaced")
+            reader = open_layer(stream)
+            try:
+                try:
+                    tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
+                                      bufsize=1 << 16)
+                except tarfile.TarError:
+                    return None
+                size = scan(tf, allow_devices=True)
+                if size is None:
+                    return None
+                reader.drain()
+            finally:
+                reader.close()
+            if reader.compression != "tar":
+                return None
+            erofs.make_index_image(tar, os.path.join(staging, erofs.IMAGE))
+            os.mkdir(os.path.join(staging, "fs"), 0o755)
+            tar = ""  # kept
+            return reader.digest(), size
+        except erofs.ImageFailed:
+            return None
+        finally:
+            if tar:
+                for name in (erofs.TAR, erofs.IMAGE):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(staging, name))
 
     @staticmethod
     def _extract(stream: BinaryIO, root_fd: int, allow_devices: bool, *, sync: bool) -> tuple[str, int]:
@@ -407,6 +459,18 @@ class SnapshotStore:
                     unmount_all_under(os.path.join(self.store.tmp, name))
                     rmtree(os.path.join(self.store.tmp, name))
         return removed
+
+
+def _plain_blob(stream: BinaryIO) -> str | None:
+    """The path of the file ``stream`` reads, if it is an uncompressed tar read from its start, else None."""
+    name = getattr(stream, "name", None)
+    if not isinstance(name, str) or not os.path.isabs(name) or not stream.seekable() or stream.tell() != 0:
+        return None
+    from dockyard.snapshots.compression import detect
+
+    head = stream.read(8)
+    stream.seek(0)
+    return name if detect(head) == "tar" and len(head) == 8 else None
 
 
 def _listdir(p: str) -> list[str]:
