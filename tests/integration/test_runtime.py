@@ -127,6 +127,23 @@ def test_exec_leaves_the_callers_pid_namespace_and_dumpable_flag(h: Harness) -> 
     assert wait(pid) == 137
 
 
+def test_create_makes_the_pid_namespace_for_its_init_and_leaves_the_callers(h: Harness) -> None:
+    """The built-in runtime makes the container's pid namespace for the init's fork (one fork): the init is its
+    pid 1, and the caller (the monitor, which forks later) gets its own pid namespace for children back."""
+    from dockyard.runtime import syscalls
+
+    ns = os.stat("/proc/self/ns/pid").st_ino
+    before = syscalls.prctl(3)  # PR_GET_DUMPABLE
+    cid, pid, out, _err = h.create(["sh", "-c", "echo $$"])
+    assert os.stat("/proc/self/ns/pid_for_children").st_ino == ns
+    assert syscalls.prctl(3) == before
+    assert os.stat(f"/proc/{pid}/ns/pid").st_ino != ns
+    h.rt.start(cid)
+    assert wait(pid) == 0
+    with open(out) as f:
+        assert f.read().strip() == "1"
+
+
 def test_state_lifecycle_and_kill(h: Harness) -> None:
     cid, pid, _, _ = h.create(["sleep", "300"])
     st = h.rt.state(cid)

@@ -132,10 +132,19 @@ class BuiltinRuntime:
                 os.umask(old)
             bpf = _seccomp_bpf(d, (spec.get("linux") or {}).get("seccomp"))
             mark("seccomp")
+            body = nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf)
             try:
-                pid = nsexec.spawn(nsexec.init_prepare(spec, cg),
-                                   nsexec.init_body(spec, rootfs, stdio, cg, fifo, bpf), "ready",
-                                   nsexec.stdio_fds(stdio), cg)
+                way = _init_pid_ns(linux)
+                if way is False:  # a user namespace of its own (made first) or a pid namespace path that fails
+                    pid = nsexec.spawn(nsexec.init_prepare(spec, cg), body, "ready", nsexec.stdio_fds(stdio), cg)
+                else:  # one fork: the init is born in its pid namespace (see nsexec.spawn_in_pidns)
+                    try:
+                        pid = nsexec.spawn_in_pidns(way if isinstance(way, int) and way is not True else None,
+                                                    nsexec.init_prepare(spec, cg, pid_by_caller=True), body,
+                                                    "ready", nsexec.stdio_fds(stdio), cg, new_pid_ns=way is True)
+                    finally:
+                        if isinstance(way, int) and way is not True:
+                            os.close(way)
             except nsexec.SpawnError as e:
                 pid = e.pid
                 from dockyard.errors import DockyardError, exec_failure
@@ -304,6 +313,24 @@ class BuiltinRuntime:
             return sorted(os.listdir(self.state_root))
         except FileNotFoundError:
             return []
+
+
+def _init_pid_ns(linux: dict[str, Any]) -> int | bool | None:
+    """For create: True (a new pid namespace), an fd of the one given by path, None (ours), or False when the
+    intermediate process's way is needed (a new user namespace, made before the rest; a path that fails, which
+    that way reports)."""
+    nss = linux.get("namespaces") or []
+    if any(ns.get("type") == "user" for ns in nss):
+        return False
+    for ns in nss:
+        if ns.get("type") == "pid":
+            if not ns.get("path"):
+                return True
+            try:
+                return os.open(ns["path"], os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return False
+    return None
 
 
 def _pid_ns(pid: int) -> int | bool | None:

@@ -110,23 +110,29 @@ def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: 
 
 
 def spawn_in_pidns(pid_ns: int | None, prepare: Callable[[], None], body: Callable[[int, int], None], final: str,
-                   keep: set[int], cgroup: Any = None) -> int:
-    """As ``spawn`` for a process that joins existing namespaces (exec), with one fork instead of two: the caller
-    sets its pid namespace for children to ``pid_ns`` (an fd; None: ours) around the fork, so that the child is
-    born in it and joins the rest itself (joining a pid namespace only ever applies to children). The caller's
-    own pid namespace for children is restored at once, in the calling thread (the only one setns changes).
+                   keep: set[int], cgroup: Any = None, new_pid_ns: bool = False) -> int:
+    """As ``spawn``, with one fork instead of two: the caller sets its pid namespace for children to ``pid_ns``
+    (an fd; None: ours) or, with ``new_pid_ns``, to a new one (the child is its init) around the fork, so that
+    the child is born in it and joins or makes the rest itself (a pid namespace, joined or made, only ever
+    applies to children). The caller's own pid namespace for children is restored at once, in the calling
+    thread (the only one setns and unshare change).
 
     The caller is made non-dumpable across the fork so that the child is never dumpable (it inherits the flag)
     during its first instants in the container's pid namespace, where a process of the container could
     otherwise ptrace it or open its /proc/<pid>/exe or fd/ before it closes the caller's fds (runc's
     CVE-2019-5736 class). Its own namespaces (user) are not joined here: use ``spawn`` for those."""
     r, w = os.pipe()
-    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_ns is not None else None
+    own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) if pid_ns is not None or new_pid_ns else None
     dumpable = S.prctl(_PR_GET_DUMPABLE)
     pid = -1
     try:
         S.prctl(S.PR_SET_DUMPABLE, 0)
-        if pid_ns is not None:
+        if new_pid_ns:
+            try:
+                S.unshare(S.CLONE_NEWPID)
+            except OSError as e:
+                raise L.SetupError(f"cannot create namespaces: {os.strerror(e.errno or 0).lower()}") from None
+        elif pid_ns is not None:
             S.setns(pid_ns, S.CLONE_NEWPID)
         pid = cgroup.fork() if cgroup is not None else os.fork()  # born in its cgroup where the kernel can
     finally:
@@ -167,7 +173,8 @@ def spawn_in_pidns(pid_ns: int | None, prepare: Callable[[], None], body: Callab
 
 
 # ----- create -------------------------------------------------------------------------------------------------
-def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
+def init_prepare(spec: dict[str, Any], cgroup: Any, pid_by_caller: bool = False) -> Callable[[], None]:
+    """``pid_by_caller``: the pid namespace is joined or made by the caller of ``spawn_in_pidns``, not here."""
     def prepare() -> None:
         if cgroup is not None:
             cgroup.enter()  # the intermediate: one thread, forked by spawn
@@ -178,6 +185,8 @@ def init_prepare(spec: dict[str, Any], cgroup: Any) -> Callable[[], None]:
             t = ns.get("type")
             if t not in L.NS_FLAGS:
                 raise L.SetupError(f"unknown namespace type: {t}")
+            if t == "pid" and pid_by_caller:
+                continue
             if t == "user":
                 if ns.get("path"):
                     raise L.SetupError("joining a user namespace by path is not supported by the built-in runtime")
