@@ -320,8 +320,8 @@ def _init_pid_ns(linux: dict[str, Any]) -> int | bool | None:
     intermediate process's way is needed (a new user namespace, made before the rest; a path that fails, which
     that way reports)."""
     nss = linux.get("namespaces") or []
-    if any(ns.get("type") == "user" for ns in nss):
-        return False
+    if _ROOTLESS_ENV in os.environ or any(ns.get("type") == "user" for ns in nss):
+        return False  # rootless: the engine's own user namespace may not make pid namespaces for its children
     for ns in nss:
         if ns.get("type") == "pid":
             if not ns.get("path"):
@@ -335,7 +335,10 @@ def _init_pid_ns(linux: dict[str, Any]) -> int | bool | None:
 
 def _pid_ns(pid: int) -> int | bool | None:
     """For exec into the container whose init is ``pid``: an fd of its pid namespace (None: it is ours), or
-    False when it has a user namespace of its own (joined first, from an intermediate process)."""
+    False when it has a user namespace of its own (joined first, from an intermediate process) or the engine is
+    rootless (an unprivileged caller may not join it for its children)."""
+    if _ROOTLESS_ENV in os.environ:
+        return False
     try:
         if os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino:
             return False
