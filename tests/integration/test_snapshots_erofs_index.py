@@ -11,7 +11,7 @@ import tarfile
 
 import pytest
 
-from dockyard.errors import Unsafe
+from dockyard.errors import CorruptContent, Unsafe
 from dockyard.snapshots import erofs
 from dockyard.snapshots.store import SnapshotStore, rootfs_mounts
 from dockyard.state.db import Store
@@ -163,3 +163,13 @@ def test_a_hostile_tar_read_from_a_blob_is_refused_as_before(tmp_path, name) -> 
         apply_files(idx, src)
     assert idx.list() == []
     assert not (tmp_path / "escape").exists() and not (tmp_path / "idx" / "escape").exists()
+
+
+def test_a_tar_cut_short_in_a_file_is_refused_as_before(tmp_path) -> None:
+    src = tar_file(tmp_path / "cut.tar", ("d", "d"), ("d/big", "f", b"x" * 100_000))
+    with open(src, "r+b") as f:
+        f.truncate(512 * 3 + 50_000)  # headers (PAX + ustar for d, ustar for big) and half of big's data
+    idx = SnapshotStore(Store(root=str(tmp_path / "idx")), backend="erofs")
+    with pytest.raises(CorruptContent):
+        apply_files(idx, src)
+    assert idx.list() == []

@@ -305,10 +305,11 @@ class SnapshotStore:
         """Keep the uncompressed layer ``blob`` (a content-store file, read through ``stream``) as the layer's data:
         a hard link to it plus an EROFS index image over it. None when the tar is not plain (``tarindex.scan``) or
         cannot be indexed: the caller extracts it instead (and refuses what the extractor refuses)."""
+        import hashlib
         import tarfile
+        import threading
 
         from dockyard.snapshots import erofs
-        from dockyard.snapshots.compression import open_layer
         from dockyard.snapshots.tarindex import scan
 
         tar = os.path.join(staging, erofs.TAR)
@@ -319,25 +320,29 @@ class SnapshotStore:
         try:
             if os.stat(tar).st_ino != os.fstat(stream.fileno()).st_ino:
                 raise erofs.ImageFailed("blob replaced")
-            reader = open_layer(stream)
+            # the diff_id is hashed in a thread (hashlib lets go of the GIL) while scan seeks from header to header
+            digest: list[str] = []
+
+            def hash_file() -> None:
+                with open(tar, "rb") as f:
+                    digest.append("sha256:" + hashlib.file_digest(f, "sha256").hexdigest())
+
+            t = threading.Thread(target=hash_file, name="layer-hash", daemon=True)
+            t.start()
             try:
                 try:
-                    tf = tarfile.open(fileobj=reader, mode="r|", encoding="utf-8", errors="surrogateescape",
-                                      bufsize=1 << 16)
+                    tf = tarfile.open(fileobj=stream, mode="r:", encoding="utf-8", errors="surrogateescape")
                 except tarfile.TarError:
                     return None
-                size = scan(tf, allow_devices=True)
-                if size is None:
-                    return None
-                reader.drain()
+                size = scan(tf, allow_devices=True)  # a tar cut short in a file's data: ReadError, not plain
             finally:
-                reader.close()
-            if reader.compression != "tar":
+                t.join()
+            if size is None or not digest:
                 return None
             erofs.make_index_image(tar, os.path.join(staging, erofs.IMAGE))
             os.mkdir(os.path.join(staging, "fs"), 0o755)
             tar = ""  # kept
-            return reader.digest(), size
+            return digest[0], size
         except erofs.ImageFailed:
             return None
         finally:
