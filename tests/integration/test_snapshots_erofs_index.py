@@ -173,3 +173,13 @@ def test_a_tar_cut_short_in_a_file_is_refused_as_before(tmp_path) -> None:
     with pytest.raises(CorruptContent):
         apply_files(idx, src)
     assert idx.list() == []
+
+
+def test_info_says_layer_tars_are_indexed_in_place(tmp_path) -> None:
+    from tests.conftest import DOCKYARD
+
+    p = subprocess.run([DOCKYARD, "--root", str(tmp_path / "root"), "info"], capture_output=True, text=True,
+                       timeout=60)
+    layers = [ln.strip() for ln in p.stdout.splitlines() if ln.strip().startswith("Layers:")]
+    assert layers == ["Layers: erofs (one image file per layer, mounted from the file; an uncompressed layer tar is "
+                      "the layer's data, indexed in place)"], p.stdout

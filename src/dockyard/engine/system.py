@@ -159,7 +159,11 @@ def _layer_status() -> list[list[str]]:
     from dockyard.snapshots.store import default_backend
 
     if default_backend() == "erofs":
-        return [["Layers", "erofs (one image file per layer, mounted from the file)"]]
+        from dockyard.snapshots.erofs import index_tool
+
+        how = ("; an uncompressed layer tar is the layer's data, indexed in place" if index_tool() else
+               "; layer tars are unpacked into each image (no mkfs.erofs with --tar=i)")
+        return [["Layers", f"erofs (one image file per layer, mounted from the file{how})"]]
     from dockyard.snapshots.erofs import unavailable
 
     why = unavailable()
