@@ -133,17 +133,21 @@ def private_tmpfs(staging: str) -> Iterator[int]:
 
 def make_image(src: str, out: str) -> None:
     """Write the tree at ``src`` (a private mount no one else writes to) as the EROFS image ``out``; fsync it."""
+    _mkfs(["mkfs.erofs", "--quiet", "--preserve-mtime", "-x1", out, src], out, "mkfs.erofs")
+
+
+def _mkfs(argv: list[str], out: str, what: str) -> None:
+    """Run mkfs.erofs (``argv``), its last error line as the one-line error, then fsync the image ``out``."""
     import subprocess
 
-    argv = ["mkfs.erofs", "--quiet", "--preserve-mtime", "-x1", out, src]
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, check=False)
     except OSError as e:
-        raise from_oserror("cannot run mkfs.erofs", e) from None
+        raise ImageFailed(f"cannot run {argv[0]}: {e.strerror}") from None  # the callers fall back
     if r.returncode != 0:
         msg = r.stderr.decode(errors="replace").strip().splitlines()
-        raise ImageFailed(f"mkfs.erofs failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
+        raise ImageFailed(f"{what} failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
     fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
@@ -168,25 +172,10 @@ def index_tool() -> str | None:
 def make_index_image(tar: str, out: str) -> None:
     """Write ``out``, an EROFS metadata image whose file data is read from ``tar`` (mounted as its extra device;
     OCI whiteouts become overlayfs ones: ``--aufs``); fsync it. The caller has checked ``tar`` (``tarindex.scan``)."""
-    import subprocess
-
     tool = index_tool()
     if tool is None:
         raise ImageFailed("no mkfs.erofs with --tar")
-    argv = [tool, "--tar=i", "--aufs", "--quiet", out, tar]
-    try:
-        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, check=False)
-    except OSError as e:
-        raise ImageFailed(f"cannot run {tool}: {e.strerror}") from None
-    if r.returncode != 0:
-        msg = r.stderr.decode(errors="replace").strip().splitlines()
-        raise ImageFailed(f"mkfs.erofs --tar=i failed: {msg[-1] if msg else 'exit status ' + str(r.returncode)}")
-    fd = os.open(out, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _mkfs([tool, "--tar=i", "--aufs", "--quiet", out, tar], out, "mkfs.erofs --tar=i")
 
 
 # -- mounting ---------------------------------------------------------------------------------------------------
