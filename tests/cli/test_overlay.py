@@ -232,16 +232,9 @@ def test_overlay_across_three_hosts(cluster) -> None:
 
 
 def _locked(path: Path) -> bool:
-    import fcntl
+    from dockyard.network.daemon import lock_held
 
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return lock_held(str(path))
 
 
 def test_overlay_without_etcd(cluster) -> None:
