@@ -234,7 +234,7 @@ def test_published_port_is_answered_on_loopback(user: User, tun: None) -> None:
         return loopback_get(port, "/index.html")
 
     assert "hello-rootless" in wait_for(get, what="the published port to answer")
-    slirp = [pid for pid in user.pids() if Path(f"/proc/{pid}/comm").read_text().strip() == "slirp4netns"]
+    slirp = [pid for pid in user.pids() if _comm(pid) == "slirp4netns"]
     assert slirp
     p = user.run("rm", "-f", "web")
     assert p.returncode == 0, p.stderr
