@@ -70,7 +70,7 @@ class Attachment:
         path = f"/proc/{pid}/ns/net"
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _in_netns(_plumb, self.endpoints, fd, path, 0, True, self.mac)
+            _in_netns(_plumb, self.endpoints, fd, path, 0, True, self.mac, self.store.root)
         finally:
             os.close(fd)
 
@@ -83,18 +83,23 @@ def _in_netns(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def _plumb(endpoints: list[tuple[Network, str, str]], nsfd: int, nspath: str, first: int,
-           route: bool = True, mac0: str = "") -> None:
+           route: bool = True, mac0: str = "", root: str = "") -> None:
     from dockyard.network import checks
     from dockyard.network.netlink import Netlink
     from dockyard.network.store import mac_for
 
     with Netlink() as nl:
         for i, (net, ip, veth) in enumerate(endpoints):
+            mac = checks.mac((i == 0 and mac0) or mac_for(ip))
+            if net.driver == "overlay":  # a port of the bridge in the overlay's sandbox (network.overlay)
+                from dockyard.network import overlay
+
+                mtu = int(net.options.get(overlay.MTU_OPT) or 0)
+                overlay.plug(root, net, veth, f"eth{first + i}", nsfd, mac, mtu)
+                continue
             nl.delete_link(veth)  # a leftover of a crashed monitor
             master = nl.index(net.bridge)
-            mac = checks.mac((i == 0 and mac0) or mac_for(ip))
-            mtu = int(net.options.get("com.docker.network.driver.mtu") or 0) if net.driver == "overlay" else 0
-            nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac, mtu=mtu)
+            nl.create_veth(veth, f"eth{first + i}", peer_netns_fd=nsfd, master=master, mac=mac)
     with Netlink(netns=nspath) as inner:
         routed = not route
         for i, (net, ip, _veth) in enumerate(endpoints):
@@ -384,7 +389,7 @@ def _release(store: Store, c: Container, forget: bool, defer: bool) -> list[str]
         _close_reservations([(p["host_port"], p["proto"]) for p in ports])
         ns.remove_ports(c.id)
     active = [r for r in eps if r["ip"] is not None]
-    veths = [r["veth"] for r in active if r["veth"]]
+    veths = [_link_ref(store, nets.get(r["network_id"]), r["veth"]) for r in active if r["veth"]]
     if not defer:
         delete_links(veths)
     peers = _peers_of(store, c.id)
@@ -400,15 +405,36 @@ def _release(store: Store, c: Container, forget: bool, defer: bool) -> list[str]
     return veths if defer else []
 
 
+def _link_ref(store: Store, net: Network | None, veth: str) -> str:
+    """How ``delete_links`` finds a container's veth: its name, ``NAME@PATH`` for one in an overlay's sandbox
+    (the network namespace mounted at PATH)."""
+    if net is None or net.driver != "overlay":
+        return veth
+    from dockyard.network.overlay import sandbox_path
+
+    return f"{veth}@{sandbox_path(store.root, net.id)}"
+
+
 def delete_links(names: list[str]) -> None:
-    """Delete the host ends of veth pairs (gone already when the container's namespace went first)."""
+    """Delete the host ends of veth pairs (gone already when the container's namespace went first); a name
+    ``NAME@PATH`` (``_link_ref``) is deleted in the namespace mounted at PATH."""
     if not names:
         return
     from dockyard.network.netlink import Netlink
 
+    inner: dict[str, list[str]] = {}
     with Netlink() as nl:
         for name in names:  # False when gone (/sys/class/net may be another namespace's: not looked at)
-            nl.delete_link(name)
+            if "@" in name:
+                veth, _, path = name.partition("@")
+                inner.setdefault(path, []).append(veth)
+            else:
+                nl.delete_link(name)
+    if inner:
+        from dockyard.network import overlay
+
+        for path, veths in inner.items():
+            overlay.delete_veths(path, veths)
 
 
 def _drop_unused_default(store: Store, ns: NetworkStore, nets: list[Network]) -> None:
@@ -461,7 +487,7 @@ def _connect(store: Store, c: Container, net: Network, aliases: list[str], ip: s
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             has_default = _has_default_route(path)
-            _plumb([(net, addr, veth)], fd, path, first=n, route=not has_default)
+            _plumb([(net, addr, veth)], fd, path, first=n, route=not has_default, root=store.root)
         finally:
             os.close(fd)
         sync_hosts(store, c.id, *_peers_of(store, c.id))
@@ -479,8 +505,6 @@ def disconnect(store: Store, c: Container, net: Network, force: bool = False) ->
 
 
 def _disconnect(store: Store, c: Container, net: Network, force: bool = False) -> None:
-    from dockyard.network.netlink import Netlink
-
     ns = NetworkStore(store)
     rows = [r for r in ns.endpoints(container_id=c.id) if r["network_id"] == net.id]
     primary = c.spec.network_mode if uses_bridge(c.spec.network_mode) else ""
@@ -491,8 +515,7 @@ def _disconnect(store: Store, c: Container, net: Network, force: bool = False) -
                        "start it on another network instead")
     peers = _peers_of(store, c.id)
     if rows and rows[0]["veth"]:
-        with Netlink() as nl:
-            nl.delete_link(rows[0]["veth"])
+        delete_links([_link_ref(store, net, rows[0]["veth"])])
     _leave_overlays(store, c.id, [net], after=False)
     ns.release(c.id, net.id, forget=True)
     _leave_overlays(store, c.id, [net], after=True)

@@ -189,9 +189,10 @@ class Netlink:
         return idx
 
     def create_veth(self, name: str, peer: str, *, peer_netns_fd: int | None = None, master: int | None = None,
-                    mac: bytes | None = None, mtu: int = 0) -> None:
-        """A veth pair: ``name`` here, up (enslaved to ``master``); ``peer`` in the given namespace, down (the kernel
-        refuses to open a peer before the pair exists: bring it up with ``set_up`` from its namespace)."""
+                    mac: bytes | None = None, mtu: int = 0, group: int = 0) -> None:
+        """A veth pair: ``name`` here, up (enslaved to ``master``, in interface group ``group``); ``peer`` in the
+        given namespace, down (the kernel refuses to open a peer before the pair exists: bring it up with
+        ``set_up`` from its namespace)."""
         peer_body = _ifinfo() + _str(IFLA_IFNAME, peer)
         if peer_netns_fd is not None:
             peer_body += _u32(IFLA_NET_NS_FD, peer_netns_fd)
@@ -205,6 +206,8 @@ class Netlink:
             body += _u32(IFLA_MASTER, master)
         if mtu:
             body += _u32(IFLA_MTU, mtu)
+        if group:
+            body += _u32(IFLA_GROUP, group)
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def delete_link(self, name: str) -> bool:
@@ -217,8 +220,9 @@ class Netlink:
                 return False
             raise
 
-    def set_up(self, index: int) -> None:
-        self.request(RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP))
+    def set_up(self, index: int, master: int = 0) -> None:
+        """Bring link ``index`` up (and enslave it to ``master``, in the same request)."""
+        self.request(RTM_NEWLINK, 0, _ifinfo(index, IFF_UP, IFF_UP) + (_u32(IFLA_MASTER, master) if master else b""))
 
     # ---- addresses and routes --------------------------------------------------------------------------------
     def add_address(self, index: int, ip: str, prefixlen: int, broadcast: str | None = None) -> None:
@@ -271,14 +275,22 @@ class Netlink:
 
     # ---- VXLAN, forwarding database, neighbours (overlay networks: network.overlay) --------------------------
     def create_vxlan(self, name: str, vni: int, local: str, *, port: int = 4789, master: int | None = None,
-                     mtu: int = 0, group: int = 0) -> None:
+                     mtu: int = 0, group: int = 0, netns_fd: int | None = None) -> None:
         """A VXLAN device for ``vni``, sourcing from ``local``, UDP ``port``, learning off and ARP proxy on (ARP
-        requests are answered from its neighbour table and never flooded), up, enslaved to ``master``."""
+        requests are answered from its neighbour table and never flooded), up, enslaved to ``master``.
+
+        With ``netns_fd`` the device is made in that namespace while its UDP socket is opened in this socket's
+        namespace (the kernel keeps the namespace the request came from as the device's link namespace):
+        encapsulated packets leave and arrive by this namespace's routes and addresses. Not up then (bring it up
+        from its namespace, with its master there)."""
         data = (_u32(IFLA_VXLAN_ID, vni) + _attr(IFLA_VXLAN_LOCAL, socket.inet_aton(local))
                 + _attr(IFLA_VXLAN_LEARNING, b"\0") + _attr(IFLA_VXLAN_PROXY, b"\1")
                 + _attr(IFLA_VXLAN_PORT, struct.pack("!H", port)))
         info = _str(IFLA_INFO_KIND, "vxlan") + _attr(IFLA_INFO_DATA, data)
-        body = _ifinfo(0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, info)
+        up = 0 if netns_fd is not None else IFF_UP
+        body = _ifinfo(0, up, up) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, info)
+        if netns_fd is not None:
+            body += _u32(IFLA_NET_NS_FD, netns_fd)
         if master:
             body += _u32(IFLA_MASTER, master)
         if mtu:

@@ -291,7 +291,7 @@ def join(store: Store, ns: NetworkStore, net: Network, cid: str, name: str, alia
         else:
             raise SystemFailure(f"cluster store {cl.url}: attaching to network {net.name} kept racing with other "
                                 "attachments; try again")
-        if ensure_kernel(net, cl.advertise) or not overlay_watch.running(store.root, net.id):
+        if ensure_kernel(store.root, net, cl.advertise, store) or not overlay_watch.running(store.root, net.id):
             # a new VXLAN device, or no watcher yet to program it: the others' records as read (the watcher
             # follows what changes from then on); a running watcher keeps an existing device up to date itself
             recs = {}
@@ -395,7 +395,7 @@ def teardown_if_unused(store: Store, net: Network) -> None:
 
 
 def teardown_ids(root: str, net_id: str, net: Network | None = None) -> None:
-    """Delete the VXLAN device, the bridge and the firewall table of an overlay on this host."""
+    """Delete the sandbox (VXLAN device, bridge, gateway veth), and the firewall table of an overlay on this host."""
     from dockyard.network.store import HostLock
 
     with HostLock():
@@ -409,9 +409,18 @@ def _teardown(root: str, net_id: str) -> None:
     br, vx = names(net_id)
     tbl = {"family": "ip", "name": "dockyard-" + br}  # the table first: gone devices mean all is gone
     firewall._nft([{"add": {"table": tbl}}, {"delete": {"table": tbl}}], check=False)
+    path = sandbox_path(root, net_id)
+    if sandbox_alive(path):
+        try:  # the VXLAN device explicitly: its VNI stays taken on this host until the device is gone, and a
+            # namespace is destroyed asynchronously (or not at all while a stray mount of it is held elsewhere)
+            with Netlink(netns=path) as sb:
+                sb.delete_link(vx)
+        except OSError:
+            pass
     with Netlink() as nl:
-        nl.delete_link(vx)
-        nl.delete_link(br)
+        nl.delete_link(br)  # the gateway veth (its peer with it)
+        nl.delete_link(vx)  # the layout of an older dockyard: VXLAN device and bridge in this namespace
+    _drop_sandbox(path)
     try:
         os.unlink(os.path.join(root, "networks", net_id, "remote.json"))
     except OSError:
@@ -419,32 +428,173 @@ def _teardown(root: str, net_id: str) -> None:
 
 
 # ---- the kernel side ----------------------------------------------------------------------------------------------
-def ensure_kernel(net: Network, advertise: str) -> bool:
-    """The network's bridge (``bridge.ensure``: address, firewall table) and its VXLAN device, made if missing;
-    True when this call made the VXLAN device."""
-    from dockyard.network import bridge
-    from dockyard.network.netlink import Netlink, NetlinkError
-    from dockyard.network.store import GROUP
+# Each host's side of an overlay lives in a network namespace of its own, the network's *sandbox* (Docker's overlay
+# "sandbox"): its bridge ``br0``, its VXLAN device ``vx-<id>`` (made from this namespace so that its UDP socket is
+# bound here, then living there) and one veth end per local container. With br_netfilter loaded,
+# ``bridge-nf-call-iptables`` is 1 in every new namespace and every frame bridged there would run the host's nft
+# chains and conntrack: it is 0 in the sandbox, which has no firewall of its own. The host namespace holds the
+# veth ``ov-<id>`` (the gateway address, interface group ``GROUP``), whose peer ``gw0`` is a port of ``br0``: the
+# firewall table, the embedded DNS server and published ports see it as they see a bridge network's bridge.
+SANDBOX_BRIDGE, SANDBOX_GW = "br0", "gw0"
 
-    bridge.ensure(net)
+
+def sandbox_path(root: str, net_id: str) -> str:
+    """The sandbox's namespace file (a bind mount of the namespace, ``ip netns``'s way), in the network's folder."""
+    return os.path.join(root, "networks", net_id, "netns")
+
+
+def sandbox_alive(path: str) -> bool:
+    """Whether ``path`` holds a network namespace (a plain file left by a crash or a reboot does not)."""
+    try:
+        return os.stat(path).st_dev == os.stat("/proc/self/ns/net").st_dev
+    except OSError:
+        return False
+
+
+_SANDBOX_SYSCTLS = ("bridge/bridge-nf-call-iptables", "bridge/bridge-nf-call-ip6tables",
+                    "bridge/bridge-nf-call-arptables", "ipv6/conf/all/disable_ipv6", "ipv6/conf/default/disable_ipv6")
+
+
+def _make_sandbox(path: str) -> None:
+    """A new network namespace mounted on ``path`` (over a stale file): made by this thread, which goes home after;
+    frames bridged in it skip netfilter (``bridge-nf-call-*`` 0; absent without br_netfilter), no IPv6 on its
+    ports (their link-local chatter would be flooded to every host)."""
+    from dockyard.runtime import syscalls as S
+
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        S.unshare(S.CLONE_NEWNET)
+        try:
+            for key in _SANDBOX_SYSCTLS:
+                try:
+                    with open("/proc/sys/net/" + key, "w") as f:
+                        f.write("1" if key.startswith("ipv6") else "0")
+                except OSError:
+                    pass
+            S.mount("/proc/thread-self/ns/net", path, None, S.MS_BIND)
+        finally:
+            S.setns(home, S.CLONE_NEWNET)
+    finally:
+        os.close(home)
+
+
+def _drop_sandbox(path: str) -> None:
+    from dockyard.runtime import syscalls as S
+
+    if sandbox_alive(path):
+        try:
+            S.umount2(path, 2)  # MNT_DETACH
+        except OSError:
+            pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def ensure_kernel(root: str, net: Network, advertise: str, store: Store | None = None) -> bool:
+    """The network's sandbox (bridge, VXLAN device, the gateway veth and its address, the firewall table), made
+    or completed where missing (a sandbox left by a killed process is reused; a stale namespace file is mounted
+    over with a new one); True when this call made the VXLAN device. Called under the host lock."""
+    from dockyard.network import checks, firewall
+    from dockyard.network.bridge import _sysctl
+    from dockyard.network.netlink import Netlink, NetlinkError
+    from dockyard.network.store import GROUP, NetworkStore
+
     br, vx = names(net.id)
+    checks.ifname(br)
     vni = int(net.options.get(VNI_OPT, "0"))
     if not VNI_BASE < vni < 1 << 24:
         raise InvalidArgument(f"network {net.name}: invalid VXLAN identifier {vni}")
     mtu = int(net.options.get(MTU_OPT, "0") or 0)
-    with Netlink() as nl:
-        if nl.link(vx) is not None:
-            return False
-        try:
-            nl.create_vxlan(vx, vni, advertise, port=VXLAN_PORT, master=nl.index(br), mtu=mtu, group=GROUP)
-            return True
-        except NetlinkError as e:
-            if e.errno == 17:  # EEXIST: a concurrent attach made it
-                return False
-            if e.errno in (99, 98):
-                raise SystemFailure(f"network {net.name}: cannot make its VXLAN device: the cluster advertise "
-                                    f"address {advertise} is not an address of this host") from None
-            raise SystemFailure(f"network {net.name}: cannot make its VXLAN device {vx}: {e.strerror}") from None
+    path = sandbox_path(root, net.id)
+    made_vx = made_gw = False
+    try:
+        with Netlink() as nl:
+            link = nl.link(br)
+            if link is not None and link[1] != "veth":
+                if link[1] != "bridge":
+                    raise Conflict(f"network {net.name}: interface {br} exists and is not dockyard's")
+                nl.delete_link(vx)  # an older dockyard's layout (both in this namespace): made again below
+                nl.delete_link(br)
+                link = None
+            if not sandbox_alive(path):
+                if link is not None:  # its peer is in a namespace that is no longer the sandbox
+                    nl.delete_link(br)
+                    link = None
+                _make_sandbox(path)
+            with Netlink(netns=path) as sb:
+                have = {name: idx for idx, name in sb.links()}
+                bri = have.get(SANDBOX_BRIDGE) or sb.create_bridge(SANDBOX_BRIDGE, mtu=mtu)
+                nsfd = -1
+                try:
+                    if link is None or SANDBOX_GW not in have:
+                        nsfd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                        nl.delete_link(br)
+                        nl.create_veth(br, SANDBOX_GW, peer_netns_fd=nsfd, mtu=mtu, group=GROUP)
+                        sb.set_up(sb.index(SANDBOX_GW) or 0, master=bri)
+                        made_gw = True
+                    if vx not in have:
+                        nsfd = nsfd if nsfd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                        try:
+                            nl.create_vxlan(vx, vni, advertise, port=VXLAN_PORT, mtu=mtu, netns_fd=nsfd)
+                            sb.set_up(sb.index(vx) or 0, master=bri)
+                            made_vx = True
+                        except NetlinkError as e:
+                            if e.errno != 17:  # EEXIST: a device of this VNI exists (in a stray old sandbox)
+                                raise
+                            raise SystemFailure(f"network {net.name}: VXLAN identifier {vni} is taken on this host "
+                                                "by another device") from None
+                finally:
+                    if nsfd >= 0:
+                        os.close(nsfd)
+            if made_gw or not firewall.current(net):
+                idx = nl.index(br)
+                assert idx is not None
+                nl.add_address(idx, net.gateway, net.prefixlen, net.broadcast)
+                ports = [] if made_gw or store is None else NetworkStore(store).published(net.id)
+                firewall.install(net, ports)  # before route_localnet: its filter must be there first
+                _sysctl(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1")
+    except NetlinkError as e:
+        if e.errno in (99, 98):
+            raise SystemFailure(f"network {net.name}: cannot make its VXLAN device: the cluster advertise "
+                                f"address {advertise} is not an address of this host") from None
+        raise SystemFailure(f"network {net.name}: cannot make its sandbox ({vx}, {br}): {e.strerror}") from None
+    if not net.internal:
+        _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+    return made_vx
+
+
+def plug(root: str, net: Network, veth: str, peer: str, nsfd: int, mac: bytes, mtu: int) -> None:
+    """A container's veth pair: ``veth`` a port of the sandbox's bridge, ``peer`` in the namespace ``nsfd``."""
+    from dockyard.network.netlink import Netlink
+
+    try:
+        sb = Netlink(netns=sandbox_path(root, net.id))
+    except OSError:
+        raise SystemFailure(f"network {net.name}: its sandbox is gone (removed meanwhile?)") from None
+    with sb:
+        sb.delete_link(veth)  # a leftover of a crashed monitor
+        bri = sb.index(SANDBOX_BRIDGE)
+        if bri is None:
+            raise SystemFailure(f"network {net.name}: its sandbox has no bridge")
+        sb.create_veth(veth, peer, peer_netns_fd=nsfd, master=bri, mac=mac, mtu=mtu)
+
+
+def delete_veths(path: str, veths: list[str]) -> None:
+    """Delete containers' veths from the sandbox at ``path`` (gone with it, or with the containers' namespaces)."""
+    from dockyard.network.netlink import Netlink
+
+    if not veths or not sandbox_alive(path):
+        return
+    try:
+        with Netlink(netns=path) as sb:
+            for v in veths:
+                sb.delete_link(v)
+    except OSError:
+        pass
 
 
 def records(cl: Cluster, net_id: str) -> tuple[dict[str, dict[str, Any]], int]:
@@ -489,7 +639,10 @@ def program(root: str, net: Network, cl: Cluster, recs: dict[str, dict[str, Any]
         neigh.add((mac, ip))
         remote.append({"id": cid, "ip": ip, "name": name, "aliases": aliases})
     vx = names(net.id)[1]
-    with Netlink() as nl:
+    path = sandbox_path(root, net.id)
+    if not sandbox_alive(path):
+        return
+    with Netlink(netns=path) as nl:
         idx = nl.index(vx)
         if idx is None:
             return

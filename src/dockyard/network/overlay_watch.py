@@ -96,6 +96,7 @@ class Watcher:
         self.lease = 0
         self.holder: list[socket.socket] = []
         self.lock = threading.Lock()
+        self.recs: dict[str, dict[str, Any]] = {}  # the network's records as last followed (main thread)
 
     def local(self) -> dict[str, dict[str, Any]] | None:
         """This host's running containers on the network (id -> record), None when the network row is gone."""
@@ -144,9 +145,22 @@ class Watcher:
                 continue
             kv.txn([], [e.put_op(ipkey, f"{cid} {self.cl.advertise}"),
                         e.put_op(f"{P}ep/{nid}/{cid}", json.dumps(rec), lease)])
-        for cid, rec in recs.items():
+        self.drop_ghosts(recs, local)
+
+    def drop_ghosts(self, recs: dict[str, dict[str, Any]], local: dict[str, dict[str, Any]]) -> None:
+        """Delete this host's records of containers that have no local endpoint: a record is put only after the
+        endpoint is made (``overlay.join``) and deleted before it goes, so such a record is a ghost (one that
+        ``register`` put back from a local read made just before the container left); the address's claim with
+        it while it is still the container's."""
+        from dockyard.network import etcd as e
+        from dockyard.network import overlay
+
+        P, nid = overlay.P, self.net_id
+        for cid, rec in list(recs.items()):
             if rec.get("host") == self.cl.advertise and cid not in local:
-                kv.txn([], [e.delete_op(f"{P}ep/{nid}/{cid}"), e.delete_op(f"{P}ip/{nid}/{rec.get('ip')}")])
+                ipkey, epkey = f"{P}ip/{nid}/{rec.get('ip')}", f"{P}ep/{nid}/{cid}"
+                self.cl.kv.txn([e.value_is(ipkey, f"{cid} {self.cl.advertise}")],
+                               [e.delete_op(epkey), e.delete_op(ipkey)], [e.delete_op(epkey)])
 
     def program(self, recs: dict[str, dict[str, Any]]) -> None:
         from dockyard.network import overlay
@@ -166,6 +180,7 @@ class Watcher:
                 recs = overlay.records(self.cl, self.net_id)[0]
                 self.register(recs)
                 recs, rev = overlay.records(self.cl, self.net_id)
+                self.recs = recs
                 self.program(recs)
                 for kind, key, value, _rev in self.cl.kv.watch(prefix, rev + 1, self.holder):
                     cid = key.rpartition("/")[2]
@@ -193,8 +208,14 @@ class Watcher:
         failing = False
         while True:
             time.sleep(min(period, 1.0))
+            recs = dict(self.recs)  # before the local read: a record in it was made after its local endpoint
             local = self.local()
             now = time.monotonic()
+            if local is not None:
+                try:
+                    self.drop_ghosts(recs, local)
+                except SystemFailure:
+                    pass
             if local:
                 idle_since = None
             elif local is None or (idle_since is not None and now - idle_since >= IDLE):
