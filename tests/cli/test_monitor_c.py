@@ -12,6 +12,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,59 @@ def test_hand_over_and_hand_back_arguments(tmp_path):
     assert _frames(b) == [(2, b"err\n")]
     got = _frames(c)
     assert b"".join(x[1] for x in got if x[0] == 1) == b"got hello\nno newline" and (2, b"err\n") in got
+
+
+def _mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(ln.split()[4].startswith(str(path)) for ln in f)
+
+
+@pytest.mark.parametrize("phase", ["c", "python"])
+def test_rm_f_of_an_attached_container(dy, busybox, root, phase):
+    """rm -f tells the monitor the container is being removed: it hands the status to the attached client and to
+    the remover and leaves, with no finish phase (C loop) or no record (Python monitor, within its grace period:
+    the container is killed as soon as it has printed); the remover emits die then destroy and leaves nothing."""
+    t0 = time.time() - 1
+    name = f"rmf-{phase}-{os.getpid()}"
+    script = "echo ready; sleep 1000" if phase == "python" else "sleep 0.5; echo ready; sleep 1000"
+    a = subprocess.Popen([DOCKYARD, "--root", str(root), "run", "--name", name, "busybox", "sh", "-c", script],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert a.stdout.readline() == "ready\n"
+        cid = dy("inspect", "-f", "{{.Id}}", name, check=True).stdout.strip()
+        mon = _slim(root, cid) if phase == "c" else _monitor_pid(root, cid)
+        if phase == "python":
+            assert _exe(mon) != BINARY
+        cdir = root / "containers" / cid
+        assert _mounted(cdir)
+        p = dy("rm", "-f", name)
+        assert (p.returncode, p.stdout.strip()) == (0, name), p.stderr
+        assert a.wait(timeout=20) == 137
+        assert not pid_alive(mon)
+        assert not cdir.exists() and not _mounted(cdir)
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/dockyard/{cid}"))
+        assert dy("ps", "-aq").stdout == ""
+        p = dy("events", "--since", f"{t0:.3f}", "--until", f"{time.time() + 0.5:.3f}", "--filter",
+               f"container={name}", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}", timeout=20)
+        assert p.stdout.split("\n")[-3:] == ["die 137", "destroy <no value>", ""], p.stdout
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.wait()
+
+
+def test_a_start_after_a_cut_short_rm_f_records_the_exit(dy, busybox, root):
+    """An rm -f killed once the container had died leaves its word to the monitor (containers/<id>/removing); a
+    later start clears it, so that the new monitor records the next exit instead of leaving it to the remover."""
+    cid = dy("run", "-d", "busybox", "sleep", "1000", check=True).stdout.strip()
+    try:
+        dy("kill", cid, check=True)
+        assert dy("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited"
+        (root / "containers" / cid / "removing").write_text("")
+        dy("start", cid, check=True)
+        dy("kill", cid, check=True)
+        assert dy("wait", cid).stdout.strip() == "137"
+        assert dy("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}", cid).stdout.strip() \
+            == "exited 137"
+    finally:
+        dy("rm", "-f", cid)

@@ -228,3 +228,25 @@ def remove_files(store: Store, c: Container) -> None:
     d = c.dir(store)
     unmount_root(d)
     rmtree(d)
+
+
+REMOVING = "removing"  # <container dir>/removing: rm -f's word to the monitor (local.remove), then its answer
+
+
+def removal_flag(root: str, cid: str) -> str:
+    return os.path.join(root, "containers", cid, REMOVING)
+
+
+def take_removal(root: str, cid: str, status: int) -> bool:
+    """In the monitor, once the container has exited: True when ``rm -f`` is removing it, with ``status`` written
+    for the remover. The monitor then records nothing and leaves the clean-up to the remover (the C loop does the
+    same, monitor_loop.c ``removal``)."""
+    try:
+        fd = os.open(removal_flag(root, cid), os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.write(fd, f"{status}\n".encode())
+    finally:
+        os.close(fd)
+    return True

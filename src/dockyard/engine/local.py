@@ -172,6 +172,13 @@ def start(store: Store, c: Container, wait_attach: bool = False, spawner: Any = 
         if spawner is not None:
             spawner.cancel()
         return {"pid": c.pid}
+    if c.state != "created":  # an rm -f cut short may have left its word to the monitor
+        from dockyard.engine.containers import removal_flag
+
+        try:
+            os.unlink(removal_flag(store.root, c.id))
+        except FileNotFoundError:
+            pass
     try:
         if spawner is not None:
             return spawner.launch(c.id, wait_attach)  # type: ignore[no-any-return]
@@ -291,8 +298,14 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         mark(error="stopping")
         if c.state == "paused":
             unpause(store, c)
-        signal_container(c, 9)  # SIGKILL
-        _wait_state(store, c.id, lambda x: not x.running, 10)
+        status = _kill_for_removal(store, c)
+        if status is None:
+            signal_container(c, 9)  # SIGKILL
+            _wait_state(store, c.id, lambda x: not x.running, 10)
+        else:
+            from dockyard.engine import events
+
+            events.container(store, "die", c, {"exitCode": status})
     _end_monitor(c)
     mark(state="removing")
     from dockyard.engine.rootfs import unmount
@@ -321,6 +334,45 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         from dockyard.volumes.attach import remove_anonymous
 
         remove_anonymous(store, c.spec.mounts)
+
+
+def _kill_for_removal(store: Store, c: Container, timeout: float = 10.0) -> int | None:
+    """``rm -f`` of a running container with a live monitor: the monitor is told (``containers.removal_flag``) that
+    the container is being removed, so that at its exit it records nothing and runs no finish phase (a Python start
+    per container: most of the cost of removing many at once), hands the status to its clients and here, and
+    leaves; the caller removes the rest. Returns the exit status, or None when the monitor cannot be told (none
+    alive, the container not alive) or does not leave in time: the caller then waits for the exit to be recorded
+    as for any stop."""
+    import select
+
+    from dockyard.engine.containers import removal_flag
+
+    if not c.monitor_pid or not c.pid:
+        return None
+    try:
+        pidfd = os.pidfd_open(c.monitor_pid)
+    except OSError:
+        return None
+    flag = removal_flag(store.root, c.id)
+    try:
+        if not (alive(c.monitor_pid, c.monitor_start) and alive(c.pid, c.pid_start)):
+            return None  # checked with the pidfd held: the monitor it names is the one recorded
+        try:
+            os.close(os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        except OSError:
+            return None
+        signal_container(c, 9)  # SIGKILL
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        if not p.poll(timeout * 1000):
+            return None
+        try:
+            with open(flag, "rb") as f:
+                return int(f.read().strip() or b"137")
+        except (OSError, ValueError):
+            return 137  # the monitor left without answering (killed): SIGKILL's status
+    finally:
+        os.close(pidfd)
 
 
 def _end_monitor(c: Container, grace: float = 2.0) -> None:

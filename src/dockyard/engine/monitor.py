@@ -369,6 +369,11 @@ class Monitor:
     def finish(self, status: int) -> bool:
         """Record the exit; clean up; restart per policy (True: relaunched, the caller supervises it again), or
         remove with --rm; tell attached clients."""
+        from dockyard.engine.containers import take_removal
+
+        if take_removal(self.store.root, self.cid, status):  # rm -f: the remover cleans up
+            self.loop.send_exit(status)
+            return False
         from dockyard.engine import rootfs
         from dockyard.runtime.base import get_runtime
 

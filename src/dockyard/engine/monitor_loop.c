@@ -22,6 +22,9 @@
  *                                   Loop.to_state()'s JSON without output fds or pidfd, plus "status")
  *
  * The listener, clients and log fd stay open across that exec. Only fixed, small buffers; libc only.
+ *
+ * Unless `rm -f` is removing the container (see removal()): then there is nothing to record and the monitor
+ * only hands the status to its clients and to the remover, then leaves.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -854,6 +857,34 @@ static char **load_args(int argc, char **argv, int *n) {
     return v;
 }
 
+/* rm -f made <root>/containers/<cid>/removing before it killed the container: the container is leaving the store,
+ * so there is nothing to record and no finish phase to run (a Python start per container, the cost of removing many
+ * at once). The exit status goes into that file (for the remover's "die" event) and to attached clients, and the
+ * monitor leaves; the remover unmounts and deletes the rest. 1: handled. */
+static int removal(int status) {
+    char path[4096], b[24];
+    if (snprintf(path, sizeof path, "%s/containers/%s/removing", root, cid) >= (int)sizeof path)
+        return 0;
+    int fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int n = snprintf(b, sizeof b, "%d\n", status);
+    if (write_all(fd, b, (size_t)n) < 0)
+        note("writing the removal status");
+    close(fd);
+    wflush();
+    n = snprintf(b, sizeof b, "%d", status);
+    send_frames(F_EXIT, b, (size_t)n);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i].used)
+            drop(&clients[i]);
+    if (listener >= 0)
+        close(listener);
+    if (log_fd >= 0)
+        close(log_fd);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     argv = load_args(argc, argv, &argc);
@@ -941,6 +972,8 @@ int main(int argc, char **argv) {
     close(pidfd);
     while (waitpid(-1, NULL, WNOHANG) > 0) /* reap anything else that was reparented to us */
         ;
+    if (removal(status))
+        return 0;
     hand_back(status);
     return 1;
 }
