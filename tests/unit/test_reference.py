@@ -90,3 +90,41 @@ def test_uppercase_tag_is_fine() -> None:
 def test_split_familiar() -> None:
     assert r.split_familiar("docker.io/library/busybox:latest") == ("busybox", "latest", None)
     assert r.split_familiar(f"docker.io/user/x@{D}") == ("user/x", None, D)
+
+
+def _by_grammar(s: str) -> tuple[str, str, str | None, str | None] | str:
+    """What the grammar's regular expression alone makes of ``s`` (the path every reference took before the
+    hand-written check of the common shapes): the fields, or the error."""
+    saved = r._simple
+    r._simple = lambda s: None  # type: ignore[assignment]
+    try:
+        return tuple(r.parse(s))  # type: ignore[return-value]
+    except InvalidArgument as e:
+        return str(e)
+    finally:
+        r._simple = saved  # type: ignore[assignment]
+
+
+def _parsed(s: str) -> tuple[str, str, str | None, str | None] | str:
+    try:
+        return tuple(r.parse(s))  # type: ignore[return-value]
+    except InvalidArgument as e:
+        return str(e)
+
+
+def test_the_common_shapes_are_checked_as_the_grammar_checks_them() -> None:
+    """``_simple`` answers for names without registry or digest; over random strings of the characters that
+    matter (separators, case, ':', '/', '@', '.'), it must agree with the grammar's expression on every one."""
+    import random
+
+    rnd = random.Random(1234)
+    alphabet = "ab0Z._-_-/:@."
+    cases = ["busybox", "a__b", "a___b", "a--b", "a.-b", "a_.b", "-a", "a-", "a/b/c:1.0", "a:.x", "a:_x",
+             "a:" + "t" * 128, "a:" + "t" * 129, "a/" + "b" * 300, "localhost", "localhost/x", "x.y/z", "a:b/c",
+             "a//b", "/a", "a/", "A", "a:B-1.x_", "a@b", "0" * 64, "a" * 64 + ":1"]
+    cases += ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 9))) for _ in range(20000)]
+    simple = 0
+    for s in cases:
+        assert _parsed(s) == _by_grammar(s), s
+        simple += r._simple(s) is not None
+    assert simple > 500  # the fast check did answer for many of them

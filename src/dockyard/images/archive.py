@@ -125,7 +125,7 @@ def _norm(name: str) -> str:
 
 def _digest_of_blob_name(name: str) -> str | None:
     parts = name.split("/")
-    if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256" and refs.HEX64_RE.match(parts[2]):
+    if len(parts) == 3 and parts[0] == "blobs" and parts[1] == "sha256" and refs.is_hex64(parts[2]):
         return "sha256:" + parts[2]
     return None
 

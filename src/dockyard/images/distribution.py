@@ -213,7 +213,7 @@ def list_tags(client: RegistryClient, repo: str) -> list[str]:
         tags = json.loads(r.data).get("tags") or []
     except (ValueError, AttributeError):
         raise CorruptContent(f"invalid tag list from {client.host}") from None
-    return sorted(t for t in tags if isinstance(t, str) and refs.TAG_RE.match(t))
+    return sorted(t for t in tags if isinstance(t, str) and refs.tag_ok(t))
 
 
 def select_platform(index: dict[str, Any], want: dict[str, str]) -> oci.Descriptor:

@@ -14,8 +14,10 @@ Errors carry Docker's wording ("invalid reference format", "... repository name 
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 from dockyard.errors import InvalidArgument
 
@@ -34,10 +36,69 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _TAG = r"[\w][\w.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9a-fA-F]{32,}"
 _NAME = rf"(?:({_DOMAIN})/)?({_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
-REFERENCE_RE = re.compile(rf"^{_NAME}(?::({_TAG}))?(?:@({_DIGEST}))?\Z", re.ASCII)  # \w is ASCII in Go
-TAG_RE = re.compile(rf"^{_TAG}\Z", re.ASCII)
-HEX64_RE = re.compile(r"^[a-f0-9]{64}\Z")
-SHA256_DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+REFERENCE = rf"^{_NAME}(?::({_TAG}))?(?:@({_DIGEST}))?\Z"  # the grammar (distribution/reference), ASCII as in Go
+
+# The grammar's regular expression takes ~3 ms to compile, on every `run`: it is compiled on first use, and the
+# common shapes (``busybox``, ``user/app:1.0``: no registry, no digest) are checked by ``_simple`` instead, which
+# accepts exactly what the expression accepts for them (tests/unit/test_reference.py compares the two).
+_compiled: dict[str, re.Pattern[str]] = {}
+
+
+def _re(pattern: str) -> re.Pattern[str]:
+    r = _compiled.get(pattern)
+    if r is None:
+        import re as _re_mod
+
+        r = _compiled[pattern] = _re_mod.compile(pattern, _re_mod.ASCII)
+    return r
+
+
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_HEX = frozenset("0123456789abcdef")
+_TAG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_TAG_REST = _TAG_FIRST | frozenset(".-")
+
+
+def is_hex64(s: str) -> bool:
+    """64 lowercase hex digits (an image or layer ID without its ``sha256:``)."""
+    return len(s) == 64 and _HEX.issuperset(s)
+
+
+def tag_ok(t: str) -> bool:
+    """A valid tag: ``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``."""
+    return 0 < len(t) <= 128 and t[0] in _TAG_FIRST and _TAG_REST.issuperset(t)
+
+
+def _component_ok(c: str) -> bool:
+    """A path component: lowercase alphanumeric runs joined by one ``.`` or ``_``, by ``__``, or by dashes."""
+    if not c or c[0] not in _LOWER_ALNUM or c[-1] not in _LOWER_ALNUM:
+        return False
+    sep = ""
+    for ch in c:
+        if ch in _LOWER_ALNUM:
+            sep = ""
+        elif ch == "-" and sep.strip("-") == "":
+            sep += ch
+        elif ch in "._" and not sep:
+            sep = ch
+        elif ch == "_" and sep == "_":
+            sep = "__"
+        else:
+            return False
+    return True
+
+
+def _simple(s: str) -> tuple[str, str | None] | None:
+    """``(path, tag)`` of a reference with no registry and no digest that the grammar accepts, or None when the
+    reference has another shape (the caller then uses the grammar's expression)."""
+    name, colon, tag = s.partition(":")
+    if "@" in s or "/" in tag or (colon and not tag_ok(tag)):
+        return None
+    parts = name.split("/")
+    if "." in parts[0] or parts[0] == "localhost" or not all(_component_ok(p) for p in parts):
+        return None  # a registry's name, or not the grammar's
+    return name, (tag if colon else None)
+
 
 ERR_FORMAT = "invalid reference format"
 ERR_UPPER = "invalid reference format: repository name must be lowercase"
@@ -116,10 +177,15 @@ def _split_domain(name: str) -> tuple[str, str]:
 
 def parse(s: str) -> Reference:
     """Parse and normalise a reference as ``docker`` does (ParseNormalizedNamed). No ``:latest`` is added."""
-    if HEX64_RE.match(s):
+    if is_hex64(s):
         raise InvalidArgument(f"invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")
     if not s:
         raise InvalidArgument(ERR_FORMAT)
+    simple = _simple(s)
+    if simple is not None:
+        domain, path = _split_domain(simple[0])
+        if len(domain) + 1 + len(path) <= NAME_TOTAL_MAX:
+            return Reference(domain, path, simple[1], None)
     domain, rest = _split_domain(s)
     # the repository part ends at the first ':' of the remainder (a tag) or at '@'
     remote = rest.split("@", 1)[0]
@@ -127,9 +193,9 @@ def parse(s: str) -> Reference:
     if remote.lower() != remote:
         raise InvalidArgument(ERR_UPPER)
     full = f"{domain}/{rest}"
-    m = REFERENCE_RE.match(full)
+    m = _re(REFERENCE).match(full)
     if m is None:
-        if REFERENCE_RE.match(full.lower()):
+        if _re(REFERENCE).match(full.lower()):
             raise InvalidArgument(ERR_UPPER)
         raise InvalidArgument(ERR_FORMAT)
     d, path, tag, digest = m.group(1), m.group(2), m.group(3), m.group(4)
@@ -140,7 +206,7 @@ def parse(s: str) -> Reference:
                               f"{NAME_TOTAL_MAX} characters")
     if digest is not None:
         algo, _, hexpart = digest.partition(":")
-        if algo == "sha256" and not HEX64_RE.match(hexpart):
+        if algo == "sha256" and not is_hex64(hexpart):
             raise InvalidArgument("invalid checksum digest format")
         if algo != "sha256":
             raise InvalidArgument("unsupported digest algorithm")

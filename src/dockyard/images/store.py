@@ -218,7 +218,7 @@ class ImageStore:
             if not _HEX_PREFIX.match(hexpart):
                 raise InvalidArgument(f"invalid reference format: {s}")
             return self._by_prefix(c, hexpart, s)
-        if refs.HEX64_RE.match(s):
+        if refs.is_hex64(s):
             r = c.execute("SELECT id FROM images WHERE id=?", ("sha256:" + s,)).fetchone()
             return r[0] if r else None
         ref = refs.try_parse(s)
