@@ -11,6 +11,9 @@
 4. ``ps -a`` with 50 containers. Goal: <= podman.
 5. Memory per idle detached container: PSS of dockyard's monitor vs podman's conmon, 20 containers. Goal <= 3 MiB.
 
+Every container of both sides is on ``--network none``: podman's always were here; until 2026-12-01 dockyard's
+``run -d`` and ``create`` used its default bridge, a heavier set-up than the peer's, so that comparison was uneven.
+
 Prints medians and ratios dockyard/podman. Not a test: the figures depend on the machine and its load.
 """
 
@@ -95,7 +98,7 @@ def main() -> int:
                            s.pm("run", "--rm", "--network", "none", "busybox", "true"), pe)
         rows.append(("run --rm --network none busybox true", dy, pm, 0.25))
 
-        sh(*s.dy("run", "-d", "--name", "bx", "busybox", "sleep", "1000"))
+        sh(*s.dy("run", "-d", "--network", "none", "--name", "bx", "busybox", "sleep", "1000"))
         sh(*s.pm("run", "-d", "--network", "none", "--name", "bx", "busybox", "sleep", "1000"), env=pe)
         dy, pm = alternate(a.runs, s.dy("exec", "bx", "true"), s.pm("exec", "bx", "true"), pe)
         rows.append(("exec CTR true", dy, pm, 0.5 * 0.075 / statistics.median(pm)))
@@ -105,7 +108,8 @@ def main() -> int:
 
         dy, pm, dy_rm, pm_rm = [], [], [], []
         for _ in range(3):
-            dy.append(parallel([s.dy("run", "-d", "busybox", "sleep", "1000") for _ in range(20)]))
+            dy.append(parallel([s.dy("run", "-d", "--network", "none", "busybox", "sleep", "1000")
+                                for _ in range(20)]))
             dy_rm.append(timed(s.dy("rm", "-f", *s.out(s.dy("ps", "-aq")).split())))
             s.clean()
             pm.append(parallel([s.pm("run", "-d", "--network", "none", "busybox", "sleep", "1000")
@@ -116,14 +120,14 @@ def main() -> int:
         rows.append(("rm -f of those 20 (podman: -t 0)", dy_rm, pm_rm, 0.5))
 
         for i in range(50):
-            sh(*s.dy("create", "busybox", "true"))
+            sh(*s.dy("create", "--network", "none", "busybox", "true"))
             sh(*s.pm("create", "--network", "none", "busybox", "true"), env=pe)
         dy, pm = alternate(a.runs, s.dy("ps", "-a"), s.pm("ps", "-a"), pe)
         rows.append(("ps -a (50 containers)", dy, pm, 1.0))
         s.clean()
 
         for i in range(20):
-            sh(*s.dy("run", "-d", "busybox", "sleep", "1000"))
+            sh(*s.dy("run", "-d", "--network", "none", "busybox", "sleep", "1000"))
             sh(*s.pm("run", "-d", "--network", "none", "busybox", "sleep", "1000"), env=pe)
         time.sleep(1.0)  # let every monitor pass its grace period and slim down before measuring
         import sqlite3
