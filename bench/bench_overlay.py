@@ -14,9 +14,12 @@ byte-compiled first. Everything it makes is removed at the end.
    namespaces, ``nsenter --net``: the busybox image has none) vs the plain veth pair between the two host
    namespaces, and vs the hosts' bridge path (veth - bridge - veth, through the root namespace). The hosts
    advertise their address on the plain veth (``--underlay veth``, the default: VXLAN runs over the very link it
-   is compared with, so the ratio is the overlay's own cost) or on the bridge (``--underlay bridge``: the ratio
+   is compared with, so the ratio is the overlay's own cost; the overlay's bridge and VXLAN device are in its sandbox
+   namespace, network.overlay) or on the bridge (``--underlay bridge``: the ratio
    then also holds the bridge path's cost, ~0.7x of the plain veth on its own). All paths are measured by the same
    tool with the same options, so the tool's own cost weighs on each alike. Goal: overlay >= 0.8x the plain veth.
+   Also the CPU each path costs per GB (both iperf3 ends' own accounting), steadier than the rate on a loaded
+   machine: the rate falls when other work takes the CPU, the cost per GB much less.
 2. Attach cost: ``run --rm --network X busybox true`` on host 1 with X a bridge network, the overlay (a container
    of host 1 on it: its bridge, VXLAN device and watcher are there) and a second overlay with no container of
    host 1 (each run makes its bridge, VXLAN device and firewall table and removes them at exit; the watcher
@@ -75,8 +78,10 @@ def ensure_iperf3() -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def iperf(server_net: str, client_net: str, target: str, seconds: int) -> float:
-    """Gbit/s of one TCP stream from the client namespace to a server in the server namespace (netns paths)."""
+def iperf(server_net: str, client_net: str, target: str, seconds: int) -> tuple[float, float]:
+    """Gbit/s of one TCP stream from the client namespace to a server in the server namespace (netns paths), and
+    the CPU it cost per GB (ms of both ends' processes, iperf3's own accounting: softirq work done in their
+    context counts; steadier than the rate when other work on the machine takes CPU from the transfer)."""
     port = str(random.randrange(30000, 40000))
     srv = subprocess.Popen(["nsenter", f"--net={server_net}", "iperf3", "-s", "-1", "-p", port],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +95,12 @@ def iperf(server_net: str, client_net: str, target: str, seconds: int) -> float:
             except ValueError:
                 got = {}
             if p.returncode == 0 and "sum_received" in got.get("end", {}):
-                return float(got["end"]["sum_received"]["bits_per_second"]) / 1e9
+                end = got["end"]
+                cpu = end.get("cpu_utilization_percent") or {}
+                busy = (float(cpu.get("host_total", 0)) + float(cpu.get("remote_total", 0))) / 100
+                gb = float(end["sum_received"]["bytes"]) / 1e9
+                per_gb = busy * float(end["sum_received"]["seconds"]) * 1000 / gb if gb else 0.0
+                return float(end["sum_received"]["bits_per_second"]) / 1e9, per_gb
             if time.monotonic() > deadline:
                 raise SystemExit(f"iperf3 to {target}: {got.get('error') or p.stderr[-300:]}")
             time.sleep(0.1)
@@ -262,7 +272,7 @@ def trace_steps(path: str) -> dict[str, float]:
     steps: dict[str, list[float]] = {}
     prev: tuple[float, str] | None = None
     for line in Path(path).read_text().splitlines():
-        t, _pid, label = line.split(" ", 2)
+        t, _pid, label = line.split(" ")[:3]  # (a fourth field, the process's CPU ms, is not used)
         if label == "main":
             prev = None
         if prev is not None:
@@ -304,13 +314,15 @@ def main() -> None:
                 veth.append(iperf(n1, n2, "10.216.0.1", a.seconds))
                 under.append(iperf(n1, n2, f"{tb.base}.11", a.seconds))
                 over.append(iperf(tb.s_net, tb.c_net, tb.s_ip, a.seconds))
-            mv, mu, mo = statistics.median(veth), statistics.median(under), statistics.median(over)
-            print(f"\n{f'throughput (iperf3, 1 TCP stream, median of {a.repeat})':<52} {'Gbit/s':>8}")
-            print(f"{'  plain veth between the host namespaces':<52} {mv:8.2f}")
-            print(f"{'  hosts over the bridge (veth - bridge - veth)':<52} {mu:8.2f}")
-            print(f"{'  overlay, container to container across hosts':<52} {mo:8.2f}")
+            mv, mu, mo = (statistics.median(r for r, _ in x) for x in (veth, under, over))
+            cv, cu, co = (statistics.median(c for _, c in x) for x in (veth, under, over))
+            print(f"\n{f'throughput (iperf3, 1 TCP stream, median of {a.repeat})':<52} {'Gbit/s':>8} {'cpu-ms/GB':>10}")
+            print(f"{'  plain veth between the host namespaces':<52} {mv:8.2f} {cv:10.0f}")
+            print(f"{'  hosts over the bridge (veth - bridge - veth)':<52} {mu:8.2f} {cu:10.0f}")
+            print(f"{'  overlay, container to container across hosts':<52} {mo:8.2f} {co:10.0f}")
             print(f"  (VXLAN over the {'plain veth' if tb.over_veth else 'bridge'})")
             print(f"  overlay / plain veth = {mo / mv:.2f}x (goal >= 0.8x); overlay / bridge path = {mo / mu:.2f}x")
+            print(f"  CPU per GB: overlay / plain veth = {co / cv:.2f}x")
         if a.only != "throughput":
             nets = ["bbr", "bov", "bcold"]
             for n in nets:

@@ -10,9 +10,11 @@ Docker's model before Swarm (``--cluster-store``/``--cluster-advertise``), daemo
   host keeps a *mirror row* in its own store (``networks``, driver ``overlay``), made when the network is first
   read there (``sync``), so that everything built for bridge networks (endpoints, /etc/hosts, the embedded DNS,
   published ports, the firewall table) works unchanged on it.
-- on each host with a container on it, the network is a Linux bridge ``ov-<id>`` (the gateway address, the
-  firewall table) plus a VXLAN device ``vx-<id>`` (the network's VNI, UDP 4789, learning off, ARP proxy on)
-  enslaved to it; containers' veths have the underlay MTU minus the 50 bytes of encapsulation.
+- on each host with a container on it, the network is a *sandbox*, a network namespace of its own (mounted at
+  ``networks/<id>/netns``) holding a Linux bridge and a VXLAN device ``vx-<id>`` (the network's VNI, UDP 4789,
+  learning off, ARP proxy on; its socket in the host namespace) with the containers' veths, where bridged frames
+  skip netfilter; the host namespace holds the veth ``ov-<id>`` (the gateway address, the firewall table), a port
+  of that bridge. Containers' veths have the underlay MTU minus the 50 bytes of encapsulation.
 - an *endpoint record* ``ep/<net>/<container>`` (host, IP, MAC, name, aliases) is put with the *host lease* of
   that network (``host/<net>/<advertise>``), kept alive by the host's watcher (``network.overlay_watch``): a host
   that dies loses its records when the lease runs out. The address's claim ``ip/<net>/<ip>`` (``<container>

@@ -4,12 +4,14 @@ One small detached process per (state root, overlay network), with the lifecycle
 (``network.dns``): whoever attaches a container to the overlay calls ``ensure``; the watcher holds an exclusive
 ``flock`` on ``networks/<id>/overlay.lock`` for its whole life (a lock that can be taken means none runs), and
 exits a few seconds after the network has no running container left on this host (revoking the host lease and
-removing the network's bridge, VXLAN device and firewall table, which the last container's release leaves to it).
+removing the network's sandbox and firewall table, which the last container's release leaves to it).
 
 Two threads:
 - the *keeper* renews the host lease every TTL/3 (``lease/keepalive``) and watches the local store for the
   network's running containers; when the cluster store stops answering, or answers that the lease expired (the
-  host was cut off longer than the TTL: its records are gone), it breaks the watch stream;
+  host was cut off longer than the TTL: its records are gone), it breaks the watch stream; and it deletes this
+  host's records of containers with no local endpoint left (``drop_ghosts``: one put back by a resync that read
+  the local store just before the container left);
 - the *main* thread (re)registers the host (a new lease when needed) and puts its own containers' records back,
   reads every record of the network, programs the VXLAN device (``overlay.program``), then follows the watch from
   the next revision, reprogramming on every change. A broken stream, a compacted revision or an unreachable store
@@ -248,7 +250,7 @@ class Watcher:
                 self.break_watch()
 
     def leave(self) -> None:
-        """Revoke the host lease; tear the network's kernel side down (bridge, VXLAN device, firewall table) when
+        """Revoke the host lease; tear the network's kernel side down (sandbox, gateway veth, firewall table) when
         no local container is on it (the last one's release left it to us)."""
         from dockyard.errors import SystemFailure
         from dockyard.network import overlay
