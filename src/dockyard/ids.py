@@ -12,15 +12,29 @@ Vocabulary used across dockyard:
 from __future__ import annotations
 
 import os
-import re
 
 from dockyard.errors import InvalidArgument
 
-# \Z, not $: "$" also matches before a trailing newline, and "name\n" must not pass as a name
-HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+# checked by hand, not by regular expressions: `re` is not imported on the run path (dockyard.lazyre)
+_HEX = frozenset("0123456789abcdef")
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = _NAME_FIRST | frozenset("_.-")
 MAX_ID = 2**32 - 2  # the largest uid/gid the kernel takes ((uid_t)-1 means "unchanged")
+
+
+def is_hex64(s: str) -> bool:
+    """64 lowercase hex digits: an ID without its ``sha256:``."""
+    return len(s) == 64 and _HEX.issuperset(s)
+
+
+def is_digest(s: str) -> bool:
+    """``sha256:`` and 64 lowercase hex digits."""
+    return s.startswith("sha256:") and is_hex64(s[7:])
+
+
+def is_name(s: str) -> bool:
+    """A container or volume name as Docker takes it: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
+    return bool(s) and s[0] in _NAME_FIRST and _NAME_REST.issuperset(s)
 
 
 def is_decimal(s: str) -> bool:
@@ -51,7 +65,7 @@ def sha256_digest(data: bytes) -> str:
 
 
 def validate_digest(digest: str) -> str:
-    if not DIGEST_RE.match(digest):
+    if not is_digest(digest):
         raise InvalidArgument(f"invalid digest: {digest!r}")
     return digest
 
@@ -68,7 +82,7 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 
 
 def validate_name(name: str, what: str = "container") -> str:
-    if not NAME_RE.match(name):
+    if not is_name(name):
         raise InvalidArgument(
             f'Invalid {what} name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed'
         )

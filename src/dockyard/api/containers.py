@@ -9,9 +9,9 @@ likewise waits for it. Waiting for an exit is the monitor's EXIT frame on its at
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.api.server import Hijack, Reply, Request, StreamReply
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 

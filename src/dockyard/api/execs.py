@@ -11,11 +11,11 @@ stream has the ExitCode (what ``docker exec`` reads).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.api.server import Hijack, Request
 from dockyard.errors import Conflict, InvalidArgument
 

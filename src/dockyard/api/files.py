@@ -8,13 +8,13 @@ writer at its next write.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.api.server import Reply, Request, StreamReply
 from dockyard.errors import InvalidArgument
 

@@ -6,11 +6,11 @@ service runs them through ``engine.helper`` in a fresh process, never by forking
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.api.server import Reply, Request, StreamReply
 from dockyard.errors import InvalidArgument, NotImplementedYet
 

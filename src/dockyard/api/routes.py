@@ -12,10 +12,10 @@ highest one served, as dockerd's, and clients negotiate down from /_ping.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.api.server import MAX_VERSION, MIN_VERSION, Reply, Request, StreamReply, error_reply
 from dockyard.errors import InvalidArgument, NotFound
 

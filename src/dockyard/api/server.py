@@ -79,7 +79,7 @@ class Request:
             raise InvalidArgument(f"invalid value {v!r} for query parameter {name}: not an integer") from None
 
     def json(self, default: Any = None) -> Any:
-        import json
+        from dockyard import jsonc as json
 
         from dockyard.errors import InvalidArgument
 
@@ -380,7 +380,7 @@ def _is_upload(req: Request) -> bool:
 
 
 def _error_reply(status: int, message: str) -> Reply:
-    import json
+    from dockyard import jsonc as json
 
     return Reply(status, json.dumps({"message": message}).encode())
 

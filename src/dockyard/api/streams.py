@@ -9,8 +9,8 @@ container's stdin, while output keeps flowing until the container exits or the c
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
+from dockyard import jsonc as json
 from dockyard.engine import attach as proto
 
 

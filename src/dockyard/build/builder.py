@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import os
 import time
 
+from dockyard import jsonc as json
 from dockyard.build.context import Context, copy_tree, selected
 from dockyard.build.events import (BuildWarning, Emit, SandboxFactory, StepCached, StepDone, StepOutput,
                                    StepStarted)

@@ -277,7 +277,7 @@ def _parse_json(rest: str) -> list[str] | None:
     rest = rest.lstrip()
     if not rest.startswith("["):
         return None
-    import json
+    from dockyard import jsonc as json
 
     try:
         value = json.loads(rest)

@@ -284,7 +284,7 @@ def _config(ctx: Context, g: dict[str, Any], argv: list[str]) -> int:
     if proj["volumes"]:
         doc["volumes"] = proj["volumes"]
     if o["format"] == "json":
-        import json
+        from dockyard import jsonc as json
 
         print(json.dumps(doc, indent=2, default=str))
     else:

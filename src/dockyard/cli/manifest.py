@@ -60,7 +60,7 @@ def _inspect(ctx: Context, argv: list[str]) -> int:
     a = p.parse_args(argv)
     if len(a.names) not in (1, 2):
         raise UsageError('"dockyard manifest inspect" requires at least 1 and at most 2 arguments.')
-    import json
+    from dockyard import jsonc as json
 
     from dockyard.engine.manifests import inspect
 

@@ -26,7 +26,7 @@ def status_text(c: Any, now: float) -> str:
 
 
 def _quote_cmd(args: list[str], trunc: bool) -> str:
-    import json
+    from dockyard import jsonc as json
 
     cmd = " ".join(args)
     if trunc and len(cmd) > 20:

@@ -51,7 +51,7 @@ def parse_args(verb: str, argv: list[str]) -> SimpleNamespace:
 
 def _security_opts(opts: list[str]) -> list[str]:
     """As Docker's CLI: ``seccomp=FILE`` is sent as ``seccomp=<the file's JSON>`` (the engine checks the rest)."""
-    import json
+    from dockyard import jsonc as json
 
     out = []
     for opt in opts:

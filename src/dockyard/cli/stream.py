@@ -47,7 +47,7 @@ def attach(cid: str, *, stdin: bool, tty: bool, start: bool = False, stdout: boo
     sock = proto.connect(cid)
     if sock is None:
         return None
-    import json
+    from dockyard import jsonc as json
 
     sock.sendall(json.dumps({"stdin": stdin, "stdout": stdout, "stderr": stderr}).encode() + b"\n")
     in_fd = sys.stdin.fileno() if stdin else None

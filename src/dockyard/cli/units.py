@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from dockyard.errors import InvalidArgument
+from dockyard.lazyre import Pattern
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtpb]?)b?\Z", re.I | re.A)
+_SIZE = Pattern(r"(?ia)^(\d+(?:\.\d+)?)\s*([kmgtpb]?)b?\Z")
 _MULT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
 
 

@@ -11,7 +11,6 @@ active ``profiles`` dropped. PyYAML and jsonschema are imported here only: never
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -19,6 +18,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
 
 def _site() -> None:

@@ -16,7 +16,6 @@ No thread starts anything (``logs -f`` reads with threads).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shlex
 import time
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from dockyard.engine.options import ContainerSpec
     from dockyard.engine.records import ContainerRow
 
+from dockyard import jsonc as json
 from dockyard.compose.loader import ComposeError, _as_map, depends_on, order, read_env_file
 from dockyard.errors import DockyardError, NotFound
 

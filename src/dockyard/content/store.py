@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard.errors import CorruptContent, InvalidArgument, NotFound
 from dockyard.fsutil import fsync_dir
-from dockyard.ids import HEX64, validate_digest
+from dockyard.ids import is_hex64, validate_digest
 
 if TYPE_CHECKING:
     from dockyard.state.db import Store
@@ -79,7 +79,7 @@ class ContentStore:
         except FileNotFoundError:
             return
         for name in names:
-            if HEX64.match(name):
+            if is_hex64(name):
                 yield "sha256:" + name
 
     # -- writing ----------------------------------------------------------------------------------------------

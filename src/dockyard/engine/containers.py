@@ -12,7 +12,6 @@ rather than shown as running.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 TYPE_CHECKING = False
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 
     from dockyard.engine.options import ContainerSpec
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.state.db import Store, prefix_range
 

@@ -13,7 +13,6 @@ by the writers).
 
 from __future__ import annotations
 
-import json
 import time
 
 TYPE_CHECKING = False
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
     from dockyard.state.db import Store
 
+from dockyard import jsonc as json
 from dockyard.engine.records import _Slots
 
 KEEP = 10_000

@@ -14,7 +14,6 @@ hijacked connection).
 
 from __future__ import annotations
 
-import json
 import os
 
 TYPE_CHECKING = False
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
     from dockyard.state.db import Store
 
+from dockyard import jsonc as json
 from dockyard.engine.records import _Slots
 from dockyard.errors import Conflict, NotFound
 

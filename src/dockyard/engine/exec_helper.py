@@ -14,10 +14,11 @@ status. The service relays the bytes itself; the helper holds no copy of them.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
+
+from dockyard import jsonc as json
 
 
 def spawn(root: str, exec_id: str, status_w: int, stdin: int = -1, stdout: int = -1, stderr: int = -1,

@@ -25,10 +25,11 @@ A record whose ``started`` is not the container's current start time is stale (a
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
+
+from dockyard import jsonc as json
+from dockyard.lazyre import Pattern
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ DEFAULT_RETRIES = 3
 LOG_KEEP = 5
 OUTPUT_MAX = 4096  # Docker keeps the first 4 KiB of a probe's output
 ON_FAILURE = ("none", "kill", "restart", "stop")
-_NET = re.compile(r"(?:(http)://([0-9]{1,5})(/[!-~]*)?|(tcp)://([0-9]{1,5}))")
+_NET = Pattern(r"(?:(http)://([0-9]{1,5})(/[!-~]*)?|(tcp)://([0-9]{1,5}))")
 _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
           "h": 3_600_000_000_000}
 
@@ -58,6 +59,8 @@ def parse_duration(text: str, flag: str) -> int:
     s = s.lstrip("+-")
     if s == "0":
         return 0
+    import re
+
     parts = re.findall(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)", s)
     if not s or "".join(a + b for a, b in parts) != s:
         raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: time: invalid duration "{text}"')
@@ -309,6 +312,8 @@ def _net_probe(c: Container, kind: str, port: int, path: str, timeout: float) ->
     except OSError as e:
         return 1, f"{kind}://{port}{path if kind == 'http' else ''}: {e.strerror or e}"
     line = data.split(b"\n", 1)[0].decode("latin-1").strip()
+    import re
+
     m = re.match(r"HTTP/\d(?:\.\d)? (\d{3})", line)
     if not m:
         return 1, f"not an HTTP answer: {line[:200]!r}"

@@ -13,11 +13,13 @@ writes JSON lines to its stdout: ``{"event": ...}`` for each build event, then `
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
+
+from dockyard import jsonc as json
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

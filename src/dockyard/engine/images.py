@@ -18,9 +18,9 @@ only here, for both edges. Errors are ``DockyardError`` subclasses (NotFound, Co
 from __future__ import annotations
 
 import builtins  # `all` is a parameter of Docker's verbs below
-import json
 import re
 
+from dockyard import jsonc as json
 from dockyard.engine.options import Record
 from dockyard.errors import InvalidArgument, NotFound
 

@@ -12,9 +12,11 @@ with its successor, so that a follower that keeps up loses nothing:
 
 from __future__ import annotations
 
-import json
 import os
 import time
+
+from dockyard import jsonc as json
+
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

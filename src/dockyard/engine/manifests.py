@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 
 TYPE_CHECKING = False

@@ -23,7 +23,6 @@ The monitor is a child subreaper so that the container's init (forked by the run
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -32,6 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.engine.containers import Container, ContainerStore, proc_start_time, remove_files, set_aside
 from dockyard.engine.monitor_loop import Loop
 from dockyard.errors import DockyardError

@@ -12,7 +12,6 @@ remove.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import selectors
 import socket
@@ -21,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.engine import attach as proto
 
 LOG_MAX = 20 * 1024 * 1024

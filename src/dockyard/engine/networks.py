@@ -345,7 +345,7 @@ def _set_own_endpoint(store: Store, c: Any, net: Network, aliases: list[str], ip
     left on its network mode's. Compose 1.x disconnects and connects each network of a created container to set
     its aliases."""
     import ipaddress
-    import json
+    from dockyard import jsonc as json
 
     from dockyard.engine.containers import ContainerStore
     from dockyard.network import checks

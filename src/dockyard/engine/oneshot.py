@@ -11,9 +11,9 @@ The process gets the same OCI spec (``engine.specgen``) and the same runtime as 
 
 from __future__ import annotations
 
-import json
 import os
 
+from dockyard import jsonc as json
 from dockyard.errors import DockyardError
 from dockyard.state.db import Store
 

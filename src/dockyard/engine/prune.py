@@ -21,10 +21,10 @@ labels, and ``keep_storage`` bytes of the newest entries kept).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from dockyard import jsonc as json
 from dockyard.engine.options import Record
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.state.db import Store

@@ -7,7 +7,6 @@ The root is an overlay mount at ``containers/<id>/rootfs``: the image's snapshot
 
 from __future__ import annotations
 
-import json
 import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,6 +14,7 @@ if TYPE_CHECKING:
 
     from dockyard.oci.mounts import Mount
 
+from dockyard import jsonc as json
 from dockyard.engine.containers import Container
 from dockyard.errors import NotFound, from_oserror
 from dockyard.state.db import Store

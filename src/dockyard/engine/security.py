@@ -20,9 +20,9 @@ answers ENOSYS; ``--cap-add SYS_ADMIN`` allows both.
 
 from __future__ import annotations
 
-import json
 import os
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
 
 TYPE_CHECKING = False

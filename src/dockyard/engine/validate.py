@@ -6,9 +6,7 @@ those files (``--add-host 'x:1.2.3.4\\n6.6.6.6 bank.example'``). Called by ``eng
 
 from __future__ import annotations
 
-import json
-import re
-
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
 
 
@@ -16,15 +14,24 @@ def _q(value: str) -> str:
     """A value quoted as Go's %q would (escapes keep the message on one line)."""
     return json.dumps(value, ensure_ascii=False)
 
-# RFC 1123 labels; the kernel keeps at most 64 bytes of a UTS hostname
-_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME = re.compile(rf"^{_LABEL}(\.{_LABEL})*\Z")
-# a name in /etc/hosts: printable, no whitespace, no comment sign
-_HOSTS_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,253}\Z")
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_LABEL_CHARS = _ALNUM | {"-"}
+_HOSTS_CHARS = _ALNUM | frozenset("_.-")  # a name in /etc/hosts: printable, no whitespace, no comment sign
+
+
+def _hostname_ok(value: str) -> bool:
+    """RFC 1123 labels joined by dots: ``[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?`` each."""
+    return all(0 < len(label) <= 63 and label[0] in _ALNUM and label[-1] in _ALNUM and
+               _LABEL_CHARS.issuperset(label) for label in value.split("."))
+
+
+def _hosts_name_ok(name: str) -> bool:
+    return 0 < len(name) <= 253 and _HOSTS_CHARS.issuperset(name)
 
 
 def hostname(value: str, what: str = "hostname") -> str:
-    if value and (len(value) > 64 or not _HOSTNAME.match(value)):
+    # the kernel keeps at most 64 bytes of a UTS hostname
+    if value and (len(value) > 64 or not _hostname_ok(value)):
         raise InvalidArgument(f"invalid {what} format: {_q(value)}")
     return value
 
@@ -43,7 +50,7 @@ def extra_host(value: str) -> str:
     """``name:ip`` (or Docker 25's ``name=ip``); the name as /etc/hosts takes it, the address parsed."""
     sep = "=" if "=" in value else ":"
     name, ok, addr = value.partition(sep)
-    if not ok or not _HOSTS_NAME.match(name):
+    if not ok or not _hosts_name_ok(name):
         raise InvalidArgument(f'invalid argument {_q(value)} for "--add-host" flag: '
                               f'bad format for add-host: {_q(value)}')
     if addr.startswith("[") and addr.endswith("]"):

@@ -22,13 +22,13 @@ image that references it.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import tarfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+from dockyard import jsonc as json
 from dockyard.errors import CorruptContent, InvalidArgument, NotFound
 from dockyard.images import reference as refs
 from dockyard.images.store import ImageStore, LayerRecord, images_lock

@@ -18,13 +18,13 @@ until they expire (``expires_in``, 60 s when absent, as the distribution spec sa
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import subprocess
 import time
 from dataclasses import dataclass
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument, SystemFailure
 
 HUB_AUTH_KEY = "https://index.docker.io/v1/"

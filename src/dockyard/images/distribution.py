@@ -17,7 +17,6 @@ Both yield ``Progress`` events in Docker's words (``Pulling fs layer``, ``Downlo
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -25,6 +24,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dockyard import jsonc as json
 from dockyard.errors import CorruptContent, DockyardError, InvalidArgument, NotFound, SystemFailure
 from dockyard.images import reference as refs
 from dockyard.images.registry import RegistryClient, RegistryConfig, RegistryError, Unauthorized

@@ -13,11 +13,11 @@ fix the ``created`` time, making the image ID a pure function of the tar and the
 from __future__ import annotations
 
 import copy
-import json
 import os
 import shlex
 from typing import IO, TYPE_CHECKING, Any
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
 from dockyard.images.store import Image, ImageStore, LayerRecord, with_retry
 from dockyard.oci import image as oci

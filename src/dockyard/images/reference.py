@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import re
 
 from dockyard.errors import InvalidArgument
+from dockyard.ids import is_hex64
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -54,14 +55,10 @@ def _re(pattern: str) -> re.Pattern[str]:
 
 
 _LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_HEX = frozenset("0123456789abcdef")
+_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_DOMAIN_CHARS = _ALNUM | {"-"}
 _TAG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _TAG_REST = _TAG_FIRST | frozenset(".-")
-
-
-def is_hex64(s: str) -> bool:
-    """64 lowercase hex digits (an image or layer ID without its ``sha256:``)."""
-    return len(s) == 64 and _HEX.issuperset(s)
 
 
 def tag_ok(t: str) -> bool:
@@ -88,16 +85,30 @@ def _component_ok(c: str) -> bool:
     return True
 
 
-def _simple(s: str) -> tuple[str, str | None] | None:
-    """``(path, tag)`` of a reference with no registry and no digest that the grammar accepts, or None when the
-    reference has another shape (the caller then uses the grammar's expression)."""
-    name, colon, tag = s.partition(":")
-    if "@" in s or "/" in tag or (colon and not tag_ok(tag)):
+def _domain_ok(domain: str) -> bool:
+    """A registry host as the grammar takes it (no IPv6 here): dot-separated components of letters, digits and
+    inner dashes, and an optional ``:port``."""
+    host, colon, port = domain.partition(":")
+    if colon and not (port.isascii() and port.isdigit()):
+        return False
+    return all(c and c[0] in _ALNUM and c[-1] in _ALNUM and _DOMAIN_CHARS.issuperset(c) for c in host.split("."))
+
+
+def _simple(s: str) -> str | None:
+    """For a reference without digest or IPv6 host that the grammar accepts: its tag ("" when none); None when
+    the reference has another shape (the caller then uses the grammar's expression)."""
+    if "@" in s or "[" in s:
         return None
-    parts = name.split("/")
-    if "." in parts[0] or parts[0] == "localhost" or not all(_component_ok(p) for p in parts):
-        return None  # a registry's name, or not the grammar's
-    return name, (tag if colon else None)
+    i = s.find("/")
+    first = s[:i] if i >= 0 else ""
+    if i >= 0 and (any(c in first for c in ".:") or first == "localhost" or first.lower() != first):
+        if not _domain_ok(first):
+            return None  # a registry's name, as _split_domain reads it
+        s = s[i + 1:]
+    name, colon, tag = s.partition(":")
+    if "/" in tag or (colon and not tag_ok(tag)) or not all(_component_ok(p) for p in name.split("/")):
+        return None
+    return tag
 
 
 ERR_FORMAT = "invalid reference format"
@@ -181,11 +192,12 @@ def parse(s: str) -> Reference:
         raise InvalidArgument(f"invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")
     if not s:
         raise InvalidArgument(ERR_FORMAT)
-    simple = _simple(s)
-    if simple is not None:
-        domain, path = _split_domain(simple[0])
+    tag = _simple(s)
+    if tag is not None:
+        domain, rest = _split_domain(s)
+        path = rest.partition(":")[0]
         if len(domain) + 1 + len(path) <= NAME_TOTAL_MAX:
-            return Reference(domain, path, simple[1], None)
+            return Reference(domain, path, tag or None, None)
     domain, rest = _split_domain(s)
     # the repository part ends at the first ':' of the remainder (a tag) or at '@'
     remote = rest.split("@", 1)[0]

@@ -28,12 +28,12 @@ tokens are cached per scope until they expire. Errors are one line in Docker's w
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import urllib.parse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from dockyard import jsonc as json
 from dockyard.errors import CorruptContent, DockyardError, InvalidArgument, SystemFailure
 from dockyard.images import auth as authmod
 from dockyard.oci import image as oci

@@ -14,10 +14,10 @@ Blobs and snapshots no remaining image references are deleted inside the same tr
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.ids import chain_ids
 from dockyard.images import reference as refs

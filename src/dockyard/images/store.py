@@ -25,14 +25,13 @@ never interleave into an image whose files are gone.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
 from collections import namedtuple
 from functools import cached_property
 
 TYPE_CHECKING = False
 
+from dockyard import jsonc as json
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
 from dockyard.ids import chain_ids, sha256_digest
 from dockyard.images import reference as refs
@@ -46,8 +45,13 @@ if TYPE_CHECKING:
 
     from dockyard.state.db import Store
 
-_HEX_PREFIX = re.compile(r"^[a-f0-9]{1,64}\Z")
+_HEX = frozenset("0123456789abcdef")
 RUNNING_STATES = ("running", "paused", "restarting")
+
+def _hex_prefix(s: str) -> bool:
+    """1 to 64 lowercase hex digits: an image ID or the start of one."""
+    return 0 < len(s) <= 64 and _HEX.issuperset(s)
+
 
 class MissingContent(DockyardError):
     """A blob or snapshot an image needs vanished before the image was recorded (retry the ingest)."""
@@ -215,7 +219,7 @@ class ImageStore:
         c = self.store.conn()
         if s.startswith("sha256:"):
             hexpart = s[7:]
-            if not _HEX_PREFIX.match(hexpart):
+            if not _hex_prefix(hexpart):
                 raise InvalidArgument(f"invalid reference format: {s}")
             return self._by_prefix(c, hexpart, s)
         if refs.is_hex64(s):
@@ -236,7 +240,7 @@ class ImageStore:
                 r = c.execute("SELECT image_id FROM tags WHERE ref=?", (str(ref.tagged()),)).fetchone()
             if r is not None:
                 return str(r[0])
-        if _HEX_PREFIX.match(s):
+        if _hex_prefix(s):
             return self._by_prefix(c, s, s)
         return None
 

@@ -305,7 +305,7 @@ class Server:
         except OSError:
             return []
         if mtime != self.remote_cache[0]:
-            import json
+            from dockyard import jsonc as json
 
             try:
                 with open(path) as f:

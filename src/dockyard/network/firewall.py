@@ -32,13 +32,13 @@ nftables tables are independent of iptables (nft or legacy backend): the host's 
 
 from __future__ import annotations
 
-import json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
     from dockyard.network.store import Network
 
+from dockyard import jsonc as json
 from dockyard.errors import SystemFailure
 
 VERSION = "rules-v2"  # bump when the rules change: tables of an older version are re-made

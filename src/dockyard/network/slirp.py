@@ -15,7 +15,6 @@ Needs ``/dev/net/tun`` usable by the user (mode 0666, as udev makes it; some hos
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 TYPE_CHECKING = False
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
 
     from dockyard.engine.containers import Container
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, DockyardError, InvalidArgument
 from dockyard.rootless import run_dir
 

@@ -16,7 +16,6 @@ the bookkeeping, usable without root.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import struct
@@ -25,6 +24,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound
 from dockyard.rootless import run_dir as _run_dir
 from dockyard.state.db import DEFAULT_ROOT, Store

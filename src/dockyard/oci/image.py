@@ -9,11 +9,12 @@ JSON written here is compact with a fixed key order, so the same image always ge
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from dockyard import jsonc as json
 
 # OCI media types
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         elif cmd == "start":
             rt.start(_need(args, 1, "start ID")[0])
         elif cmd == "state":
-            import json
+            from dockyard import jsonc as json
 
             print(json.dumps(rt.state(_need(args, 1, "state ID")[0]), indent=2))
         elif cmd == "kill":
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 print(f"{cid}\t{st['pid']}\t{st['status']}\t{st['bundle']}")
         elif cmd == "exec":
-            import json
+            from dockyard import jsonc as json
 
             o, r = _opts(args, {"--detach", "-d", "--tty", "-t"}, {"--process", "-p", "--pid-file",
                                                                     "--console-socket", "--cwd"})
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dockyard-runtime: {msg}", file=sys.stderr)
         if log:
             try:
-                import json
+                from dockyard import jsonc as json
                 import time
 
                 with open(log, "a") as f:

@@ -7,7 +7,6 @@ its init waits before execve (``start`` opens it, as runc does, so ``start`` may
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,6 +14,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure
 from dockyard.runtime.base import Stdio
 from dockyard.runtime.cgroups import Cgroup

@@ -16,7 +16,6 @@ not supported"; mounting that controller as its own v1 hierarchy fixes it:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, NotFound, SystemFailure
 from dockyard.runtime.base import Stdio
 from dockyard.runtime.cgroups import Cgroup

@@ -199,7 +199,7 @@ _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/li
 
 
 def _cache_key(profile: dict[str, Any], machine: str) -> str:
-    import json
+    from dockyard import jsonc as json
 
     try:
         from _sha256 import sha256  # type: ignore[import-not-found]  # builtin: hashlib loads OpenSSL (~8 ms)

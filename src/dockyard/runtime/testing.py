@@ -81,7 +81,7 @@ class Harness:
         spec = default_spec("rootfs", args, **kw)
         if edit:
             edit(spec)
-        import json
+        from dockyard import jsonc as json
 
         with open(os.path.join(b, "config.json"), "w") as f:
             json.dump(spec, f)

@@ -14,12 +14,12 @@ them to its environment, so that the monitors and helper processes it starts see
 
 from __future__ import annotations
 
-import json
 import os
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
 
 STORE_ENV, ADVERTISE_ENV = "DOCKYARD_CLUSTER_STORE", "DOCKYARD_CLUSTER_ADVERTISE"

@@ -34,7 +34,7 @@ def clean_target(path: str) -> str:
 
 def _container_mounts(store: Store, ref: str) -> tuple[str, list[dict[str, Any]]]:
     """(ID, mounts) of a container by name, ID or unique ID prefix (read from the containers table)."""
-    import json
+    from dockyard import jsonc as json
 
     ref = ref.lstrip("/")
     rows = store.query("SELECT id, config FROM containers WHERE id=? OR name=?", (ref, ref))

@@ -20,7 +20,6 @@ name clears.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -28,6 +27,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound, from_oserror
 from dockyard.state.db import Store
 
