@@ -121,6 +121,7 @@ HELP: dict[Any, str] = {
     ("images", "--quiet"): "Only show image IDs",
     ("images", "--digests"): "Show digests",
     ("images", "--filter"): "Filter output based on conditions provided",
+    ("images", "--tree"): "List multi-platform images as a tree (EXPERIMENTAL)",
     ("history", "--quiet"): "Only show image IDs",
     ("history", "--human"): "Print sizes and dates in human readable format",
     "--filter": "Provide filter values",

@@ -18,13 +18,13 @@ line starting with ``template:``. The functions (Go's builtins and Docker's) are
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
 from dockyard.errors import InvalidArgument
+from dockyard.lazyre import Pattern
 
 MISSING: Any = type("_NoValue", (), {"__repr__": lambda self: "<no value>"})()
 """A map key that is not there (Go prints ``<no value>``)."""
@@ -33,8 +33,9 @@ _MAX_DEPTH = 100
 _MAX_STEPS = 2_000_000
 _KEYWORDS = {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block", "nil",
              "true", "false"}
-_NUM = re.compile(r"[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO]?[0-7_]+|(\d[\d_]*)?\.?\d[\d_]*([eE][+-]?\d+)?)")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUM = Pattern(r"[+-]?(0[xX][0-9a-fA-F_]+|0[bB][01_]+|0[oO]?[0-7_]+|(\d[\d_]*)?\.?\d[\d_]*([eE][+-]?\d+)?)")
+_IDENT = Pattern(r"[A-Za-z_][A-Za-z0-9_]*")
+_CHAR = Pattern(r"'(\\.[^']*|[^'\\])'")
 
 
 def error(msg: str) -> InvalidArgument:
@@ -121,7 +122,7 @@ def _lex_action(s: str, i: int) -> tuple[list[Tok], int, bool]:
             toks.append(Tok("str", s[i + 1:k], space))
             i = k + 1
         elif c == "'":
-            m = re.compile(r"'(\\.[^']*|[^'\\])'").match(s, i)
+            m = _CHAR.match(s, i)
             if not m:
                 raise error("unterminated character constant")
             v = _unquote('"' + m.group(1) + '"') if m.group(1) != '"' else '"'

@@ -18,7 +18,6 @@ only here, for both edges. Errors are ``DockyardError`` subclasses (NotFound, Co
 from __future__ import annotations
 
 import builtins  # `all` is a parameter of Docker's verbs below
-import re
 
 from dockyard import jsonc as json
 from dockyard.engine.options import Record
@@ -26,6 +25,7 @@ from dockyard.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from collections.abc import Callable, Iterator
     from typing import IO, Any, BinaryIO
 
@@ -102,6 +102,8 @@ def check_filter(key: str) -> str:
 
 def reference_pattern(pattern: str) -> re.Pattern[str]:
     """A ``reference=`` filter as Go's path.Match: ``*`` and ``?`` do not cross ``/``."""
+    import re  # only with a filter: not on the way of a plain `images`
+
     out = ""
     i = 0
     while i < len(pattern):
