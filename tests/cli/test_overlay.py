@@ -622,3 +622,47 @@ def test_overlay_sandbox_keeps_bridged_frames_off_the_host_firewall(cluster) -> 
         h.ok("network", "ls")
         wait_for(lambda h=h: not _sandbox_mounts(h) and not (h.root / "networks" / nid / "netns").exists()
                  and f"ov-{nid[:12]}" not in h.links(), timeout=20, what=f"{h.ns}: nothing of the overlay left")
+
+
+def test_overlay_older_layout_adopted(cluster) -> None:
+    """A host whose overlay was set up by an older dockyard (the bridge ``ov-<id>`` and the VXLAN device in the
+    host namespace, a running container's veth on that bridge): the next container's attach makes the sandbox and
+    moves the running container's veth into it, so both reach each other and the other hosts' containers."""
+    hosts, kv, _br, _etcd = cluster
+    h1, h2, _h3 = hosts
+    nid = h1.ok("network", "create", "-d", "overlay", "--attachable", "--subnet", "10.99.42.0/24", "ovm").strip()
+    h1.ok("run", "-d", "--name", "m1", "--network", "ovm", "busybox", "sleep", "300")
+    h2.ok("run", "-d", "--name", "m2", "--network", "ovm", "busybox", "sleep", "300")
+    wait_for(lambda: _ping(h1, "m1", "m2"), timeout=20, what="m1 -> m2")
+    # the older layout, by hand: the sandbox's devices back in the host namespace, the sandbox gone
+    br, vx = f"ov-{nid[:12]}", f"vx-{nid[:12]}"
+    sandbox = h1.root / "networks" / nid / "netns"
+    cid = h1.ok("inspect", "-f", "{{.Id}}", "m1").strip()
+    veth = f"v{cid[:7]}{nid[:7]}"
+    vni = json.loads(h1.ok("network", "inspect", "ovm"))[0]["Options"][
+        "com.docker.network.driver.overlay.vxlanid_list"]
+    inner = ["nsenter", f"--net={sandbox}", "ip", "link"]
+    sh(*inner, "del", vx)
+    sh(*inner, "set", veth, "netns", h1.ns)
+    host = ["ip", "netns", "exec", h1.ns]
+    sh(*host, "ip", "link", "del", br)
+    sh("umount", "-l", str(sandbox))
+    sandbox.unlink()
+    sh(*host, "ip", "link", "add", br, "type", "bridge")
+    sh(*host, "ip", "addr", "add", "10.99.42.1/24", "dev", br)
+    sh(*host, "ip", "link", "add", vx, "type", "vxlan", "id", vni, "dstport", "4789", "local", h1.addr,
+       "nolearning", "proxy")
+    for dev in (vx, veth):
+        sh(*host, "ip", "link", "set", dev, "master", br, "up")
+    sh(*host, "ip", "link", "set", br, "up")
+    assert f"{veth}@" in h1.links() and "vxlan" in sh(*host, "ip", "-d", "-o", "link").stdout
+    h1.ok("run", "-d", "--name", "m3", "--network", "ovm", "busybox", "sleep", "300")
+    wait_for(lambda: _ping(h1, "m3", "m1"), timeout=20, what="the new container reaches the adopted one")
+    wait_for(lambda: _ping(h1, "m1", "m2") and _ping(h2, "m2", "m3"), timeout=20, what="across hosts")
+    host_links = sh(*host, "ip", "-d", "-o", "link").stdout
+    assert "vxlan" not in host_links and f"{veth}@" not in host_links and f"{br}@" in host_links
+    h1.ok("rm", "-f", "m1", "m3")
+    h2.ok("rm", "-f", "m2")
+    wait_for(lambda: kv.count_prefix(f"/dockyard/overlay/ep/{nid}/") == 0, timeout=20, what="no record left")
+    h1.ok("network", "rm", "ovm")
+    wait_for(lambda: not _sandbox_mounts(h1) and br not in h1.links(), timeout=20, what="nothing left")

@@ -176,6 +176,20 @@ class Netlink:
                 out.append((int(_IFINFO.unpack_from(payload)[2]), a.get(IFLA_IFNAME, b"").rstrip(b"\0").decode()))
         return out
 
+    def ports(self, master: int) -> list[str]:
+        """The names of the links enslaved to link ``master`` (a bridge's ports)."""
+        out = []
+        for t, payload in self.request(RTM_GETLINK, 0x300, _ifinfo(), dump=True):  # NLM_F_DUMP
+            if t == RTM_NEWLINK:
+                a = _attrs(payload[_IFINFO.size:])
+                if a.get(IFLA_MASTER) == struct.pack("=I", master):
+                    out.append(a.get(IFLA_IFNAME, b"").rstrip(b"\0").decode())
+        return out
+
+    def move_link(self, name: str, netns_fd: int) -> None:
+        """Move link ``name`` into the namespace ``netns_fd`` (it arrives down, without its master)."""
+        self.request(RTM_NEWLINK, 0, _ifinfo() + _str(IFLA_IFNAME, name) + _u32(IFLA_NET_NS_FD, netns_fd))
+
     def create_bridge(self, name: str, group: int = 0, mtu: int = 0) -> int:
         body = _ifinfo(0, IFF_UP, IFF_UP) + _str(IFLA_IFNAME, name) + _attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND,
                                                                                              "bridge"))

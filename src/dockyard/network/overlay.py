@@ -513,13 +513,17 @@ def ensure_kernel(root: str, net: Network, advertise: str, store: Store | None =
     mtu = int(net.options.get(MTU_OPT, "0") or 0)
     path = sandbox_path(root, net.id)
     made_vx = made_gw = False
+    adopt: list[str] = []
     try:
         with Netlink() as nl:
             link = nl.link(br)
             if link is not None and link[1] != "veth":
                 if link[1] != "bridge":
                     raise Conflict(f"network {net.name}: interface {br} exists and is not dockyard's")
-                nl.delete_link(vx)  # an older dockyard's layout (both in this namespace): made again below
+                # an older dockyard's layout (everything in this namespace): made again below, its containers'
+                # veths moved into the sandbox
+                adopt = [p for p in nl.ports(link[0]) if p != vx]
+                nl.delete_link(vx)
                 nl.delete_link(br)
                 link = None
             if not sandbox_alive(path):
@@ -549,6 +553,14 @@ def ensure_kernel(root: str, net: Network, advertise: str, store: Store | None =
                                 raise
                             raise SystemFailure(f"network {net.name}: VXLAN identifier {vni} is taken on this host "
                                                 "by another device") from None
+                    if adopt:
+                        nsfd = nsfd if nsfd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                        for port in adopt:
+                            try:
+                                nl.move_link(port, nsfd)
+                                sb.set_up(sb.index(port) or 0, master=bri)
+                            except NetlinkError:
+                                pass  # gone with its container meanwhile
                 finally:
                     if nsfd >= 0:
                         os.close(nsfd)
@@ -556,7 +568,8 @@ def ensure_kernel(root: str, net: Network, advertise: str, store: Store | None =
                 idx = nl.index(br)
                 assert idx is not None
                 nl.add_address(idx, net.gateway, net.prefixlen, net.broadcast)
-                ports = [] if made_gw or store is None else NetworkStore(store).published(net.id)
+                fresh = made_gw and not adopt  # (adopted containers keep their published ports)
+                ports = [] if fresh or store is None else NetworkStore(store).published(net.id)
                 firewall.install(net, ports)  # before route_localnet: its filter must be there first
                 _sysctl(f"/proc/sys/net/ipv4/conf/{br}/route_localnet", "1")
     except NetlinkError as e:
