@@ -387,3 +387,25 @@ def test_a_start_after_a_cut_short_rm_f_records_the_exit(dy, busybox, root):
             == "exited 137"
     finally:
         dy("rm", "-f", cid)
+
+
+def test_rm_f_finishes_a_removal_cut_short_before_its_kill(dy, busybox, root):
+    """An rm -f killed between marking the row "removing" and its SIGKILL leaves a live container marked for
+    removal: the next rm -f kills it as a running one (die 137, then destroy) and removes everything. (Without
+    that, the runtime's forced delete still ended the process, but no die was reported.)"""
+    t0 = time.time() - 1
+    cid = dy("run", "-d", "busybox", "sleep", "1000", check=True).stdout.strip()
+    pid = int(dy("inspect", "-f", "{{.State.Pid}}", cid, check=True).stdout)
+    mon = _slim(root, cid)
+    (root / "containers" / cid / "removing").write_text("")
+    with sqlite3.connect(root / "dockyard.db", timeout=30) as c:
+        c.execute("UPDATE containers SET state='removing' WHERE id=?", (cid,))
+    c.close()
+    p = dy("rm", "-f", cid)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: not pid_alive(pid) and not pid_alive(mon), what="the container and its monitor to end")
+    assert dy("ps", "-aq").stdout == ""
+    assert not (root / "containers" / cid).exists()
+    p = dy("events", "--since", f"{t0:.3f}", "--until", f"{time.time() + 0.5:.3f}", "--filter",
+           f"container={cid}", "--format", "{{.Action}} {{.Actor.Attributes.exitCode}}", timeout=20)
+    assert p.stdout.split("\n")[-3:] == ["die 137", "destroy <no value>", ""], p.stdout

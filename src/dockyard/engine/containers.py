@@ -119,7 +119,7 @@ class ContainerStore:
 
     def insert(self, c: Container, also: Callable[[Any], None] | None = None) -> None:
         """Add the row; ``also(cursor)`` writes more in the same transaction (the create event)."""
-        from sqlite3 import IntegrityError
+        from dockyard.state.db import IntegrityError
 
         try:
             with self.store.write() as cur:

@@ -294,7 +294,8 @@ def remove(store: Store, c: Container, force: bool = False, volumes: bool = Fals
         except NoSpace:
             pass  # a full disk: remove the files first (that frees the space), the row after
 
-    if c.running:
+    # "removing" with a live process: an rm -f cut short after it had marked the row (below)
+    if c.running or (c.state == "removing" and alive(c.pid, c.pid_start)):
         mark(error="stopping")
         if c.state == "paused":
             unpause(store, c)
@@ -361,6 +362,15 @@ def _kill_for_removal(store: Store, c: Container, timeout: float = 10.0) -> int 
             os.close(os.open(flag, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         except OSError:
             return None
+        # the monitor will not record the exit: the row says what is going on before anything dies, so that a
+        # remover killed from here on leaves "removing" (Docker's "Removal In Progress"), not a "running"
+        # container with no process; another rm -f finishes the work
+        from dockyard.errors import NoSpace
+
+        try:
+            ContainerStore(store).update(c.id, state="removing")
+        except NoSpace:
+            pass
         signal_container(c, 9)  # SIGKILL
         p = select.poll()
         p.register(pidfd, select.POLLIN)
@@ -480,7 +490,7 @@ def rename(store: Store, c: Container, new: str) -> None:
     validate_name(new)
     if new == c.name:
         raise InvalidArgument("Renaming a container with the same name as its current name")
-    from sqlite3 import IntegrityError
+    from dockyard.state.db import IntegrityError
 
     try:
         ContainerStore(store).update(c.id, name=new)

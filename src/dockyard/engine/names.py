@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import random
+import os
 
 LEFT = ("admiring adoring affectionate amazing awesome blissful bold brave busy charming clever compassionate "
         "competent condescending confident cool cranky crazy dazzling determined distracted dreamy eager "
@@ -34,6 +34,11 @@ RIGHT = ("agnesi albattani allen almeida antonelli archimedes ardinghelli aryabh
          "wilson wing wozniak wright wu yalow yonath zhukovsky").split()
 
 
+def _pick(seq: tuple[str, ...] | list[str] | str) -> str:
+    """A random element (os.urandom: ``random`` costs ~1.5 ms to import, on every `run`)."""
+    return seq[int.from_bytes(os.urandom(4), "little") % len(seq)]
+
+
 def random_name(retry: int = 0) -> str:
-    name = f"{random.choice(LEFT)}_{random.choice(RIGHT)}"
-    return f"{name}{random.randint(0, 9)}" if retry else name
+    name = f"{_pick(LEFT)}_{_pick(RIGHT)}"
+    return f"{name}{_pick('0123456789')}" if retry else name

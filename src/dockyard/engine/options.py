@@ -10,12 +10,20 @@ costs more than the rest of ``dockyard run``'s start-up.
 
 from __future__ import annotations
 
-import copy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+
+
+def _copied(v: Any) -> Any:
+    """A deep copy of JSON-like data (dicts and lists copied, the rest shared), without importing ``copy``."""
+    if isinstance(v, dict):
+        return {k: _copied(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copied(x) for x in v]
+    return v
 
 class Record:
     """Fields and their defaults are the class's ``FIELDS``; nested records are named in ``NESTED``."""
@@ -34,7 +42,7 @@ class Record:
             elif k in self.NESTED:
                 v = self.NESTED[k]()
             else:
-                v = copy.copy(default) if isinstance(default, (list, dict)) else default
+                v = type(default)(default) if isinstance(default, (list, dict)) else default
             setattr(self, k, v)
 
     def to_json(self) -> dict[str, Any]:
@@ -46,7 +54,7 @@ class Record:
             elif k in self.LISTS:
                 v = [x.to_json() for x in v]
             elif isinstance(v, (list, dict)):
-                v = copy.deepcopy(v)
+                v = _copied(v)
             out[k] = v
         return out
 

@@ -18,13 +18,14 @@ Layout of a root directory (``--root``, ``$DOCKYARD_ROOT``, default ``/var/lib/d
 
 from __future__ import annotations
 
+import _sqlite3 as sqlite3  # the module sqlite3 wraps: its wrapper imports datetime for adapters never used here
 import contextlib
 import os
-import sqlite3
 import stat
-import threading
+from _thread import _local as _thread_local  # what threading.local is, without importing threading
 from collections.abc import Iterator
 
+IntegrityError = sqlite3.IntegrityError  # for callers: `import sqlite3` would import datetime
 DEFAULT_ROOT = "/var/lib/dockyard"
 # Space held back for the store itself: when the filesystem is (nearly) full, a container or a build having
 # filled it, this file is released so that reading the store (SQLite recreates its -wal and -shm files when a
@@ -242,7 +243,7 @@ class Store:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self._local = threading.local()
+        self._local = _thread_local()
 
     def __repr__(self) -> str:
         return f"Store({self.root!r})"
