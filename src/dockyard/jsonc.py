@@ -84,15 +84,17 @@ def _no_default(o: Any) -> Any:
 
 
 def dumps(obj: Any, *, sort_keys: bool = False, separators: tuple[str, str] | None = None,
-          default: Callable[[Any], Any] | None = None, ensure_ascii: bool = True, **kw: Any) -> str:
+          default: Callable[[Any], Any] | None = None, ensure_ascii: bool = True, allow_nan: bool = True,
+          **kw: Any) -> str:
     if any(v is not None for v in kw.values()):  # indent, cls, ...: json's own
         return _std().dumps(obj, sort_keys=sort_keys, separators=separators, default=default,  # type: ignore
-                            ensure_ascii=ensure_ascii, **kw)
+                            ensure_ascii=ensure_ascii, allow_nan=allow_nan, **kw)
     item_sep, key_sep = separators or (", ", ": ")
     encode = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
     if isinstance(obj, str):
         return encode(obj)  # type: ignore[no-any-return]
-    enc = _json.make_encoder({}, default or _no_default, encode, None, key_sep, item_sep, sort_keys, False, True)
+    enc = _json.make_encoder({}, default or _no_default, encode, None, key_sep, item_sep, sort_keys, False,
+                             allow_nan)
     return "".join(enc(obj, 0))
 
 

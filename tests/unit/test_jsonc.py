@@ -50,6 +50,12 @@ def test_special_values_and_options() -> None:
     assert jsonc.loads('"\\ud83d\\ude00"') == "\U0001f600"
     assert jsonc.loads('{"a": [1]}'.encode("utf-16")) == {"a": [1]}  # json's encoding detection
     assert jsonc.dumps({"d": {1, 2}}, default=sorted) == '{"d": [1, 2]}'
+    for v in (float("nan"), [float("inf")], {"a": -float("inf")}):
+        with pytest.raises(ValueError) as mine:
+            jsonc.dumps(v, allow_nan=False)
+        with pytest.raises(ValueError) as theirs:
+            json.dumps(v, allow_nan=False)
+        assert str(mine.value) == str(theirs.value)
     with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
         jsonc.dumps({1, 2})
     with pytest.raises(ValueError, match="Circular reference"):
