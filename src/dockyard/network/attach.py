@@ -22,7 +22,6 @@ still resolves the peers. The default ``bridge`` network has no discovery, as Do
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 TYPE_CHECKING = False
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from dockyard.engine.containers import Container
     from dockyard.network.store import Network
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, DockyardError, InvalidArgument
 from dockyard.network.store import DEFAULT_NAME, HostLock, NetworkStore, default_bridge_name
 from dockyard.state.db import DEFAULT_ROOT, Store

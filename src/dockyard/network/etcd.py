@@ -28,7 +28,6 @@ Any failure to reach every endpoint raises ``SystemFailure`` with one line namin
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 TYPE_CHECKING = False
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
+from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument, SystemFailure
 
 TIMEOUT = 3.0

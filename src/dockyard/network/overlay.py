@@ -34,7 +34,6 @@ Example (each host runs the same commands with its own advertise address)::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 TYPE_CHECKING = False
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from dockyard.network.store import Network, NetworkStore
     from dockyard.state.db import Store
 
+from dockyard import jsonc as json
 from dockyard.errors import Conflict, InvalidArgument, NotFound, SystemFailure
 
 P = "/dockyard/overlay/"

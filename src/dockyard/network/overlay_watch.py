@@ -22,12 +22,13 @@ Kernel state stays while the cluster store is down: running containers keep talk
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
 import threading
 import time
+
+from dockyard import jsonc as json
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
