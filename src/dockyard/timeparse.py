@@ -8,8 +8,6 @@ import time
 
 def parse_rfc3339(s: str) -> float:
     """RFC 3339 (with nanoseconds, ``Z`` or an offset) -> unix time; 0.0 when unparsable."""
-    import datetime
-
     if not s:
         return 0.0
     try:
@@ -23,10 +21,42 @@ def parse_rfc3339(s: str) -> float:
                     break
         if "." in main:
             main, frac = main.split(".", 1)
-        d = datetime.datetime.fromisoformat(main.replace("t", "T") + (tz or "+00:00"))
-        return d.timestamp() + (float("0." + frac) if frac.isdigit() else 0.0)
+        whole = _rfc3339_seconds(main, tz or "+00:00")
+        if whole is None:  # another ISO 8601 form: datetime's parser (imported only then)
+            import datetime
+
+            whole = datetime.datetime.fromisoformat(main.replace("t", "T") + (tz or "+00:00")).timestamp()
+        return whole + (float("0." + frac) if frac.isdigit() else 0.0)
     except ValueError:
         return 0.0
+
+
+_DIGITS = frozenset("0123456789")
+_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _rfc3339_seconds(main: str, tz: str) -> float | None:
+    """``YYYY-MM-DDTHH:MM:SS`` and ``+HH:MM``/``-HH:MM`` -> unix time, by hand (``datetime`` costs an import on
+    every image's ``created``); None for any other form, or a value out of range (the caller asks datetime)."""
+    if (len(main) != 19 or len(tz) != 6 or main[4] != "-" or main[7] != "-" or main[10] not in "Tt"
+            or main[13] != ":" or main[16] != ":" or tz[0] not in "+-" or tz[3] != ":"):
+        return None
+    fields = (main[0:4], main[5:7], main[8:10], main[11:13], main[14:16], main[17:19], tz[1:3], tz[4:6])
+    if not all(_DIGITS.issuperset(f) for f in fields):
+        return None
+    y, mo, d, h, mi, sec, oh, om = (int(f) for f in fields)
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if (y < 1 or not 1 <= mo <= 12 or not 1 <= d <= _DAYS[mo - 1] + (mo == 2 and leap) or h > 23 or mi > 59
+            or sec > 59 or oh > 23 or om > 59):
+        return None
+    # days from 1970-01-01 to y-mo-d (the proleptic Gregorian calendar, as datetime)
+    yy = y - (mo <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    offset = (oh * 3600 + om * 60) * (-1 if tz[0] == "-" else 1)
+    return float(days * 86400 + h * 3600 + mi * 60 + sec - offset)
 
 
 def rfc3339_nano(ts: float) -> str:

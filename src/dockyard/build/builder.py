@@ -16,15 +16,13 @@ builds of the same Dockerfile and context therefore give the same image ID.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import os
 import time
 
 from dockyard import jsonc as json
 from dockyard.build.context import Context, copy_tree, selected
-from dockyard.build.events import (BuildWarning, Emit, SandboxFactory, StepCached, StepDone, StepOutput,
-                                   StepStarted)
+from dockyard.build.events import BuildWarning, StepCached, StepDone, StepOutput, StepStarted
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
     ExposeInstruction, HealthcheckInstruction, LabelInstruction, MaintainerInstruction, OnbuildInstruction,
@@ -38,6 +36,8 @@ from dockyard.state.db import Store
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from dockyard.build.events import Emit, SandboxFactory
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -62,6 +62,15 @@ class Options:
         self.network = network
         self.platform = platform
         self.pull = pull  # build --pull: pull every base image, even one present here
+
+
+def _copied(v: Any) -> Any:
+    """A deep copy of JSON data (an image config: dicts and lists copied, the rest shared), without ``copy``."""
+    if isinstance(v, dict):
+        return {k: _copied(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_copied(x) for x in v]
+    return v
 
 
 def _rfc3339(ts: float) -> str:
@@ -155,7 +164,7 @@ class Builder:
                 img = self._pull_base(base.ref, stage.from_.line, want)
             img = self._variant(img, base.ref, want, stage.from_.line)
         epoch = self._epoch(img)
-        config = copy.deepcopy(img.config) if img is not None else {
+        config = _copied(img.config) if img is not None else {
             "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
             "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         config.pop("container_config", None)
@@ -183,7 +192,8 @@ class Builder:
         image_id = self.record(st, layer=None) if st.dirty or st.image is None else st.image.id
         from dockyard.images.store import ImageStore as _IS
 
-        self.stage_images[stage.index] = _IS(self.store).get(image_id)
+        # st.image is the image just recorded or found in the cache (read back from the store either way)
+        self.stage_images[stage.index] = st.image if st.image.id == image_id else _IS(self.store).get(image_id)
         if final:
             for t in self.opts.tags:
                 _IS(self.store).tag(image_id, t)
@@ -264,7 +274,7 @@ class Builder:
             hit = None if self.opts.no_cache else self._cached(key)
             if hit is not None:
                 self.emit(StepCached(self.step_no))
-                st.image, st.config, st.pending, st.key, st.dirty = hit, copy.deepcopy(hit.config), [], key, False
+                st.image, st.config, st.pending, st.key, st.dirty = hit, _copied(hit.config), [], key, False
                 return
             if isinstance(x, RunInstruction):
                 layer_dir_fn = self._do_run
@@ -658,9 +668,7 @@ class Builder:
     # ---- recording images -----------------------------------------------------------------------------------
     def record(self, st: _StageState, layer: str | None) -> str:
         """Record the stage's current config (+ one layer from ``layer``, an upper dir) as an image."""
-        from dockyard.images.importer import _ingest_layer
         from dockyard.images.store import ImageStore, images_lock, with_retry
-        from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
 
         created = _rfc3339(st.epoch)
         cfg = st.config
@@ -671,6 +679,24 @@ class Builder:
             history.append({"created": created, "created_by": "", "empty_layer": True})
         layers = list(st.image.layers) if st.image is not None else []
         parent_chain = st.image.top_chain_id if st.image is not None else None
+
+        def config_bytes(lys: list[Any]) -> bytes:
+            c = dict(cfg)
+            c["created"] = created
+            c["history"] = history
+            c["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in lys]}
+            return json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
+
+        if layer is None:  # metadata only: an image an earlier build recorded has this very config (its ID)
+            from dockyard.ids import sha256_digest
+
+            known = ImageStore(self.store).get(sha256_digest(config_bytes(layers)))
+            if known is not None:  # ImageStore.add would change nothing (INSERT OR IGNORE, no tags)
+                st.image, st.config, st.pending, st.dirty = known, _copied(known.config), [], False
+                return known.id
+        from dockyard.images.importer import _ingest_layer
+        from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
+
         tmp = None
         try:
             if layer is not None:  # inside the try: a full disk while writing leaves no staging file
@@ -684,11 +710,7 @@ class Builder:
                     lys = list(layers)
                     if tmp is not None:
                         lys.append(_ingest_layer(self.store, tmp, parent_chain))
-                    c = dict(cfg)
-                    c["created"] = created
-                    c["history"] = history
-                    c["rootfs"] = {"type": "layers", "diff_ids": [ly.diff_id for ly in lys]}
-                    data = json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
+                    data = config_bytes(lys)
                     iid, _ = ImageStore(self.store).add(data, lys, parent=st.image.id if st.image else None)
                     return iid
 
@@ -700,7 +722,7 @@ class Builder:
                 except FileNotFoundError:
                     pass
         img = ImageStore(self.store).get(iid)
-        st.image, st.config, st.pending, st.dirty = img, copy.deepcopy(img.config), [], False  # type: ignore[union-attr]
+        st.image, st.config, st.pending, st.dirty = img, _copied(img.config), [], False  # type: ignore[union-attr]
         return iid
 
 

@@ -27,7 +27,6 @@ linked layer would hold real directories.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import stat
@@ -79,6 +78,8 @@ class Context:
                     nxt.extend(r for r in self.walk(base) if r == base or os.path.isdir(os.path.join(self.root, r))
                                and not os.path.islink(os.path.join(self.root, r)))
                 elif any(ch in part for ch in _MAGIC):
+                    import fnmatch  # imports re: only for a glob
+
                     try:
                         names = sorted(os.listdir(base_real))
                     except (NotADirectoryError, FileNotFoundError):

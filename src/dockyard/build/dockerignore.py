@@ -17,10 +17,13 @@ takes precedence over the context's ``.dockerignore``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 
 from dockyard.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 __all__ = ["Matcher", "read_patterns", "load_patterns", "ignore_file_for", "walk", "clean"]
 
@@ -99,8 +102,8 @@ class _Pattern:
         self.text = text
         self.exclusion = exclusion
         self.kind, self.toks = _compile(text)
-        m = re.search(r"[*?\[\\]", text)
-        self.prefix = text[:m.start()] if m else text  # the literal start: used to prune the walk
+        cut = min((i for i in (text.find(c) for c in "*?[\\") if i >= 0), default=len(text))
+        self.prefix = text[:cut]  # the literal start (up to the first of * ? [ \\): used to prune the walk
 
     def match(self, path: str) -> bool:
         k = self.kind
@@ -188,6 +191,8 @@ def _compile(p: str) -> tuple[str, list[_Token] | None]:
             j = i  # a character class goes through as written (Go regexp and Python agree on [a-z], [^a])
             while j < n and p[j] != "]":
                 j += 2 if p[j] == "\\" else 1
+            import re  # only for a pattern with a character class
+
             try:
                 cls = re.compile("[" + p[i:j].replace("[", "\\[") + "]", re.DOTALL)
             except re.error:

@@ -13,19 +13,42 @@ reports those errors. Every error is a ``DockerfileError`` with the message ``Do
 
 from __future__ import annotations
 
-import re
-
 from dockyard.errors import InvalidArgument
+from dockyard.lazyre import Pattern
 
 __all__ = ["DockerfileError", "Heredoc", "HeredocWordError", "Node", "ParseResult", "parse", "parse_heredoc_word",
            "chomp_heredoc", "DIRECTIVES"]
 
 DIRECTIVES = ("syntax", "escape", "check")
 
-_WS = re.compile(r"[\t\v\f\r ]+")
-_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*", re.DOTALL)
-_HEREDOC = re.compile(r"(\d*)<<(-?)\s*([^<]*)", re.DOTALL)
-_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+# every line goes through hand-written checks (importing ``re`` and compiling was most of a cached build's
+# parse); the heredoc patterns are compiled on first use
+_WS = frozenset("\t\v\f\r ")  # BuildKit's whitespace between words: not a newline
+_HEREDOC = Pattern(r"(?s)(\d*)<<(-?)\s*([^<]*)")
+_LEADING_TABS = Pattern(r"(?m)^\t+")
+_ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_ASCII_ALNUM = _ASCII_LETTERS | frozenset("0123456789")
+
+
+def _ws_split(s: str, maxsplit: int = 0) -> list[str]:
+    """``re.split(r"[\\t\\v\\f\\r ]+", s, maxsplit)``: a leading or trailing run gives an empty first or last
+    word, as the pattern's split does."""
+    out: list[str] = []
+    start = i = 0
+    n = len(s)
+    while i < n:
+        if s[i] in _WS:
+            j = i + 1
+            while j < n and s[j] in _WS:
+                j += 1
+            out.append(s[start:i])
+            start = i = j
+            if maxsplit and len(out) == maxsplit:
+                break
+        else:
+            i += 1
+    out.append(s[start:])
+    return out
 
 # line parser kinds, per instruction keyword (lower case)
 _KIND = {
@@ -129,6 +152,8 @@ class HeredocWordError(_Fail):
 
 def parse_heredoc_word(word: str) -> Heredoc | None:
     """``<<EOF``, ``<<-EOF``, ``<<"EOF"``, ``3<<EOF`` -> a Heredoc without body; anything else -> None."""
+    if "<<" not in word:  # the pattern needs it: most words never compile it
+        return None
     m = _HEREDOC.fullmatch(word)
     if not m:
         return None
@@ -291,7 +316,7 @@ def _parse_json(rest: str) -> list[str] | None:
 
 
 def _split(rest: str) -> list[str]:
-    return _WS.split(rest) if rest else []
+    return _ws_split(rest) if rest else []
 
 
 def _env_args(rest: str, keyword: str, esc: str) -> list[str]:
@@ -300,7 +325,7 @@ def _env_args(rest: str, keyword: str, esc: str) -> list[str]:
     if not words:
         return []
     if "=" not in words[0]:
-        parts = _WS.split(rest, maxsplit=1)
+        parts = _ws_split(rest, 1)
         if len(parts) < 2:
             raise _Fail(f"{keyword.upper()} must have two arguments")
         return [parts[0], parts[1], ""]
@@ -315,7 +340,7 @@ def _env_args(rest: str, keyword: str, esc: str) -> list[str]:
 
 def _node_from_line(line: str, esc: str) -> Node:
     stripped = line.strip()
-    parts = _WS.split(stripped, maxsplit=1)
+    parts = _ws_split(stripped, 1)
     keyword = parts[0]
     flags: list[str] = []
     rest = ""
@@ -351,9 +376,13 @@ def _node_from_line(line: str, esc: str) -> Node:
         args = _env_args(rest, keyword, esc)
     elif kind == "health":
         if rest:
-            m = re.match(r"(\S+)\s*", rest)
-            assert m is not None
-            typ, cmd = m.group(1), rest[m.end():]
+            end = 0  # rest is stripped: its first word, then the whitespace after it
+            while end < len(rest) and not rest[end].isspace():
+                end += 1
+            typ = rest[:end]
+            while end < len(rest) and rest[end].isspace():
+                end += 1
+            cmd = rest[end:]
             args = [typ]
             if cmd:
                 js = _parse_json(cmd)
@@ -398,7 +427,6 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
         text = text[1:]
     lines = _split_lines(text)
     esc = "\\"
-    cont = _continuation_regex(esc)
     directives: dict[str, str] = {}
     directives_done = False
     warnings: list[str] = []
@@ -423,10 +451,9 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
                 if d[1] not in ("\\", "`"):
                     raise fail(start, f"invalid escape token '{d[1]}' does not match ` or \\")
                 esc = d[1]
-                cont = _continuation_regex(esc)
         if _is_comment(tok):
             tok = ""
-        tok, ended = _trim_continuation(tok, cont)
+        tok, ended = _trim_continuation(tok, esc)
         if ended and not tok:
             continue
         buf = [tok]
@@ -439,7 +466,7 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
             if not raw.strip():
                 empty_cont = True
                 continue
-            tok, ended = _trim_continuation(raw, cont)
+            tok, ended = _trim_continuation(raw, esc)
             buf.append(tok)
         line = "".join(buf)
         if empty_cont:
@@ -483,29 +510,42 @@ def parse(text: str | bytes, filename: str = "Dockerfile") -> ParseResult:
     return ParseResult(nodes, directives, esc, warnings, filename, n)
 
 
-def _continuation_regex(esc: str) -> re.Pattern[str]:
-    e = re.escape(esc)
-    return re.compile(rf"(?:([^{e}]){e}[ \t]*$)|(?:^{e}[ \t]*$)")
-
-
-def _trim_continuation(line: str, rx: re.Pattern[str]) -> tuple[str, bool]:
-    m = rx.search(line)
-    if m is None:
+def _trim_continuation(line: str, esc: str) -> tuple[str, bool]:
+    """A line ending with the escape character (then spaces or tabs) continues on the next: (the line without
+    it, False); one ending with two escape characters does not (an escaped escape); else (line, True)."""
+    t = (line[:-1] if line.endswith("\n") else line).rstrip(" \t")  # (parse's lines have no newline left)
+    if not t.endswith(esc):
         return line, True
-    return line[:m.start()] + (m.group(1) or ""), False
+    if len(t) == 1:
+        return "", False
+    if t[-2] == esc:
+        return line, True
+    return t[:-1], False
 
 
 def _directive(tok: str, seen: dict[str, str]) -> tuple[str, str] | str | None:
     """A parser directive on this line: (name, value), an error string, or None (directives are over)."""
     if not tok.startswith("#"):
         return None
-    m = _DIRECTIVE.fullmatch(tok[1:].lstrip())
-    if not m:
+    # ``NAME = VALUE``: NAME an ASCII letter then letters and digits; VALUE stripped of trailing whitespace
+    # (a value of whitespace only is its last character, as the regexp ``(.+?)\\s*`` after ``=\\s*`` gives)
+    s = tok[1:].lstrip()
+    if not s or s[0] not in _ASCII_LETTERS:
         return None
-    key = m.group(1).lower()
+    i = 1
+    while i < len(s) and s[i] in _ASCII_ALNUM:
+        i += 1
+    name, rest = s[:i], s[i:].lstrip()
+    if not rest.startswith("="):
+        return None
+    rest = rest[1:]
+    if not rest:
+        return None
+    value = rest.strip() or rest[-1]
+    key = name.lower()
     if key not in DIRECTIVES:
         return None
     if key in seen:
         return f"only one {key} parser directive can be used"
-    seen[key] = m.group(2)
-    return key, m.group(2)
+    seen[key] = value
+    return key, value

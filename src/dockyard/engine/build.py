@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from typing import IO
 
 from dockyard.build.events import (BuildEvent, BuildFinished, BuildWarning, StepCached, StepDone, StepOutput,
                                    StepStarted)
 from dockyard.errors import DockyardError, InvalidArgument
 from dockyard.state.db import Store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 __all__ = ["BuildEvent", "BuildFinished", "BuildWarning", "StepStarted", "StepOutput", "StepCached", "StepDone",
            "BuildCancelled",

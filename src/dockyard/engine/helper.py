@@ -105,7 +105,6 @@ def build(root: str, context_dir: str, **kw: Any) -> Iterator[Any]:
 
 
 def main(argv: list[str]) -> int:
-    import dataclasses
     import importlib
 
     from dockyard.state.db import Store
@@ -123,7 +122,7 @@ def main(argv: list[str]) -> int:
 
             ctx = kw.pop("context_dir")
             for ev in eb.build(store, ctx, **kw):
-                out({"event": {"type": type(ev).__name__, **dataclasses.asdict(ev)}})
+                out({"event": {"type": type(ev).__name__, **ev.to_json()}})
             out({"result": None})
         else:
             fn = getattr(importlib.import_module(_VERBS[what]), what)
