@@ -3,7 +3,8 @@
 A rebuild whose every step hits the cache does no work beyond parsing the Dockerfile, checksumming the context and
 reading the store, so most of its time was Python importing modules it did not use (``dataclasses`` for six event
 classes, ``typing``, ``re`` for the parser's patterns, ``datetime`` for the base image's creation time, ``tarfile``,
-``shutil`` and ``tempfile`` for a final image it had recorded before, ``copy`` for the configs). The first test
+``shutil`` and ``tempfile`` for a final image it had recorded before, ``copy`` for the configs, ``hashlib``'s
+libcrypto for a few small digests). The first test
 holds the budget the way tests/unit/test_import_budget.py holds ``run``'s; the others check the hand-written
 replacements against what they replaced.
 """
@@ -11,13 +12,14 @@ replacements against what they replaced.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 import random
 import re
 
 import pytest
 
-from dockyard.build import parser
+from dockyard.build import digest, parser
 from dockyard.timeparse import parse_rfc3339
 from tests.unit.test_import_budget import imported
 
@@ -31,7 +33,8 @@ CMD ["cat", "/app/all"]
 
 # what the cached build imported before (dataclasses brought inspect, ast, dis and tokenize with it)
 NOT_ON_THE_CACHED_PATH = {"dataclasses", "inspect", "typing", "re", "fnmatch", "datetime", "copy", "tarfile",
-                          "shutil", "tempfile", "bz2", "lzma", "dockyard.images.importer", "dockyard.snapshots.layer"}
+                          "shutil", "tempfile", "bz2", "lzma", "dockyard.images.importer", "dockyard.snapshots.layer",
+                          "hashlib", "_hashlib"}
 
 
 @pytest.mark.e2e
@@ -112,3 +115,12 @@ def test_the_parsers_hand_checks_agree_with_the_patterns_they_replaced():
         key = m.group(1).lower() if m else None
         want_d = None if key not in parser.DIRECTIVES else (key, m.group(2))  # type: ignore[union-attr]
         assert parser._directive(line, {}) == want_d, repr(line)
+
+
+def test_small_and_large_digests_are_sha256():
+    for n in (0, 1, 1000, digest.OPENSSL_FROM - 1, digest.OPENSSL_FROM, 3 * digest.OPENSSL_FROM):
+        data = bytes(range(256)) * (n // 256) + b"x" * (n % 256)
+        assert digest.sha256_digest(data) == "sha256:" + hashlib.sha256(data).hexdigest()
+        h = digest.sha256(size_hint=n)
+        h.update(data)
+        assert h.hexdigest() == hashlib.sha256(data).hexdigest()

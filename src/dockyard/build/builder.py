@@ -16,12 +16,12 @@ builds of the same Dockerfile and context therefore give the same image ID.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
 from dockyard import jsonc as json
 from dockyard.build.context import Context, copy_tree, selected
+from dockyard.build.digest import sha256, sha256_digest
 from dockyard.build.events import BuildWarning, StepCached, StepDone, StepOutput, StepStarted
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
@@ -168,7 +168,7 @@ class Builder:
             "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
             "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         config.pop("container_config", None)
-        st = _StageState(img, config, "sha256:" + hashlib.sha256(
+        st = _StageState(img, config, "sha256:" + sha256(
             f"FROM {img.id if img else 'scratch'}".encode()).hexdigest(), epoch)
         st.dirty = img is None
         inner = st.inner
@@ -364,7 +364,7 @@ class Builder:
         return f"{name} {rest}" + (" # buildkit" if name in ("COPY", "ADD") else "")
 
     def _key(self, prev: str, what: str) -> str:
-        return "sha256:" + hashlib.sha256((prev + "\n" + what).encode()).hexdigest()
+        return "sha256:" + sha256((prev + "\n" + what).encode()).hexdigest()
 
     def _cached(self, key: str) -> Any:
         try:
@@ -454,7 +454,7 @@ class Builder:
             if not target.startswith("/"):
                 target = os.path.join(st.inner.get("WorkingDir") or "/", target)
             if m.type == "cache":
-                cid = hashlib.sha256((m.id or target).encode()).hexdigest()[:32]
+                cid = sha256((m.id or target).encode()).hexdigest()[:32]
                 src = self.store.path("build-cache-mounts", cid)
                 os.makedirs(src, exist_ok=True)
                 out.append({"destination": target, "type": "bind", "source": src, "options": ["rbind", "rw"]})
@@ -590,6 +590,7 @@ class Builder:
     def _download(self, urls: list[str], x: Any) -> Context:
         """Fetch ADD's URLs into a private directory (named by the URL's last path segment); with
         ``--checksum`` the body's digest must be the one given, else the build fails naming the line."""
+        import hashlib
         import tempfile
         import urllib.parse
         import urllib.request
@@ -678,7 +679,6 @@ class Builder:
         if not st.pending:
             history.append({"created": created, "created_by": "", "empty_layer": True})
         layers = list(st.image.layers) if st.image is not None else []
-        parent_chain = st.image.top_chain_id if st.image is not None else None
 
         def config_bytes(lys: list[Any]) -> bytes:
             c = dict(cfg)
@@ -688,14 +688,14 @@ class Builder:
             return json.dumps(c, sort_keys=True, separators=(",", ":")).encode()
 
         if layer is None:  # metadata only: an image an earlier build recorded has this very config (its ID)
-            from dockyard.ids import sha256_digest
-
             known = ImageStore(self.store).get(sha256_digest(config_bytes(layers)))
             if known is not None:  # ImageStore.add would change nothing (INSERT OR IGNORE, no tags)
                 st.image, st.config, st.pending, st.dirty = known, _copied(known.config), [], False
                 return known.id
         from dockyard.images.importer import _ingest_layer
         from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
+
+        parent_chain = st.image.top_chain_id if st.image is not None else None
 
         tmp = None
         try:

@@ -27,7 +27,6 @@ linked layer would hold real directories.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -135,19 +134,26 @@ class Context:
     def checksum(self, rels: list[str], exclude: Matcher | None = None, pivots: list[str] | None = None) -> str:
         """A digest of what the sources contain (names, types, modes, file contents, link targets), not of mtimes:
         the cache key of a COPY/ADD. ``exclude``/``pivots`` select entries as ``copy_tree`` does."""
-        h = hashlib.sha256()
+        from dockyard.build.digest import sha256
+
+        entries = []
+        size = 0
         for i, top in enumerate(rels):
             for rel in selected(self.root, top, self.walk, exclude, pivots[i] if pivots else None):
                 p = os.path.join(self.root, rel)
                 st = os.lstat(p)
-                h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
-                if stat.S_ISLNK(st.st_mode):
-                    h.update(os.readlink(p).encode())
-                elif stat.S_ISREG(st.st_mode):
-                    with open(p, "rb") as f:
-                        for chunk in iter(lambda: f.read(1 << 20), b""):
-                            h.update(chunk)
-                h.update(b"\0")
+                entries.append((rel, p, st))
+                size += st.st_size if stat.S_ISREG(st.st_mode) else 0
+        h = sha256(size_hint=size)  # the hasher by the bytes to read (the digest is the same)
+        for rel, p, st in entries:
+            h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode)}\0".encode())
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(p).encode())
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+            h.update(b"\0")
         return "sha256:" + h.hexdigest()
 
 
