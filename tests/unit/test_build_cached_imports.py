@@ -124,3 +124,22 @@ def test_small_and_large_digests_are_sha256():
         h = digest.sha256(size_hint=n)
         h.update(data)
         assert h.hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_build_events_behave_as_the_frozen_dataclasses_they_were():
+    import copy
+    import pickle
+
+    from dockyard.build.events import (BuildFinished, BuildWarning, StepCached, StepDone, StepOutput,
+                                       StepStarted)
+
+    evs = [StepStarted(1, "[1/2] FROM busybox"), StepOutput(number=2, text="hi"), StepCached(3), StepDone(4, 0.5),
+           BuildWarning("[Warning] x"), BuildFinished("sha256:ab", ["docker.io/library/a:1"])]
+    assert BuildFinished("sha256:ab").tags == []
+    assert repr(evs[3]) == "StepDone(number=4, seconds=0.5)"
+    assert StepOutput(2, "hi") == evs[1] and StepStarted(2, "hi") != evs[1] and hash(StepCached(3)) == hash(evs[2])
+    for ev in evs:
+        assert type(ev)(**ev.to_json()) == ev
+        assert pickle.loads(pickle.dumps(ev)) == ev and copy.deepcopy(ev) == ev
+        with pytest.raises(AttributeError):
+            ev.number = 9  # type: ignore[misc,union-attr]

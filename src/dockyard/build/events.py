@@ -46,6 +46,9 @@ class _Event:
     def __hash__(self) -> int:
         return hash(self._values())
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:  # copy and pickle rebuild through __init__
+        return type(self), self._values()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
 
