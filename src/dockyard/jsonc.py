@@ -43,6 +43,8 @@ def _std() -> Any:
 
 
 def __getattr__(name: str) -> Any:  # json.JSONDecodeError and the rest, on first use
+    if name.startswith("__"):  # the import system's questions (__path__...) are about this module, not json
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return getattr(_std(), name)
 
 
@@ -100,3 +102,12 @@ def dumps(obj: Any, *, sort_keys: bool = False, separators: tuple[str, str] | No
 
 def dump(obj: Any, f: Any, **kw: Any) -> None:
     f.write(dumps(obj, **kw))
+
+
+def copied(v: Any) -> Any:
+    """A deep copy of JSON data (dicts and lists copied, the rest shared), without importing ``copy``."""
+    if isinstance(v, dict):
+        return {k: copied(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [copied(x) for x in v]
+    return v

@@ -50,6 +50,9 @@ def test_special_values_and_options() -> None:
     assert jsonc.loads('"\\ud83d\\ude00"') == "\U0001f600"
     assert jsonc.loads('{"a": [1]}'.encode("utf-16")) == {"a": [1]}  # json's encoding detection
     assert jsonc.dumps({"d": {1, 2}}, default=sorted) == '{"d": [1, 2]}'
+    src = {"a": [1, {"b": [2]}], "c": "x"}
+    dup = jsonc.copied(src)
+    assert dup == src and dup["a"] is not src["a"] and dup["a"][1] is not src["a"][1]
     for v in (float("nan"), [float("inf")], {"a": -float("inf")}):
         with pytest.raises(ValueError) as mine:
             jsonc.dumps(v, allow_nan=False)
@@ -88,3 +91,18 @@ def test_malformed_documents_raise_jsons_error_when_json_was_never_imported() ->
             "    try:\n        jsonc.loads(doc)\n    except jsonc.JSONDecodeError as e:\n        print(type(e).__name__)\n")
     p = subprocess.run([sys.executable, "-S", "-c", code, src], capture_output=True, text=True, timeout=30)
     assert (p.returncode, p.stdout.split()) == (0, ["JSONDecodeError"] * 4), p.stderr
+
+
+def test_jsonc_is_a_module_not_jsons_package() -> None:
+    """Names json has are handed over on use, but not the import system's dunders: `from dockyard.jsonc import x`
+    asks for __path__, and json's answer made it import json (and re) for nothing."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from dockyard.jsonc import copied, dumps\n"
+            "print(sorted(m for m in ('json', 're') if m in sys.modules), hasattr(sys.modules['dockyard.jsonc'], "
+            "'__path__'))")
+    p = subprocess.run([sys.executable, "-S", "-c", code, src], capture_output=True, text=True, timeout=30)
+    assert p.stdout.split("\n")[0] == "[] False", p.stderr

@@ -20,6 +20,7 @@ import os
 import time
 
 from dockyard import jsonc as json
+from dockyard.jsonc import copied
 from dockyard.build.context import Context, copy_tree, selected
 from dockyard.build.digest import sha256, sha256_digest
 from dockyard.build.events import BuildWarning, StepCached, StepDone, StepOutput, StepStarted
@@ -62,15 +63,6 @@ class Options:
         self.network = network
         self.platform = platform
         self.pull = pull  # build --pull: pull every base image, even one present here
-
-
-def _copied(v: Any) -> Any:
-    """A deep copy of JSON data (an image config: dicts and lists copied, the rest shared), without ``copy``."""
-    if isinstance(v, dict):
-        return {k: _copied(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copied(x) for x in v]
-    return v
 
 
 def _rfc3339(ts: float) -> str:
@@ -164,7 +156,7 @@ class Builder:
                 img = self._pull_base(base.ref, stage.from_.line, want)
             img = self._variant(img, base.ref, want, stage.from_.line)
         epoch = self._epoch(img)
-        config = _copied(img.config) if img is not None else {
+        config = copied(img.config) if img is not None else {
             "architecture": self.platform["TARGETARCH"], "os": self.platform["TARGETOS"], "config": {},
             "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
         config.pop("container_config", None)
@@ -274,7 +266,7 @@ class Builder:
             hit = None if self.opts.no_cache else self._cached(key)
             if hit is not None:
                 self.emit(StepCached(self.step_no))
-                st.image, st.config, st.pending, st.key, st.dirty = hit, _copied(hit.config), [], key, False
+                st.image, st.config, st.pending, st.key, st.dirty = hit, copied(hit.config), [], key, False
                 return
             if isinstance(x, RunInstruction):
                 layer_dir_fn = self._do_run
@@ -690,7 +682,7 @@ class Builder:
         if layer is None:  # metadata only: an image an earlier build recorded has this very config (its ID)
             known = ImageStore(self.store).get(sha256_digest(config_bytes(layers)))
             if known is not None:  # ImageStore.add would change nothing (INSERT OR IGNORE, no tags)
-                st.image, st.config, st.pending, st.dirty = known, _copied(known.config), [], False
+                st.image, st.config, st.pending, st.dirty = known, copied(known.config), [], False
                 return known.id
         from dockyard.images.importer import _ingest_layer
         from dockyard.snapshots.layer import MOUNT_TARGETS, write_layer
@@ -722,7 +714,7 @@ class Builder:
                 except FileNotFoundError:
                     pass
         img = ImageStore(self.store).get(iid)
-        st.image, st.config, st.pending, st.dirty = img, _copied(img.config), [], False  # type: ignore[union-attr]
+        st.image, st.config, st.pending, st.dirty = img, copied(img.config), [], False  # type: ignore[union-attr]
         return iid
 
 

@@ -10,20 +10,12 @@ costs more than the rest of ``dockyard run``'s start-up.
 
 from __future__ import annotations
 
+from dockyard.jsonc import copied
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-
-
-def _copied(v: Any) -> Any:
-    """A deep copy of JSON-like data (dicts and lists copied, the rest shared), without importing ``copy``."""
-    if isinstance(v, dict):
-        return {k: _copied(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [_copied(x) for x in v]
-    return v
 
 class Record:
     """Fields and their defaults are the class's ``FIELDS``; nested records are named in ``NESTED``."""
@@ -54,7 +46,7 @@ class Record:
             elif k in self.LISTS:
                 v = [x.to_json() for x in v]
             elif isinstance(v, (list, dict)):
-                v = _copied(v)
+                v = copied(v)
             out[k] = v
         return out
 
