@@ -114,7 +114,9 @@ def test_inspect_prints_go_maps_sorted(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_plain_tables_print_what_the_template_engine_prints() -> None:
     """``ps``/``images`` default tables skip the template engine (text and ``{{.Field}}`` only, string fields of
-    plain dict rows); the output must be the engine's, header included, and anything else still goes to it."""
+    plain dict rows: cli.table); the output must be the engine's, header included, and anything else still goes to
+    it, through either module's format_rows."""
+    from dockyard.cli import table as tb
     from dockyard.cli import template as t
 
     rows = [{"ID": "abc", "Names": "n1", "Status": "Up 2 seconds", "Labels": "a=b"},
@@ -122,19 +124,23 @@ def test_plain_tables_print_what_the_template_engine_prints() -> None:
     headers = {"ID": "CONTAINER ID", "Names": "NAMES", "Status": "STATUS"}
     formats = ["table {{.ID}}\\t{{.Names}}\\t{{.Status}}", "{{.ID}}: {{ .Names }} ({{.Status}})", "table {{.Labels}}",
                "table {{.ID}}\\t{{.Nope}}", "{{.ID}} {{.Label \"a\"}}", "x {{- .ID}}", "{{.ID}}}} {{", "plain",
-               "table {{.ID}}\\t{{ .Names}}\\t"]
+               "table {{.ID}}\\t{{ .Names}}\\t", "json"]
     for fmt in formats:
-        table, text = t.prepare(fmt)
-        slow = []
-        if table:
-            slow.append(Template(text, t.HEADER_FUNCS).render(t._Headers(headers), partial=True))
-        try:
-            slow += [Template(text).render(r) for r in rows]
-        except Exception as e:  # noqa: BLE001 - the same error must come out of format_rows
-            with pytest.raises(type(e)):
-                format_rows(fmt, rows, headers)
-            continue
-        want = "".join(ln + "\n" for ln in (t.tabwrite(slow) if table else slow))
-        assert format_rows(fmt, rows, headers) == want, fmt
-    assert t._plain("{{.ID}}\t{{.Names}}") == ["", "ID", "\t", "Names", ""]
-    assert t._plain("{{.ID | lower}}") is None and t._plain("{{json .}}") is None
+        for fn in (format_rows, tb.format_rows):
+            if fmt == "json":
+                assert fn(fmt, rows, headers) == "".join(t.go_json(r) + "\n" for r in rows)
+                continue
+            table, text = t.prepare(fmt)
+            slow = []
+            if table:
+                slow.append(Template(text, t.HEADER_FUNCS).render(t._Headers(headers), partial=True))
+            try:
+                slow += [Template(text).render(r) for r in rows]
+            except Exception as e:  # noqa: BLE001 - the same error must come out of format_rows
+                with pytest.raises(type(e)):
+                    fn(fmt, rows, headers)
+                continue
+            want = "".join(ln + "\n" for ln in (t.tabwrite(slow) if table else slow))
+            assert fn(fmt, rows, headers) == want, fmt
+    assert tb._plain("{{.ID}}\t{{.Names}}") == ["", "ID", "\t", "Names", ""]
+    assert tb._plain("{{.ID | lower}}") is None and tb._plain("{{json .}}") is None

@@ -79,3 +79,33 @@ def test_format_rows_table_json_and_plain() -> None:
     assert format_rows("{{.ID}}", rows, headers) == "abc\ndefghi\n"
     assert format_rows("json", rows, headers) == '{"ID":"abc","Size":"1kB"}\n{"ID":"defghi","Size":"2MB"}\n'
     assert format_rows("table {{.ID}} {{.Nope}}", rows[:1], headers) == "IMAGE ID \nabc <no value>\n"
+
+
+def test_go_time_string_is_datetimes_local_time_in_every_zone() -> None:
+    """CreatedAt of ps/images rows comes from time.localtime now (no datetime import per command): the same text
+    as datetime's astimezone() in zones with and without DST and with half-hour offsets."""
+    import datetime
+    import os
+    import random
+    import time
+
+    from dockyard.cli.humanize import go_time_string
+
+    def by_datetime(ts: float) -> str:
+        d = datetime.datetime.fromtimestamp(ts).astimezone()
+        return d.strftime("%Y-%m-%d %H:%M:%S %z ") + (d.tzname() or "")
+
+    saved = os.environ.get("TZ")
+    rnd = random.Random(7)
+    try:
+        for tz in ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"):
+            os.environ["TZ"] = tz
+            time.tzset()
+            for ts in [rnd.uniform(0, 2e9) for _ in range(2000)] + [0.0, 1e9]:
+                assert go_time_string(ts) == by_datetime(ts), (tz, ts)
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()

@@ -43,11 +43,10 @@ def since(ts: float, now: float | None = None) -> str:
 
 
 def go_time_string(ts: float) -> str:
-    """Go's ``time.Time.String()`` in local time: ``2024-01-02 03:04:05 +0000 UTC``."""
-    import datetime
-
-    d = datetime.datetime.fromtimestamp(ts).astimezone()
-    return d.strftime("%Y-%m-%d %H:%M:%S %z ") + (d.tzname() or "")
+    """Go's ``time.Time.String()`` in local time: ``2024-01-02 03:04:05 +0000 UTC`` (``time``'s local time, the
+    one ``datetime``'s ``astimezone()`` reads, without importing ``datetime`` for every row of ``ps``/``images``)."""
+    t = time.localtime(ts)
+    return time.strftime("%Y-%m-%d %H:%M:%S %z ", t) + (t.tm_zone or "")
 
 
 # RFC 3339 and --since/--until times are parsed below the CLI (images/ and the API use them too)

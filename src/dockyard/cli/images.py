@@ -129,7 +129,7 @@ def _images(ctx: Context, argv: list[str]) -> int:
     if not fmt:
         fmt = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}" if a.digests
                else "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}")
-    from dockyard.cli.template import format_rows
+    from dockyard.cli.table import format_rows
 
     sys.stdout.write(format_rows(fmt, rows, IMAGES_HEADERS))
     return 0
@@ -250,7 +250,7 @@ def _history(ctx: Context, argv: list[str]) -> int:
     if a.quiet:
         sys.stdout.write("".join(r["ID"] + "\n" for r in rows))
         return 0
-    from dockyard.cli.template import format_rows
+    from dockyard.cli.table import format_rows
 
     fmt = a.format or "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
     sys.stdout.write(format_rows(fmt, rows, HISTORY_HEADERS))

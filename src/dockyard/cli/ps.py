@@ -59,7 +59,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         print("".join((c.id[:12] if trunc else c.id) + "\n" for c in cs), end="")
         return 0
     from dockyard.cli.humanize import go_time_string, human_duration, human_size
-    from dockyard.cli.template import format_rows
+    from dockyard.cli.table import format_rows
 
     now = time.time()
     rows = []

@@ -20,6 +20,7 @@ from dockyard.cli.gotemplate import MISSING as _MISSING
 from dockyard.cli.gotemplate import Exec, error, parse
 from dockyard.cli.gotemplate import go_type as _type
 from dockyard import jsonc as _json
+from dockyard.cli.table import plain_rows, prepare, tabwrite  # noqa: F401  (re-exported)
 from dockyard.errors import InvalidArgument
 from dockyard.lazyre import Pattern
 
@@ -421,34 +422,6 @@ HEADER_FUNCS: dict[str, Callable[..., Any]] = {
 }
 
 
-def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> list[str]:
-    """Align tab-separated cells as Go's ``tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`` does."""
-    rows = [ln.split("\t") for ln in lines]
-    widths: list[int] = []
-    for r in rows:
-        for i, cell in enumerate(r[:-1]):
-            w = len(cell) + padding
-            if i >= len(widths):
-                widths.append(max(minwidth, w))
-            elif w > widths[i]:
-                widths[i] = w
-    out = []
-    for r in rows:
-        out.append("".join(c.ljust(widths[i]) for i, c in enumerate(r[:-1])) + r[-1])
-    return out
-
-
-def prepare(fmt: str) -> tuple[bool, str]:
-    """(is_table, template text) after Docker's preprocessing of a ``--format`` value."""
-    table = False
-    if fmt.startswith("table"):
-        table = True
-        fmt = fmt[len("table"):]
-    fmt = fmt.strip(" ")
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
-    return table, fmt
-
-
 class _Headers(dict):  # type: ignore[type-arg]
     """Header names by field; unknown fields print empty (Go's map[string]string zero value)."""
 
@@ -456,63 +429,22 @@ class _Headers(dict):  # type: ignore[type-arg]
         return super().get(key, "")
 
 
-def _plain(text: str) -> list[str] | None:
-    """A template that is only text and ``{{.Field}}`` actions (the default tables of ``ps`` and ``images``), as
-    ``[text, field, text, field, ..., text]``; None for anything else."""
-    out: list[str] = []
-    i = 0
-    while True:
-        j = text.find("{{", i)
-        if j < 0:
-            out.append(text[i:])
-            return out
-        k = text.find("}}", j)
-        name = text[j + 2:k].strip(" ") if k >= 0 else ""
-        if not (name[:1] == "." and name[1:].isidentifier() and name[1:].isascii()):
-            return None
-        out += [text[i:j], name[1:]]
-        i = k + 2
-
-
-def _plain_rows(pieces: list[str], rows: list[Any]) -> list[str] | None:
-    """The rows through a ``_plain`` template when each field is a string of a plain dict row (what the template
-    engine would print for it); None when one is not (the engine then renders them all)."""
-    fields = pieces[1::2]
-    lines = []
-    for r in rows:
-        if not isinstance(r, dict) or getattr(type(r), "TEMPLATE_METHODS", None):
-            return None
-        parts = [pieces[0]]
-        for n, f in enumerate(fields):
-            v = r.get(f)
-            if type(v) is not str:
-                return None
-            parts += [v, pieces[2 * n + 2]]
-        lines.append("".join(parts))
-    return lines
-
-
 def format_rows(fmt: str, rows: list[Any], headers: Mapping[str, str]) -> str:
     """Render ``rows`` with a Docker ``--format`` value (``table ...``, ``json`` or a template)."""
     if fmt == "json":
         return "".join(go_json(r) + "\n" for r in rows)
+    fast = plain_rows(fmt, rows, headers)
+    if fast is not None:
+        return fast
     table, text = prepare(fmt)
-    pieces = _plain(text)
+    tmpl = Template(text)
     lines: list[str] = []
-    fast = _plain_rows(pieces, rows) if pieces is not None else None
-    if fast is not None:  # no template parsed: ~10 ms of a `ps` or `images` (the engine and its patterns)
-        if table:
-            lines.append("".join(p if n % 2 == 0 else headers.get(p, "") for n, p in enumerate(pieces)))
-        lines += fast
-    else:
-        tmpl = Template(text)
-        if table:  # as Docker: the header map through the header functions; an error ends the header there
-            lines.append(Template(text, HEADER_FUNCS).render(_Headers(headers), partial=True))
-        for r in rows:
-            lines.append(tmpl.render(r))
+    if table:  # as Docker: the header map through the header functions; an error ends the header there
+        lines.append(Template(text, HEADER_FUNCS).render(_Headers(headers), partial=True))
+    for r in rows:
+        lines.append(tmpl.render(r))
     if table:
         lines = tabwrite(lines)
-        return "".join(ln + "\n" for ln in lines)
     return "".join(ln + "\n" for ln in lines)
 
 
