@@ -44,6 +44,24 @@ def stdio_fds(stdio: Stdio) -> set[int]:
             if fd is not None}
 
 
+def _enter(keep: set[int], w: int, prepare: Callable[[], None]) -> int:
+    """The first steps of every child, before its body: every fd but ``keep`` and the sync pipe closed, none of the
+    caller's Python signal handlers left (they must never run in a container process), the sealed exec stub
+    loaded while the host's paths are still ours (``prepare`` may join a mount namespace), then ``prepare``
+    (cgroup, namespaces). Returns the stub's fd."""
+    L.close_fds_except(keep | {w})
+    L.reset_signals()
+    stub = L.load_exec_stub()
+    prepare()
+    return stub
+
+
+def _body(keep: set[int], w: int, stub: int, body: Callable[[int, int], None]) -> None:
+    """Run ``body(w, stub)`` with nothing open but ``keep``, the sync pipe and the stub."""
+    L.close_fds_except(keep | {w, stub})
+    body(w, stub)
+
+
 def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: str, keep: set[int],
           cgroup: Any = None) -> int:
     """Fork an intermediate that runs ``prepare`` (join cgroup/namespaces), forks ``body(w, stub)`` and exits.
@@ -58,16 +76,11 @@ def spawn(prepare: Callable[[], None], body: Callable[[int, int], None], final: 
     if mid == 0:  # intermediate
         try:
             S.prctl(S.PR_SET_DUMPABLE, 0)
-            L.close_fds_except(keep | {w})
-            # the caller's Python signal handlers must never run in a container process
-            L.reset_signals()
-            stub = L.load_exec_stub()  # while the host's paths are still ours: prepare may join a mount namespace
-            prepare()
+            stub = _enter(keep, w, prepare)
             pid = os.fork()
             if pid == 0:
                 try:
-                    L.close_fds_except(keep | {w, stub})
-                    body(w, stub)
+                    _body(keep, w, stub, body)
                 except BaseException as e:  # noqa: BLE001
                     _report(w, e)
                 finally:
@@ -143,12 +156,7 @@ def spawn_in_pidns(pid_ns: int | None, prepare: Callable[[], None], body: Callab
             S.prctl(S.PR_SET_DUMPABLE, dumpable)
     if pid == 0:
         try:
-            L.close_fds_except(keep | {w})
-            L.reset_signals()  # the caller's Python signal handlers must never run in a container process
-            stub = L.load_exec_stub()  # while the host's paths are still ours: prepare joins the mount namespace
-            prepare()
-            L.close_fds_except(keep | {w, stub})
-            body(w, stub)
+            _body(keep, w, _enter(keep, w, prepare), body)
         except BaseException as e:  # noqa: BLE001
             _report(w, e)
         finally:
