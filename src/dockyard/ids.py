@@ -16,15 +16,16 @@ import os
 from dockyard.errors import InvalidArgument
 
 # checked by hand, not by regular expressions: `re` is not imported on the run path (dockyard.lazyre)
-_HEX = frozenset("0123456789abcdef")
-_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_NAME_REST = _NAME_FIRST | frozenset("_.-")
+HEX_DIGITS = frozenset("0123456789abcdef")  # lowercase, as IDs and digests are written
+ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_REST = ASCII_ALNUM | frozenset("_.-")
+_LABEL_CHARS = ASCII_ALNUM | {"-"}
 MAX_ID = 2**32 - 2  # the largest uid/gid the kernel takes ((uid_t)-1 means "unchanged")
 
 
 def is_hex64(s: str) -> bool:
     """64 lowercase hex digits: an ID without its ``sha256:``."""
-    return len(s) == 64 and _HEX.issuperset(s)
+    return len(s) == 64 and HEX_DIGITS.issuperset(s)
 
 
 def is_digest(s: str) -> bool:
@@ -34,7 +35,12 @@ def is_digest(s: str) -> bool:
 
 def is_name(s: str) -> bool:
     """A container or volume name as Docker takes it: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``."""
-    return bool(s) and s[0] in _NAME_FIRST and _NAME_REST.issuperset(s)
+    return bool(s) and s[0] in ASCII_ALNUM and _NAME_REST.issuperset(s)
+
+
+def is_label(s: str) -> bool:
+    """A DNS label's shape (RFC 1123, any length): ASCII letters and digits, dashes only inside."""
+    return bool(s) and s[0] in ASCII_ALNUM and s[-1] in ASCII_ALNUM and _LABEL_CHARS.issuperset(s)
 
 
 def is_decimal(s: str) -> bool:

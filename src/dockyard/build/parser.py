@@ -14,6 +14,7 @@ reports those errors. Every error is a ``DockerfileError`` with the message ``Do
 from __future__ import annotations
 
 from dockyard.errors import InvalidArgument
+from dockyard.ids import ASCII_ALNUM
 from dockyard.lazyre import Pattern
 
 __all__ = ["DockerfileError", "Heredoc", "HeredocWordError", "Node", "ParseResult", "parse", "parse_heredoc_word",
@@ -27,7 +28,6 @@ _WS = frozenset("\t\v\f\r ")  # BuildKit's whitespace between words: not a newli
 _HEREDOC = Pattern(r"(?s)(\d*)<<(-?)\s*([^<]*)")
 _LEADING_TABS = Pattern(r"(?m)^\t+")
 _ASCII_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_ASCII_ALNUM = _ASCII_LETTERS | frozenset("0123456789")
 
 
 def _ws_split(s: str, maxsplit: int = 0) -> list[str]:
@@ -533,7 +533,7 @@ def _directive(tok: str, seen: dict[str, str]) -> tuple[str, str] | str | None:
     if not s or s[0] not in _ASCII_LETTERS:
         return None
     i = 1
-    while i < len(s) and s[i] in _ASCII_ALNUM:
+    while i < len(s) and s[i] in ASCII_ALNUM:
         i += 1
     name, rest = s[:i], s[i:].lstrip()
     if not rest.startswith("="):

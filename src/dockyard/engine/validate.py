@@ -8,21 +8,19 @@ from __future__ import annotations
 
 from dockyard import jsonc as json
 from dockyard.errors import InvalidArgument
+from dockyard.ids import ASCII_ALNUM, is_label
 
 
 def _q(value: str) -> str:
     """A value quoted as Go's %q would (escapes keep the message on one line)."""
     return json.dumps(value, ensure_ascii=False)
 
-_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_LABEL_CHARS = _ALNUM | {"-"}
-_HOSTS_CHARS = _ALNUM | frozenset("_.-")  # a name in /etc/hosts: printable, no whitespace, no comment sign
+_HOSTS_CHARS = ASCII_ALNUM | frozenset("_.-")  # a name in /etc/hosts: printable, no whitespace, no comment sign
 
 
 def _hostname_ok(value: str) -> bool:
     """RFC 1123 labels joined by dots: ``[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?`` each."""
-    return all(0 < len(label) <= 63 and label[0] in _ALNUM and label[-1] in _ALNUM and
-               _LABEL_CHARS.issuperset(label) for label in value.split("."))
+    return all(len(label) <= 63 and is_label(label) for label in value.split("."))
 
 
 def _hosts_name_ok(name: str) -> bool:

@@ -15,12 +15,10 @@ Errors carry Docker's wording ("invalid reference format", "... repository name 
 from __future__ import annotations
 
 from collections import namedtuple
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import re
 
 from dockyard.errors import InvalidArgument
-from dockyard.ids import is_hex64
+from dockyard.ids import ASCII_ALNUM, is_hex64, is_label
+from dockyard.lazyre import Pattern
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"
@@ -42,22 +40,10 @@ REFERENCE = rf"^{_NAME}(?::({_TAG}))?(?:@({_DIGEST}))?\Z"  # the grammar (distri
 # The grammar's regular expression takes ~3 ms to compile, on every `run`: it is compiled on first use, and the
 # common shapes (``busybox``, ``user/app:1.0``: no registry, no digest) are checked by ``_simple`` instead, which
 # accepts exactly what the expression accepts for them (tests/unit/test_reference.py compares the two).
-_compiled: dict[str, re.Pattern[str]] = {}
-
-
-def _re(pattern: str) -> re.Pattern[str]:
-    r = _compiled.get(pattern)
-    if r is None:
-        import re as _re_mod
-
-        r = _compiled[pattern] = _re_mod.compile(pattern, _re_mod.ASCII)
-    return r
-
+_REFERENCE = Pattern("(?a)" + REFERENCE)
 
 _LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-_DOMAIN_CHARS = _ALNUM | {"-"}
-_TAG_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_TAG_FIRST = ASCII_ALNUM | {"_"}
 _TAG_REST = _TAG_FIRST | frozenset(".-")
 
 
@@ -91,7 +77,7 @@ def _domain_ok(domain: str) -> bool:
     host, colon, port = domain.partition(":")
     if colon and not (port.isascii() and port.isdigit()):
         return False
-    return all(c and c[0] in _ALNUM and c[-1] in _ALNUM and _DOMAIN_CHARS.issuperset(c) for c in host.split("."))
+    return all(is_label(c) for c in host.split("."))
 
 
 def _simple(s: str) -> str | None:
@@ -205,9 +191,9 @@ def parse(s: str) -> Reference:
     if remote.lower() != remote:
         raise InvalidArgument(ERR_UPPER)
     full = f"{domain}/{rest}"
-    m = _re(REFERENCE).match(full)
+    m = _REFERENCE.match(full)
     if m is None:
-        if _re(REFERENCE).match(full.lower()):
+        if _REFERENCE.match(full.lower()):
             raise InvalidArgument(ERR_UPPER)
         raise InvalidArgument(ERR_FORMAT)
     d, path, tag, digest = m.group(1), m.group(2), m.group(3), m.group(4)

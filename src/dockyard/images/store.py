@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 
 from dockyard import jsonc as json
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
-from dockyard.ids import chain_ids, sha256_digest
+from dockyard.ids import HEX_DIGITS, chain_ids, sha256_digest
 from dockyard.images import reference as refs
 
 if TYPE_CHECKING:
@@ -45,12 +45,11 @@ if TYPE_CHECKING:
 
     from dockyard.state.db import Store
 
-_HEX = frozenset("0123456789abcdef")
 RUNNING_STATES = ("running", "paused", "restarting")
 
 def _hex_prefix(s: str) -> bool:
     """1 to 64 lowercase hex digits: an image ID or the start of one."""
-    return 0 < len(s) <= 64 and _HEX.issuperset(s)
+    return 0 < len(s) <= 64 and HEX_DIGITS.issuperset(s)
 
 
 class MissingContent(DockyardError):
