@@ -19,7 +19,8 @@ import re
 
 import pytest
 
-from dockyard.build import digest, parser
+from dockyard import ids
+from dockyard.build import parser
 from dockyard.timeparse import parse_rfc3339
 from tests.unit.test_import_budget import imported
 
@@ -118,10 +119,10 @@ def test_the_parsers_hand_checks_agree_with_the_patterns_they_replaced():
 
 
 def test_small_and_large_digests_are_sha256():
-    for n in (0, 1, 1000, digest.OPENSSL_FROM - 1, digest.OPENSSL_FROM, 3 * digest.OPENSSL_FROM):
+    for n in (0, 1, 1000, ids.OPENSSL_FROM - 1, ids.OPENSSL_FROM, 3 * ids.OPENSSL_FROM):
         data = bytes(range(256)) * (n // 256) + b"x" * (n % 256)
-        assert digest.sha256_digest(data) == "sha256:" + hashlib.sha256(data).hexdigest()
-        h = digest.sha256(size_hint=n)
+        assert ids.sha256_digest(data) == "sha256:" + hashlib.sha256(data).hexdigest()
+        h = ids.sha256(size_hint=n)
         h.update(data)
         assert h.hexdigest() == hashlib.sha256(data).hexdigest()
 

@@ -22,7 +22,6 @@ import time
 from dockyard import jsonc as json
 from dockyard.jsonc import copied
 from dockyard.build.context import Context, copy_tree, selected
-from dockyard.build.digest import sha256, sha256_digest
 from dockyard.build.events import BuildWarning, StepCached, StepDone, StepOutput, StepStarted
 from dockyard.build.instructions import (
     AddInstruction, ArgInstruction, CmdInstruction, CopyInstruction, EntrypointInstruction, EnvInstruction,
@@ -32,6 +31,7 @@ from dockyard.build.instructions import (
 )
 from dockyard.build.stages import Dockerfile, Stage, normalize_platform, platform_args, unconsumed_build_args
 from dockyard.errors import DockyardError, InvalidArgument, NotFound
+from dockyard.ids import sha256, sha256_digest
 from dockyard.state.db import Store
 
 TYPE_CHECKING = False

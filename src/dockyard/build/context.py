@@ -134,7 +134,7 @@ class Context:
     def checksum(self, rels: list[str], exclude: Matcher | None = None, pivots: list[str] | None = None) -> str:
         """A digest of what the sources contain (names, types, modes, file contents, link targets), not of mtimes:
         the cache key of a COPY/ADD. ``exclude``/``pivots`` select entries as ``copy_tree`` does."""
-        from dockyard.build.digest import sha256
+        from dockyard.ids import sha256
 
         entries = []
         size = 0
